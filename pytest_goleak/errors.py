@@ -1,0 +1,30 @@
+"""The plugin's own error types.
+
+Everything the plugin raises on purpose derives from :class:`GoleakError`, so
+callers (and the fuzz tests) can tell a diagnosed problem from a bug.
+"""
+
+from __future__ import annotations
+
+
+class GoleakError(Exception):
+    """Base class for every error pytest-goleak raises on purpose."""
+
+
+class ConfigError(GoleakError):
+    """The user's configuration (ini, CLI flag or marker) is invalid.
+
+    The message is one line that names the cause and the fix.
+    """
+
+
+class ServiceError(GoleakError):
+    """The Go service could not be built, started, reached or kept alive."""
+
+
+class ProfileError(GoleakError):
+    """A pprof endpoint answered with something that is not a usable profile."""
+
+
+class ProcessGone(GoleakError):
+    """The process being inspected through /proc no longer exists."""

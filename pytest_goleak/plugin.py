@@ -1,0 +1,1 @@
+"""pytest hooks, options, fixtures and markers."""

@@ -1,0 +1,391 @@
+"""Fetch and decode the Go runtime's pprof profiles into plain Python values.
+
+Three views of the service's goroutines and heap are used:
+
+* the gzipped protobuf goroutine profile (``goroutine?debug=0``): cheap even
+  with 100,000 goroutines, because the runtime groups them by stack. It is
+  what every snapshot reads;
+* the heap profile after a forced GC (``heap?gc=1``): live bytes per
+  allocation site;
+* the full text dump (``goroutine?debug=2``): dear, and it pauses the
+  service, but it is the only view with wait reasons, goroutine ids and
+  ``created by`` frames. It is read only once a test has already leaked.
+
+Nothing here knows about pytest; every failure is a :class:`ProfileError`
+(bad bytes) or :class:`ServiceError` (no usable answer).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
+
+from pytest_goleak._proto.profile_descriptor import SERIALIZED
+from pytest_goleak.errors import ProfileError, ServiceError
+
+# A profile bigger than this is refused rather than decoded: a real goroutine
+# or heap profile is a few MiB at most, and the runtime itself cuts text dumps
+# at 64 MiB.
+MAX_PROFILE_BYTES = 256 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One frame of a stack: a function and where in it execution stands."""
+
+    function: str
+    file: str = ""
+    line: int = 0
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.file else "?"
+        return f"{self.function}\n\t{where}"
+
+
+Stack = tuple[Frame, ...]
+"""Frames leaf first, as pprof and Go's tracebacks print them."""
+
+
+@dataclass(frozen=True, slots=True)
+class GoroutineGroup:
+    """Goroutines that share one current stack (one pprof sample)."""
+
+    count: int
+    stack: Stack
+
+
+@dataclass(frozen=True, slots=True)
+class GoroutineProfile:
+    groups: tuple[GoroutineGroup, ...]
+    raw: bytes = field(repr=False, default=b"")
+
+    @property
+    def total(self) -> int:
+        return sum(group.count for group in self.groups)
+
+
+@dataclass(frozen=True, slots=True)
+class HeapSite:
+    """Live memory attributed to one allocation stack."""
+
+    stack: Stack
+    inuse_bytes: int
+    inuse_objects: int
+
+
+@dataclass(frozen=True, slots=True)
+class HeapProfile:
+    sites: tuple[HeapSite, ...]
+    live_bytes: int  # runtime.MemStats.HeapAlloc right after a forced GC
+    raw: bytes = field(repr=False, default=b"")
+
+
+@dataclass(frozen=True, slots=True)
+class DumpedGoroutine:
+    """One goroutine from a ``debug=2`` text dump."""
+
+    goid: int
+    state: str  # "chan send", "sync.Mutex.Lock, 3 minutes", "running", ...
+    stack: Stack
+    created_by: Frame | None = None
+    creator_goid: int | None = None
+    elided: bool = False  # the runtime left frames out of a deep stack
+
+
+def _profile_class() -> Any:
+    # Built from the serialized descriptor so that any protobuf runtime from
+    # 4.22 on can decode, whatever version generated the descriptor.
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(SERIALIZED))
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("perftools.profiles.Profile"))
+
+
+_Profile = _profile_class()
+
+
+def gunzip(data: bytes, limit: int = MAX_PROFILE_BYTES) -> bytes:
+    """Inflate a gzipped profile, refusing bodies that inflate past ``limit``."""
+    if data[:2] != b"\x1f\x8b":
+        if data[:1] in (b"<", b"{") or data[:9].lower() == b"404 page ":
+            snippet = data[:80].decode("utf-8", "replace").replace("\n", " ")
+            raise ProfileError(f"expected a gzipped pprof profile, got text: {snippet!r}")
+        if not data:
+            raise ProfileError("expected a gzipped pprof profile, got an empty body")
+        # Not gzipped: pprof also accepts raw protobuf, so let the decoder judge.
+        return data
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(data, limit)
+        if inflater.unconsumed_tail:
+            raise ProfileError(f"profile inflates past {limit >> 20} MiB; refusing to decode it")
+        out += inflater.flush()
+    except zlib.error as exc:
+        raise ProfileError(f"corrupt gzip in pprof profile: {exc}") from None
+    if not inflater.eof:
+        raise ProfileError("truncated gzip in pprof profile (the body ended early)")
+    return out
+
+
+def _decode(data: bytes) -> Any:
+    profile = _Profile()
+    try:
+        profile.ParseFromString(gunzip(data))
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise ProfileError(f"corrupt protobuf in pprof profile: {exc}") from None
+    if not profile.string_table or profile.string_table[0] != "":
+        raise ProfileError("not a pprof profile: its string table does not start with an empty string")
+    return profile
+
+
+class _Symbols:
+    """Resolves a sample's location ids to frames, memoised per location."""
+
+    def __init__(self, profile: Any) -> None:
+        self._strings: Sequence[str] = profile.string_table
+        functions = {fn.id: fn for fn in profile.function}
+        self._frames: dict[int, Stack] = {}
+        for location in profile.location:
+            frames = []
+            for line in location.line:
+                fn = functions.get(line.function_id)
+                if fn is None:
+                    raise ProfileError(f"pprof location {location.id} names unknown function {line.function_id}")
+                frames.append(Frame(self._string(fn.name), self._string(fn.filename), line.line))
+            if not frames:  # unsymbolized: keep the address so it still groups
+                frames.append(Frame(f"0x{location.address:x}"))
+            self._frames[location.id] = tuple(frames)
+
+    def _string(self, index: int) -> str:
+        if not 0 <= index < len(self._strings):
+            raise ProfileError(f"pprof string index {index} out of range")
+        return self._strings[index]
+
+    def stack(self, location_ids: Iterable[int]) -> Stack:
+        frames: list[Frame] = []
+        for location_id in location_ids:
+            found = self._frames.get(location_id)
+            if found is None:
+                raise ProfileError(f"pprof sample names unknown location {location_id}")
+            frames.extend(found)
+        return tuple(frames)
+
+    def value_index(self, profile: Any, wanted: str) -> int:
+        for index, value_type in enumerate(profile.sample_type):
+            if self._string(value_type.type) == wanted:
+                return index
+        kinds = [self._string(vt.type) for vt in profile.sample_type]
+        raise ProfileError(f"pprof profile has no {wanted!r} values (it has {kinds})")
+
+
+def _samples(profile: Any, symbols: _Symbols, index: int) -> Iterator[tuple[Stack, Sequence[int]]]:
+    width = len(profile.sample_type)
+    for sample in profile.sample:
+        if len(sample.value) != width:
+            raise ProfileError(f"pprof sample has {len(sample.value)} values, expected {width}")
+        if sample.value[index] < 0:
+            raise ProfileError("pprof sample has a negative value")
+        yield symbols.stack(sample.location_id), sample.value
+
+
+def parse_goroutine_profile(data: bytes) -> GoroutineProfile:
+    """Decode a ``goroutine?debug=0`` (or ``goroutineleak``) profile."""
+    profile = _decode(data)
+    symbols = _Symbols(profile)
+    index = symbols.value_index(profile, "goroutine")
+    groups = tuple(
+        GoroutineGroup(values[index], stack) for stack, values in _samples(profile, symbols, index) if values[index]
+    )
+    return GoroutineProfile(groups, raw=data)
+
+
+_HEAP_HEADER = re.compile(r"^heap profile: \d+: \d+ \[\d+: \d+\] @ heap(?:v2)?/(\d+)$")
+_HEAP_RECORD = re.compile(r"^(\d+): (\d+) \[(\d+): (\d+)\] @((?: 0x[0-9a-f]+)*)$")
+_HEAP_FRAME = re.compile(r"^#\t0x[0-9a-f]+\t(\S+?)(?:\+0x[0-9a-f]+)?\t+(.*):(\d+)$")
+_HEAP_ALLOC = re.compile(r"^# HeapAlloc = (\d+)$", re.MULTILINE)
+
+
+def _unsample(objects: int, size: int, rate: int) -> int:
+    """Estimate the true bytes behind sampled ones, as ``go tool pprof`` does.
+
+    The runtime records an allocation of ``s`` bytes with probability
+    ``1 - exp(-s / rate)``, so each sampled byte stands for ``1 / p`` bytes.
+    """
+    if objects == 0 or size == 0 or rate <= 1:
+        return size
+    return int(size / -math.expm1(-(size / objects) / rate))
+
+
+def parse_heap_profile(data: bytes) -> HeapProfile:
+    """Decode a ``heap?debug=1`` text profile.
+
+    The text form is read, not the protobuf one, because only it carries
+    ``runtime.MemStats``: ``HeapAlloc`` right after the forced GC is the exact
+    live heap, where the sum of the sampled sites is off by up to one sample
+    (512 KiB by default) either way.
+    """
+    text = data.decode("utf-8", "replace")
+    lines = text.split("\n")
+    header = _HEAP_HEADER.match(lines[0]) if lines else None
+    if header is None:
+        snippet = text[:80].replace("\n", " ")
+        raise ProfileError(f"expected a text heap profile (heap?debug=1), got: {snippet!r}")
+    rate = int(header.group(1)) // 2  # the header holds twice MemProfileRate
+    live = _HEAP_ALLOC.search(text)
+    if live is None:
+        raise ProfileError("heap profile has no '# HeapAlloc' line (truncated or not from Go's runtime/pprof)")
+    sites: list[HeapSite] = []
+    record: re.Match[str] | None = None
+    frames: list[Frame] = []
+
+    def flush() -> None:
+        if record is not None and int(record.group(2)):
+            objects, size = int(record.group(1)), int(record.group(2))
+            sites.append(HeapSite(tuple(frames), _unsample(objects, size, rate), objects))
+
+    for line in lines[1:]:
+        if line.startswith("#\t"):
+            frame = _HEAP_FRAME.match(line)
+            if frame is not None and record is not None:
+                frames.append(Frame(frame.group(1), frame.group(2), int(frame.group(3))))
+            continue
+        next_record = _HEAP_RECORD.match(line)
+        if next_record is not None or line.startswith("# runtime.MemStats"):
+            flush()
+            record, frames = next_record, []
+            if next_record is None:
+                break
+    return HeapProfile(tuple(sites), int(live.group(1)), raw=data)
+
+
+_HEADER = re.compile(r"^goroutine (\d+) (?:gp=\S+ m=\S+ (?:mp=\S+ )?)?\[(.*)\]:$")
+_CREATED = re.compile(r"^created by (.+?)(?: in goroutine (\d+))?$")
+_LOCATION = re.compile(r"^\t(.*):(\d+)(?: \+0x[0-9a-f]+)?$")
+_CALL_ARGS = re.compile(r"\((?:[^()]|\.\.\.)*\)$")
+
+
+def parse_goroutine_dump(text: str) -> list[DumpedGoroutine]:
+    """Parse the ``goroutine?debug=2`` text dump (the format of a Go panic).
+
+    Tolerates what real dumps contain and goleak's parser once tripped on:
+    elided frames in deep stacks, frames without a location, and a dump cut
+    off at the runtime's 64 MiB limit (the last goroutine is then dropped).
+    """
+    goroutines: list[DumpedGoroutine] = []
+    for block in text.split("\n\n"):
+        lines = block.strip("\n").split("\n")
+        header = _HEADER.match(lines[0]) if lines else None
+        if header is None:
+            continue
+        frames: list[Frame] = []
+        created_by: Frame | None = None
+        creator: int | None = None
+        elided = False
+        body = lines[1:]
+        i = 0
+        complete = True
+        while i < len(body):
+            line = body[i]
+            location = _LOCATION.match(body[i + 1]) if i + 1 < len(body) else None
+            if line.startswith("...") and "elided" in line:
+                elided = True
+                i += 1
+                continue
+            if location is None:
+                complete = False  # a cut-off dump or a frame we do not know
+                i += 1
+                continue
+            file, lineno = location.group(1), int(location.group(2))
+            created = _CREATED.match(line)
+            if created:
+                created_by = Frame(created.group(1), file, lineno)
+                creator = int(created.group(2)) if created.group(2) else None
+            else:
+                frames.append(Frame(_CALL_ARGS.sub("", line), file, lineno))
+            i += 2
+        if not frames and not complete:
+            continue
+        goroutines.append(
+            DumpedGoroutine(int(header.group(1)), header.group(2), tuple(frames), created_by, creator, elided)
+        )
+    return goroutines
+
+
+class PprofClient:
+    """Reads profiles from one service's ``net/http/pprof`` endpoint.
+
+    One keep-alive connection is reused for every fetch: a new connection per
+    fetch would leave a winding-down server goroutine behind each time, which
+    the next snapshot would see.
+    """
+
+    def __init__(self, base_url: str, timeout: float = 5.0) -> None:
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.timeout = timeout
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            # A proxy from the environment must never see pprof traffic.
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def url(self, profile: str) -> str:
+        return urljoin(self.base_url, profile)
+
+    def fetch(self, profile: str, params: dict[str, str | int] | None = None) -> bytes:
+        """GET one pprof resource; raise ServiceError on no answer or a non-200."""
+        url = self.url(profile)
+        try:
+            with self._http.stream("GET", url, params=params) as response:
+                if response.status_code != 200:
+                    response.read()
+                    hint = ""
+                    if response.status_code == 404:
+                        hint = ': is net/http/pprof mounted there? (import _ "net/http/pprof")'
+                    raise ServiceError(f"pprof {url} answered HTTP {response.status_code}{hint}")
+                body = bytearray()
+                for chunk in response.iter_raw():
+                    body += chunk
+                    if len(body) > MAX_PROFILE_BYTES:
+                        raise ProfileError(f"pprof {url} sent more than {MAX_PROFILE_BYTES >> 20} MiB; refusing it")
+                return bytes(body)
+        except httpx.TimeoutException:
+            raise ServiceError(f"service did not answer {url} within {self.timeout:g}s") from None
+        except httpx.HTTPError as exc:
+            raise ServiceError(f"service did not answer {url}: {exc}") from None
+
+    def goroutines(self) -> GoroutineProfile:
+        return parse_goroutine_profile(self.fetch("goroutine"))
+
+    def heap(self) -> HeapProfile:
+        # gc=1 runs a full GC first, so garbage never reads as growth.
+        return parse_heap_profile(self.fetch("heap", {"gc": 1, "debug": 1}))
+
+    def goroutine_dump(self) -> list[DumpedGoroutine]:
+        return parse_goroutine_dump(self.fetch("goroutine", {"debug": 2}).decode("utf-8", "replace"))
+
+    def leaked_goroutines(self) -> GoroutineProfile | None:
+        """The runtime's own proof of leaked goroutines, where it offers it.
+
+        Go 1.27 serves ``goroutineleak`` by default, 1.26 with
+        ``GOEXPERIMENT=goroutineleakprofile``; elsewhere this returns None.
+        The profile is fetched, never read from the index page's count, which
+        is refreshed only when the profile is written.
+        """
+        try:
+            return parse_goroutine_profile(self.fetch("goroutineleak"))
+        except ServiceError as exc:
+            if "HTTP 404" in str(exc):
+                return None
+            raise
