@@ -1,0 +1,37 @@
+"""The repository's own suite: build the Go programs it runs, once per session.
+
+The ``goleak_*`` ini options in pyproject.toml point the plugin at
+``example_service``; the fixtures here hand built binaries to the tests that
+run pytest inside pytest (``pytester``), so those runs do not rebuild them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pytest_goleak.service import build_package
+
+ROOT = Path(__file__).resolve().parent
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="session")
+def go_build(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """Build a Go package of this repository (e.g. ``tests/goapps/debugport``) once per session."""
+    out = tmp_path_factory.mktemp("gobin")
+    built: dict[str, Path] = {}
+
+    def build(package: str) -> Path:
+        if package not in built:
+            built[package] = build_package(package, ROOT, out / package.replace("/", "_"))
+        return built[package]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def example_binary(go_build: Callable[[str], Path]) -> Path:
+    return go_build("example_service")

@@ -1,0 +1,162 @@
+"""One test's leak check: snapshot before, snapshot after with settling, verdict.
+
+Settle, not sleep: a clean test is judged on the first reading after it and
+costs no waiting. Only a reading that shows growth over budget is retaken,
+with short backoff, until the growth winds down or ``settle`` runs out.
+The dear evidence (a full goroutine dump, the runtime's leak proof) is
+fetched once, after the verdict is already a failure.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from pytest_goleak.budget import Budget
+from pytest_goleak.diff import Delta, SiteGrowth, count_by_identity, diff, heap_growth, identity, is_own, matches
+from pytest_goleak.errors import ServiceError
+from pytest_goleak.pprof import DumpedGoroutine, Frame, Stack
+from pytest_goleak.procfs import describe_fds
+from pytest_goleak.snapshot import Snapshot, Snapshotter
+
+_BACKOFF = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
+_DURATION = re.compile(r", \d+ minutes?$")
+
+
+@dataclass(frozen=True)
+class LeakedGroup:
+    """Leaked goroutines that share a wait state, a stack and a creator."""
+
+    count: int
+    identity: str
+    state: str
+    stack: Stack
+    created_by: Frame | None
+    proven: bool = False  # the Go runtime's goroutineleak profile lists them
+
+
+@dataclass(frozen=True)
+class Verdict:
+    before: Snapshot
+    after: Snapshot
+    delta: Delta
+    violations: tuple[str, ...]
+    budget: Budget
+    waited: float = 0.0
+    leaked_groups: tuple[LeakedGroup, ...] = ()
+    heap_sites: tuple[SiteGrowth, ...] = ()
+    proof_available: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.violations)
+
+
+class LeakCheck:
+    """Runs the check for one test against one service."""
+
+    def __init__(
+        self,
+        snapshotter: Snapshotter,
+        budget: Budget,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.snapshotter = snapshotter
+        self.budget = budget
+        self._sleep = sleep
+        self._clock = clock
+        self.before: Snapshot | None = None
+
+    def _take(self) -> Snapshot:
+        return self.snapshotter.take(heap=self.budget.heap is not None)
+
+    def begin(self) -> Snapshot:
+        self.before = self._take()
+        return self.before
+
+    def finish(self) -> Verdict:
+        if self.before is None:
+            raise RuntimeError("LeakCheck.finish() before begin()")
+        before = self.before
+        start = self._clock()
+        after = self._take()
+        delta = diff(before, after, self.budget.ignore)
+        over = delta.over(self.budget)
+        for pause in _backoff():
+            if not over or self._clock() + pause - start > self.budget.settle:
+                break
+            self._sleep(pause)
+            after = self._take()
+            delta = diff(before, after, self.budget.ignore)
+            over = delta.over(self.budget)
+        verdict = Verdict(before, after, delta, tuple(over), self.budget, waited=self._clock() - start)
+        return self._with_evidence(verdict) if verdict.failed else verdict
+
+    def _with_evidence(self, verdict: Verdict) -> Verdict:
+        pprof = self.snapshotter.pprof
+        groups: list[LeakedGroup] = []
+        delta = verdict.delta
+        proof_available = False
+        if delta.goroutines_leaked > (self.budget.goroutines or 0) and self.budget.goroutines is not None:
+            try:
+                dump = pprof.goroutine_dump()
+                proof = pprof.leaked_goroutines()
+            except ServiceError:
+                dump, proof = [], None
+            proof_available = proof is not None
+            proven = count_by_identity(proof) if proof is not None else Counter[str]()
+            kept = []
+            for growth in delta.goroutines:
+                mine = [g for g in dump if identity(g.stack) == growth.identity and not is_own(g.stack)]
+                creators = [g.created_by.function for g in mine if g.created_by is not None]
+                # Ignore patterns also match the `created by` frame, which only the dump carries.
+                if self.budget.ignore and mine and len(creators) == len(mine) and matches(self.budget.ignore, creators):
+                    continue
+                kept.append(growth)
+                groups.extend(_group(growth.identity, _newest(mine, growth.leaked), proven[growth.identity]))
+            if len(kept) != len(delta.goroutines):
+                delta = replace(delta, goroutines=tuple(kept))
+        if delta.new_fds and self.snapshotter.pid is not None:
+            described = describe_fds(self.snapshotter.pid, dict(delta.new_fds))
+            delta = replace(delta, new_fds=tuple(sorted(described.items())))
+        sites: list[SiteGrowth] = []
+        if verdict.before.heap is not None and verdict.after.heap is not None:
+            sites = heap_growth(verdict.before.heap, verdict.after.heap)
+        if not groups and delta.goroutines:
+            # No dump to draw from: fall back to the profile's current stacks.
+            for growth in delta.goroutines:
+                for count, stack in growth.stacks[:3]:
+                    groups.append(LeakedGroup(min(count, growth.leaked), growth.identity, "", stack, None))
+        return replace(
+            verdict,
+            delta=delta,
+            violations=tuple(delta.over(self.budget)),
+            leaked_groups=tuple(sorted(groups, key=lambda g: -g.count)),
+            heap_sites=tuple(sites),
+            proof_available=proof_available,
+        )
+
+
+def _backoff() -> list[float]:
+    return [*_BACKOFF, *([_BACKOFF[-1]] * 1000)]
+
+
+def _newest(goroutines: Sequence[DumpedGoroutine], count: int) -> list[DumpedGoroutine]:
+    # Goroutine ids only grow, so the newest of an identity are the ones most
+    # likely started by this test.
+    return sorted(goroutines, key=lambda g: g.goid)[-count:] if count > 0 else []
+
+
+def _group(name: str, goroutines: Sequence[DumpedGoroutine], proven: int) -> list[LeakedGroup]:
+    buckets: Counter[tuple[str, Stack, Frame | None]] = Counter()
+    for goroutine in goroutines:
+        buckets[(_DURATION.sub("", goroutine.state), goroutine.stack, goroutine.created_by)] += 1
+    groups = []
+    for (state, stack, created_by), count in buckets.most_common():
+        groups.append(LeakedGroup(count, name, state, stack, created_by, proven=proven > 0))
+    return groups

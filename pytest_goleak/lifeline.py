@@ -1,0 +1,91 @@
+"""A watchdog that kills the services' process groups once pytest is gone.
+
+pytest's fixture teardown never runs when pytest is killed (SIGKILL, or
+``os._exit`` from pytest-timeout), and a parent-death signal reaches only the
+service itself, not the processes it spawned. So each pytest process starts
+one lifeline: ``python -m pytest_goleak.lifeline``. pytest writes ``+PGID``
+when a service starts and ``-PGID`` when it has stopped it, on the lifeline's
+stdin. When that pipe closes, however pytest ended, the lifeline SIGKILLs
+every group still listed and exits.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def watch(stream: Iterable[str] | None = None) -> None:
+    """Run the watchdog loop over ``stream`` (stdin by default)."""
+    # Ctrl-C reaches the whole foreground process group; the lifeline must
+    # outlive pytest's own handling of it to clean up after it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lines = sys.stdin if stream is None else stream
+    groups: set[int] = set()
+    for line in lines:
+        line = line.strip()
+        if line[:1] in ("+", "-") and line[1:].isdigit():
+            (groups.add if line[0] == "+" else groups.discard)(int(line[1:]))
+    for pgid in groups:
+        _kill_group(pgid)
+
+
+class Lifeline:
+    """pytest's end of the watchdog: start it once, then register groups."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest_goleak.lifeline"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            # Its own session: a signal sent to pytest's group must not end it.
+            start_new_session=True,
+            text=True,
+        )
+
+    def _send(self, line: str) -> None:
+        stdin = self._proc.stdin
+        if stdin is None:
+            return
+        with self._lock:
+            try:
+                stdin.write(line + "\n")
+                stdin.flush()
+            except (BrokenPipeError, ValueError):
+                pass  # the lifeline died; teardown still stops what it can
+
+    def guard(self, pgid: int) -> None:
+        self._send(f"+{pgid}")
+
+    def release(self, pgid: int) -> None:
+        self._send(f"-{pgid}")
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End the lifeline; it kills whatever is still registered."""
+        if self._proc.stdin is not None:
+            try:
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+if __name__ == "__main__":
+    watch()

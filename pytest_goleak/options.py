@@ -1,0 +1,123 @@
+"""Every ini option, its ``--goleak-*`` flag, and how the two combine.
+
+Each ini option ``goleak_NAME`` has a flag ``--goleak-NAME`` whose default is
+None, so that a flag given wins and a flag not given leaves the ini value in
+force (pytest-memray's ini options never applied because its flags had
+non-None defaults).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from pytest_goleak.budget import BUDGET_FIELDS, Budget
+from pytest_goleak.errors import ConfigError
+from pytest_goleak.service import DEFAULT_PPROF_URL, ServiceConfig
+
+IniType = Literal["string", "linelist", "bool"]
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # without the goleak_ prefix
+    help: str
+    default: str = ""
+    kind: IniType = "string"
+
+    @property
+    def ini(self) -> str:
+        return f"goleak_{self.name}"
+
+    @property
+    def flag(self) -> str:
+        return "--goleak-" + self.name.replace("_", "-")
+
+
+OPTIONS = (
+    Option("package", "Go package to build once per session (a directory or import path)"),
+    Option("binary", "prebuilt Go binary to run instead of building goleak_package"),
+    Option("args", "arguments; placeholders {port} {addr} {port_NAME} {tmp}", "-addr {addr}"),
+    Option("env", "KEY=VALUE lines for the service's environment (same placeholders)", kind="linelist"),
+    Option("pprof_url", "where net/http/pprof is served", DEFAULT_PPROF_URL),
+    Option("start_timeout", "seconds to wait for the service to be ready", "10"),
+    Option("request_timeout", "seconds any one request to the service may take", "5"),
+    Option("allow_remote", "allow a pprof URL that is not loopback (it exposes memory)", "false", "bool"),
+    Option("goroutines", "goroutines a test may leak (none: unchecked)", "0"),
+    Option("heap", "live heap growth a test may leave, e.g. 1MiB (none: unchecked)", "1MiB"),
+    Option("fds", "file descriptors a test may leak (none: unchecked)", "0"),
+    Option("children", "child processes a test may leave (none: unchecked)", "0"),
+    Option("threads", "OS threads a test may add (default: reported, unchecked)", "none"),
+    Option("settle", "seconds to wait for growth to wind down before failing", "2.0"),
+    Option("ignore", "function-name patterns of goroutines to ignore, one per line", kind="linelist"),
+)
+
+
+def register(parser: pytest.Parser) -> None:
+    group = parser.getgroup("goleak", "leak checks for Go services (pytest-goleak)")
+    parser.addini("goleak", "run the leak checks (false: only run the service)", type="bool", default=True)
+    group.addoption(
+        "--no-goleak", action="store_true", default=False, help="run the tests, but skip every leak check"
+    )
+    for option in OPTIONS:
+        if option.kind == "bool":
+            parser.addini(option.ini, option.help, type="bool", default=option.default == "true")
+            group.addoption(option.flag, action="store_true", default=None, help=option.help)
+        elif option.kind == "linelist":
+            parser.addini(option.ini, option.help, type="linelist", default=[])
+            group.addoption(option.flag, action="append", default=None, metavar="VALUE", help=option.help)
+        else:
+            parser.addini(option.ini, option.help, default=option.default)
+            group.addoption(option.flag, default=None, metavar="VALUE", help=option.help)
+
+
+def value(config: pytest.Config, name: str) -> object:
+    """The flag's value if given, else the ini value (or its default)."""
+    option = f"goleak_{name}"
+    given = config.getoption(option.replace("-", "_"), default=None)
+    return given if given is not None else config.getini(option)
+
+
+def checks_enabled(config: pytest.Config) -> bool:
+    return bool(config.getini("goleak")) and not config.getoption("no_goleak")
+
+
+def default_budget(config: pytest.Config) -> Budget:
+    values = {name: value(config, name) for name in BUDGET_FIELDS if name != "check"}
+    return Budget().updated(values, "goleak ini/CLI option")
+
+
+def _seconds(config: pytest.Config, name: str) -> float:
+    raw = value(config, name)
+    try:
+        seconds = float(str(raw))
+    except ValueError:
+        raise ConfigError(f"goleak_{name} = {raw!r} is not a number of seconds; use e.g. 10") from None
+    if not seconds > 0:
+        raise ConfigError(f"goleak_{name} = {raw!r} must be more than 0 seconds")
+    return seconds
+
+
+def service_config(config: pytest.Config) -> ServiceConfig:
+    """The configured service; relative paths are relative to the ini file's directory."""
+    base = config.inipath.parent if config.inipath else config.rootpath
+    binary = str(value(config, "binary") or "")
+    package = str(value(config, "package") or "")
+    return ServiceConfig(
+        binary=(base / Path(binary).expanduser()) if binary else None,
+        package=package or None,
+        base_dir=base,
+        args=str(value(config, "args")),
+        env=tuple(str(line) for line in value(config, "env")),  # type: ignore[attr-defined]
+        pprof_url=str(value(config, "pprof_url")),
+        start_timeout=_seconds(config, "start_timeout"),
+        request_timeout=_seconds(config, "request_timeout"),
+        allow_remote_pprof=bool(value(config, "allow_remote")),
+    )
+
+
+def configured(config: pytest.Config) -> bool:
+    return bool(value(config, "binary") or value(config, "package"))

@@ -1,0 +1,336 @@
+"""File descriptors, child processes and threads of a PID (psutil, /proc).
+
+Linux only: everything here reads ``/proc`` directly (or through psutil's
+Linux backend). :func:`read_process` is the cheap snapshot taken before and
+after every test; :func:`describe_fds` turns the fds a test leaked into
+report text and only runs when a test fails, so it may be slower.
+
+A process that no longer exists, or has exited and is a zombie waiting to be
+reaped, is "gone": a zombie has already closed its fds and lost its threads,
+so a reading of it would only produce bogus "everything was closed" diffs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+import psutil
+
+from pytest_goleak.errors import GoleakError, ProcessGone
+
+if TYPE_CHECKING:
+    from psutil._ntuples import pconn
+
+__all__ = [
+    "ChildInfo",
+    "ProcessState",
+    "describe_fds",
+    "format_child",
+    "new_children",
+    "new_fds",
+    "read_process",
+]
+
+# The kernel's one-letter states mapped to the words psutil uses (its own
+# table is private and not every word has a public constant).
+_STATUSES: Mapping[str, str] = {
+    "R": "running",
+    "S": "sleeping",
+    "D": "disk-sleep",
+    "T": "stopped",
+    "t": "tracing-stop",
+    "Z": "zombie",
+    "X": "dead",
+    "x": "dead",
+    "K": "wake-kill",
+    "W": "waking",
+    "I": "idle",
+    "P": "parked",
+}
+_GONE_STATES = frozenset("ZXx")
+_CMDLINE_MAX = 200
+
+
+@dataclass(frozen=True)
+class ChildInfo:
+    """One descendant (child, grandchild, ...) of the inspected process."""
+
+    pid: int
+    ppid: int
+    name: str
+    """The kernel's ``comm`` (at most 15 characters), e.g. ``sleep``."""
+    cmdline: str
+    """Arguments joined by spaces, shortened; empty for zombies and kernel
+    threads, whose command line the kernel no longer exposes."""
+    status: str
+    """psutil's status word, e.g. ``sleeping`` or ``zombie``."""
+    start_time: int
+    """Start time in clock ticks since boot; with ``pid`` it identifies the
+    process even if its pid is reused."""
+
+
+@dataclass(frozen=True)
+class ProcessState:
+    """One reading of a process: its fds, descendants and thread count."""
+
+    pid: int
+    start_time: int
+    """Clock ticks since boot; a different value means a different process
+    (e.g. the service was restarted) behind the same pid."""
+    fds: Mapping[int, str]
+    """fd number -> raw ``readlink`` target, e.g. ``socket:[12345]``."""
+    children: tuple[ChildInfo, ...]
+    """All descendants, sorted by pid."""
+    threads: int
+
+
+@dataclass(frozen=True)
+class _Stat:
+    pid: int
+    ppid: int
+    comm: str
+    state: str
+    threads: int
+    start_time: int
+
+
+def _read(path: str) -> bytes:
+    # os.open/os.read skip the io stack: this runs hundreds of times per test.
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
+
+
+def _parse_stat(pid: int, data: bytes) -> _Stat:
+    # comm may itself contain ")" and spaces; it ends at the last ")".
+    close = data.rindex(b")")
+    comm = data[data.index(b"(") + 1 : close].decode(errors="replace")
+    # fields[0] is field 3 (state) of proc(5).
+    fields = data[close + 2 :].split()
+    return _Stat(
+        pid=pid,
+        ppid=int(fields[1]),
+        comm=comm,
+        state=fields[0].decode(),
+        threads=int(fields[17]),
+        start_time=int(fields[19]),
+    )
+
+
+def _read_stat(pid: int) -> _Stat:
+    return _parse_stat(pid, _read(f"/proc/{pid}/stat"))
+
+
+def _read_target_stat(pid: int) -> _Stat:
+    try:
+        stat = _read_stat(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        raise ProcessGone(f"process {pid} no longer exists") from None
+    if stat.state in _GONE_STATES:
+        raise ProcessGone(f"process {pid} has exited (zombie, not yet reaped)")
+    return stat
+
+
+def _read_fds(pid: int) -> dict[int, str]:
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fd_dir)
+    except (FileNotFoundError, ProcessLookupError):
+        raise ProcessGone(f"process {pid} no longer exists") from None
+    except PermissionError:
+        raise GoleakError(
+            f"cannot read {fd_dir}: permission denied (run the tests as the user that owns the process)"
+        ) from None
+    fds: dict[int, str] = {}
+    for name in names:
+        try:
+            fds[int(name)] = os.readlink(f"{fd_dir}/{name}")
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # closed between listdir and readlink: not an error
+    return fds
+
+
+def _read_cmdline(pid: int) -> str:
+    try:
+        raw = _read(f"/proc/{pid}/cmdline")
+    except OSError:
+        return ""
+    text = raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+    if len(text) > _CMDLINE_MAX:
+        text = text[: _CMDLINE_MAX - 3] + "..."
+    return text
+
+
+def _read_descendants(pid: int) -> tuple[ChildInfo, ...]:
+    # Without CONFIG_PROC_CHILDREN the only way to find descendants is the
+    # ppid of every process on the machine (psutil does the same). This scan
+    # is most of read_process's cost, so only the ppid is parsed here.
+    by_parent: dict[int, list[tuple[int, bytes]]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            data = _read(f"/proc/{name}/stat")
+            # "pid (comm) S ppid ...": the state is one letter, so the ppid
+            # starts 4 bytes after the last ")".
+            start = data.rindex(b")") + 4
+            ppid = int(data[start : data.index(b" ", start)])
+        except (OSError, ValueError):
+            continue  # exited during the scan
+        by_parent.setdefault(ppid, []).append((int(name), data))
+
+    found: list[ChildInfo] = []
+    seen = {pid}  # the scan is not atomic; pid reuse could fake a cycle
+    todo = [pid]
+    while todo:
+        for child_pid, data in by_parent.get(todo.pop(), ()):
+            if child_pid in seen:
+                continue
+            seen.add(child_pid)
+            todo.append(child_pid)
+            stat = _parse_stat(child_pid, data)
+            found.append(
+                ChildInfo(
+                    pid=child_pid,
+                    ppid=stat.ppid,
+                    name=stat.comm,
+                    cmdline=_read_cmdline(child_pid),
+                    status=_STATUSES.get(stat.state, stat.state),
+                    start_time=stat.start_time,
+                )
+            )
+    found.sort(key=lambda child: child.pid)
+    return tuple(found)
+
+
+def read_process(pid: int) -> ProcessState:
+    """Take one cheap reading of *pid*'s fds, descendants and threads.
+
+    Raises :class:`ProcessGone` if *pid* does not exist, is a zombie, or
+    exits (or is replaced by a new process with the same pid) mid-read, and
+    :class:`GoleakError` if its fds are not readable by this user.
+    """
+    first = _read_target_stat(pid)
+    fds = _read_fds(pid)
+    children = _read_descendants(pid)
+    # Checked again at the end: a process exiting mid-read would otherwise
+    # yield an empty or partial fd table that looks like real closes.
+    last = _read_target_stat(pid)
+    if last.start_time != first.start_time:
+        raise ProcessGone(f"process {pid} exited and its pid was reused")
+    return ProcessState(
+        pid=pid,
+        start_time=first.start_time,
+        fds=MappingProxyType(fds),
+        children=children,
+        threads=first.threads,
+    )
+
+
+def new_fds(before: ProcessState, after: ProcessState) -> dict[int, str]:
+    """The fds of *after* whose (fd, target) pair is not in *before*.
+
+    An fd number reused for another target counts as new.
+    """
+    return {fd: target for fd, target in sorted(after.fds.items()) if before.fds.get(fd) != target}
+
+
+def new_children(before: ProcessState, after: ProcessState) -> tuple[ChildInfo, ...]:
+    """The descendants of *after* that were not there in *before*.
+
+    Matched by pid and start time, so a reused pid counts as new; a child
+    that only changed status (e.g. became a zombie) does not.
+    """
+    old = {(child.pid, child.start_time) for child in before.children}
+    return tuple(child for child in after.children if (child.pid, child.start_time) not in old)
+
+
+def format_child(child: ChildInfo) -> str:
+    """One report line, e.g. ``pid 1234 [zombie] true``."""
+    return f"pid {child.pid} [{child.status}] {child.cmdline or child.name}"
+
+
+_INET_PROTOCOLS: Mapping[tuple[int, int], str] = {
+    (socket.AF_INET, socket.SOCK_STREAM): "tcp",
+    (socket.AF_INET6, socket.SOCK_STREAM): "tcp6",
+    (socket.AF_INET, socket.SOCK_DGRAM): "udp",
+    (socket.AF_INET6, socket.SOCK_DGRAM): "udp6",
+}
+_UNIX_TYPES: Mapping[int, str] = {
+    socket.SOCK_DGRAM: "dgram ",
+    socket.SOCK_SEQPACKET: "seqpacket ",
+}
+
+
+def _format_addr(family: int, addr: object) -> str:
+    if not isinstance(addr, tuple) or len(addr) != 2:
+        return "*"  # psutil gives () for port 0, i.e. not bound/connected
+    ip, port = addr
+    return f"[{ip}]:{port}" if family == socket.AF_INET6 else f"{ip}:{port}"
+
+
+def _format_connection(conn: pconn) -> str | None:
+    if conn.family == socket.AF_UNIX:
+        kind = _UNIX_TYPES.get(conn.type, "")
+        return f"unix {kind}{conn.laddr or '(unnamed)'}"
+    protocol = _INET_PROTOCOLS.get((conn.family, conn.type))
+    if protocol is None:
+        return None
+    text = f"{protocol} {_format_addr(conn.family, conn.laddr)}"
+    if conn.raddr:
+        text += f" -> {_format_addr(conn.family, conn.raddr)}"
+    if conn.status and conn.status != psutil.CONN_NONE:
+        text += f" {conn.status}"
+    return text
+
+
+def _connections_by_fd(pid: int) -> dict[int, str]:
+    try:
+        conns = psutil.Process(pid).net_connections(kind="all")
+    except (psutil.Error, OSError):
+        return {}  # gone, zombie or not ours: fall back to raw targets
+    described: dict[int, str] = {}
+    for conn in conns:
+        text = _format_connection(conn)
+        if conn.fd >= 0 and text is not None:
+            described[conn.fd] = text
+    return described
+
+
+def describe_fds(pid: int, fds: Mapping[int, str]) -> dict[int, str]:
+    """Human text for each of *fds* (fd -> raw target) of process *pid*.
+
+    Files keep their path (with the kernel's `` (deleted)``), pipes and anon
+    inodes their raw target; TCP/UDP/UNIX sockets become e.g.
+    ``tcp 127.0.0.1:40312 -> 127.0.0.1:8080 ESTABLISHED``. Sockets psutil
+    cannot describe (netlink, another network namespace, or already closed)
+    keep ``socket:[inode]``. Never raises for a vanished process: this is
+    report text.
+    """
+    sockets: dict[int, str] = {}
+    if any(target.startswith("socket:[") for target in fds.values()):
+        sockets = _connections_by_fd(pid)
+    described: dict[int, str] = {}
+    for fd, target in sorted(fds.items()):
+        text = sockets.get(fd)
+        if text is not None and _still_points_to(pid, fd, target):
+            described[fd] = text
+        else:
+            described[fd] = target
+    return described
+
+
+def _still_points_to(pid: int, fd: int, target: str) -> bool:
+    # psutil maps fds as they are now; the reading may be older and the fd
+    # number reused for another socket since.
+    try:
+        return os.readlink(f"/proc/{pid}/fd/{fd}") == target
+    except OSError:
+        return False

