@@ -1,0 +1,183 @@
+"""Plugin behaviour through pytester: markers, ini defaults, CLI overrides, reports, exit codes.
+
+Each run drives the real example service (prebuilt once per session); only
+the pytest side is nested.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+LEAKY = """
+def test_leaks_one(pytest_goleak):
+    assert pytest_goleak.client.get("/leaky/chan-send").status_code == 200
+"""
+CLEAN = """
+def test_clean(pytest_goleak):
+    assert pytest_goleak.client.get("/fixed/chan-send").status_code == 200
+"""
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, example_binary: Path):  # type: ignore[no-untyped-def]
+    """Write a test suite configured for the example service; returns a writer."""
+
+    def write(tests: str, ini: str = "") -> pytest.Pytester:
+        pytester.makeini(
+            textwrap.dedent(
+                f"""
+                [pytest]
+                goleak_binary = {example_binary}
+                goleak_args = -addr {{addr}} -data-dir {{tmp}}
+                goleak_settle = 0.3
+                """
+            )
+            + textwrap.dedent(ini)
+        )
+        pytester.makepyfile(test_suite=textwrap.dedent(tests))
+        return pytester
+
+    return write
+
+
+def test_clean_passes_and_leak_fails_in_the_call_phase(suite) -> None:  # type: ignore[no-untyped-def]
+    result = suite(LEAKY + CLEAN).runpytest("-rA")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_leaks_one _*",
+            "goleak: 1 goroutine leaked (budget 0)",
+            "*1 x [[]chan send*",
+            "*created by main.*",
+            "FAILED test_suite.py::test_leaks_one - Failed: goleak: 1 goroutine leaked (budget 0)",
+        ]
+    )
+    # The failure belongs to the test's call phase, not to its teardown.
+    assert "ERROR at teardown" not in result.stdout.str()
+
+
+def test_marker_budget_allows_the_leak(suite) -> None:  # type: ignore[no-untyped-def]
+    tests = "import pytest\n\n@pytest.mark.goleak(goroutines=1)" + LEAKY
+    suite(tests).runpytest("--strict-markers").assert_outcomes(passed=1)
+
+
+def test_marker_check_false_opts_out(suite) -> None:  # type: ignore[no-untyped-def]
+    tests = "import pytest\n\n@pytest.mark.goleak(check=False)" + LEAKY
+    suite(tests).runpytest().assert_outcomes(passed=1)
+
+
+def test_no_goleak_flag_and_ini_disable_checks_but_run_tests(suite) -> None:  # type: ignore[no-untyped-def]
+    suite(LEAKY).runpytest("--no-goleak").assert_outcomes(passed=1)
+    suite(LEAKY, ini="goleak = false\n").runpytest().assert_outcomes(passed=1)
+
+
+def test_ini_default_budget_and_cli_override(suite) -> None:  # type: ignore[no-untyped-def]
+    pytester = suite(LEAKY, ini="goleak_goroutines = 3\n")
+    pytester.runpytest().assert_outcomes(passed=1)
+    # A flag given wins over the ini value.
+    pytester.runpytest("--goleak-goroutines=0").assert_outcomes(failed=1)
+
+
+def test_marker_wins_over_cli(suite) -> None:  # type: ignore[no-untyped-def]
+    tests = "import pytest\n\n@pytest.mark.goleak(goroutines=1)" + LEAKY
+    suite(tests).runpytest("--goleak-goroutines=0").assert_outcomes(passed=1)
+
+
+def test_class_marker_applies_and_function_marker_wins(suite) -> None:  # type: ignore[no-untyped-def]
+    tests = """
+        import pytest
+
+        @pytest.mark.goleak(goroutines=5)
+        class TestLeaks:
+            def test_class_budget(self, pytest_goleak):
+                pytest_goleak.client.get("/leaky/chan-send")
+
+            @pytest.mark.goleak(goroutines=0)
+            def test_own_budget(self, pytest_goleak):
+                pytest_goleak.client.get("/leaky/chan-send")
+    """
+    result = suite(tests).runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["FAILED *test_own_budget*"])
+
+
+@pytest.mark.parametrize("where", ["marker", "ini", "cli"])
+def test_ignore_patterns_match_any_frame(suite, where: str) -> None:  # type: ignore[no-untyped-def]
+    pattern = "main.(*PriceService).*"
+    tests, ini, args = LEAKY, "", []
+    if where == "marker":
+        tests = f"import pytest\n\n@pytest.mark.goleak(ignore=[{pattern!r}])" + LEAKY
+    elif where == "ini":
+        ini = f"goleak_ignore =\n    {pattern}\n"
+    else:
+        args = [f"--goleak-ignore={pattern}"]
+    suite(tests, ini=ini).runpytest(*args).assert_outcomes(passed=1)
+
+
+def test_ignore_pattern_matches_created_by_frame(suite) -> None:  # type: ignore[no-untyped-def]
+    # The leaked goroutine's start function is a closure; its creator is the handler method.
+    tests = "import pytest\n\n@pytest.mark.goleak(ignore=['main.(*PriceService).Lookup'])" + LEAKY
+    suite(tests).runpytest().assert_outcomes(passed=1)
+
+
+def test_own_failure_stays_visible_with_the_leak_appended(suite) -> None:  # type: ignore[no-untyped-def]
+    tests = """
+        def test_both(pytest_goleak):
+            pytest_goleak.client.get("/leaky/chan-send")
+            assert 1 + 1 == 3, "the test's own failure"
+    """
+    result = suite(tests).runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*AssertionError: the test's own failure*", "*goleak: the service also leaked*", "goleak: 1 goroutine leaked*"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ("goleak(gorutines=1)", "unknown argument 'gorutines'"),
+        ("goleak(goroutines=-1)", "negative"),
+        ("goleak(heap='12 XB')", "is not a size"),
+        ("goleak(3)", "keyword arguments only"),
+    ],
+)
+def test_bad_marker_is_one_usage_error_at_collection(suite, marker: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    tests = f"import pytest\n\n@pytest.mark.{marker}" + LEAKY
+    result = suite(tests).runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: pytest-goleak: test_suite.py::test_leaks_one: *{message}*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+@pytest.mark.parametrize(
+    ("ini", "message"),
+    [
+        ("goleak_heap = lots", "goleak ini/CLI option heap='lots' is not a size"),
+        ("goleak_goroutines = many", "is not a count"),
+        ("goleak_settle = -1", "0 or more"),
+        ("goleak_start_timeout = soon", "goleak_start_timeout = 'soon' is not a number of seconds"),
+        ("goleak_args = -addr {adr}", "unknown placeholder {adr}"),
+        ("goleak_env = NOEQUALS", "not KEY=VALUE"),
+        ("goleak_pprof_url = http://10.1.2.3:6060/debug/pprof/", "not loopback"),
+    ],
+)
+def test_bad_ini_is_one_usage_error(suite, ini: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    result = suite(CLEAN, ini=ini + "\n").runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: pytest-goleak: *{message}*"])
+    assert len(result.stderr.str().strip().splitlines()) == 1
+
+
+def test_strict_markers_accepts_goleak(suite) -> None:  # type: ignore[no-untyped-def]
+    tests = "import pytest\n\n@pytest.mark.goleak\n" + CLEAN
+    suite(tests).runpytest("--strict-markers").assert_outcomes(passed=1)
+
+
+def test_help_lists_every_flag(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    for flag in ["--no-goleak", "--goleak-goroutines", "--goleak-heap", "--goleak-ignore", "--goleak-binary"]:
+        result.stdout.fnmatch_lines([f"*{flag}*"])

@@ -1,0 +1,227 @@
+"""The Go service lifecycle, against real Go binaries: start, readiness, logs, stop, restart, errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from pytest_goleak.errors import ConfigError, ServiceError
+from pytest_goleak.service import GoService, ServiceConfig, build_package
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def run_service(tmp_path: Path) -> Iterator[Callable[..., GoService]]:
+    started: list[GoService] = []
+
+    def run(binary: Path, **config: object) -> GoService:
+        service = GoService(ServiceConfig(binary=binary, **config), binary, tmp_path / f"svc{len(started)}")  # type: ignore[arg-type]
+        started.append(service)
+        service.start()
+        return service
+
+    yield run
+    for service in started:
+        service.stop()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_start_serves_and_stop_leaves_nothing(run_service, example_binary: Path) -> None:  # type: ignore[no-untyped-def]
+    service = run_service(example_binary, args="-addr {addr} -data-dir {tmp}")
+    assert httpx.get(service.url + "/healthz", trust_env=False).text.strip() == "ok"
+    assert service.url == f"http://127.0.0.1:{service.port}"
+    assert service.tmp.is_dir() and str(service.tmp) in service.command
+    assert "listening on" in service.log_tail(5)
+    pid = service.pid
+    # Spawn a child through the service, so stop() must take the whole group.
+    httpx.get(service.url + "/leaky/exec", trust_env=False)
+    children = psutil.Process(pid).children(recursive=True)
+    assert children
+    assert service.stop() == 0  # SIGTERM: the service shut down gracefully
+    assert _gone(pid)
+    assert all(_gone(child.pid) for child in children)
+
+
+def test_restart_gives_a_fresh_process(run_service, example_binary: Path) -> None:  # type: ignore[no-untyped-def]
+    service = run_service(example_binary, args="-addr {addr} -data-dir {tmp}")
+    first = service.pid
+    os.kill(first, signal.SIGKILL)
+    psutil.Process(first).wait(5)
+    assert not service.alive()
+    assert service.returncode == -signal.SIGKILL
+    service.restart()
+    assert service.alive() and service.pid != first
+    assert httpx.get(service.url + "/healthz", trust_env=False).status_code == 200
+
+
+def test_placeholders_give_distinct_ports_and_env(run_service, go_build) -> None:  # type: ignore[no-untyped-def]
+    binary = go_build("tests/goapps/debugport")
+    service = run_service(
+        binary,
+        args="-listen {addr} -debug-listen 127.0.0.1:{port_debug} -data-dir {tmp}",
+        pprof_url="http://127.0.0.1:{port_debug}/debug/pprof/",
+        env=("DEBUGPORT_GREETING=hello from {port_debug}",),
+    )
+    ports = service.ports
+    assert set(ports) == {"port", "port_debug"} and ports["port"] != ports["port_debug"]
+    assert service.pprof_url == f"http://127.0.0.1:{ports['port_debug']}/debug/pprof/"
+    assert httpx.get(service.url + "/hello", trust_env=False).text.strip() == f"hello from {ports['port_debug']}"
+    # pprof is only on the debug listener, as in many real servers.
+    assert httpx.get(service.url + "/debug/pprof/", trust_env=False).status_code == 404
+    assert httpx.get(service.pprof_url, trust_env=False).status_code == 200
+    assert any(service.tmp.iterdir()), "the server wrote nothing into its {tmp} data dir"
+
+
+def test_exit_at_start_names_code_and_output(run_service, go_build) -> None:  # type: ignore[no-untyped-def]
+    binary = go_build("tests/goapps/exitearly")
+    with pytest.raises(ServiceError) as error:
+        run_service(binary, start_timeout=10)
+    message = str(error.value)
+    assert message.startswith("exitearly exited during start-up (exited with code 3)")
+    assert "command: " in message and str(binary) in message
+    assert "cannot load config" in message
+
+
+def test_never_ready_fails_within_the_timeout(run_service, go_build) -> None:  # type: ignore[no-untyped-def]
+    binary = go_build("tests/goapps/silent")
+    start = time.monotonic()
+    with pytest.raises(ServiceError, match=r"silent was not ready within 1.5s \(.*did not answer"):
+        run_service(binary, start_timeout=1.5)
+    assert time.monotonic() - start < 6
+
+
+def test_slow_start_is_waited_for(run_service, go_build) -> None:  # type: ignore[no-untyped-def]
+    service = run_service(go_build("tests/goapps/slowstart"), args="-addr {addr} -delay 700ms")
+    assert httpx.get(service.pprof_url, trust_env=False).status_code == 200
+
+
+def test_missing_pprof_says_how_to_mount_it(run_service, go_build) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ServiceError, match=r'serves no pprof .*import _ "net/http/pprof"'):
+        run_service(go_build("tests/goapps/nopprof"))
+
+
+def test_port_in_use_is_named(run_service, example_binary: Path) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ServiceError, match=f"port {port} .* already in use"):
+            run_service(example_binary, args=f"-addr 127.0.0.1:{port}", pprof_url=f"http://127.0.0.1:{port}/debug/pprof/")
+
+
+def test_build_failure_shows_compiler_errors(tmp_path: Path) -> None:
+    package = tmp_path / "broken"
+    package.mkdir()
+    (package / "go.mod").write_text("module broken\n\ngo 1.22\n")
+    (package / "main.go").write_text("package main\n\nfunc main() { undefinedThing() }\n")
+    with pytest.raises(ServiceError) as error:
+        build_package("broken", tmp_path, tmp_path / "out")
+    message = str(error.value)
+    assert message.splitlines()[0].startswith("`go build .` failed in")
+    assert "undefined: undefinedThing" in message
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({}, "no Go service configured; set goleak_package"),
+        ({"binary": Path("/x"), "package": "y"}, "both goleak_binary and goleak_package"),
+        ({"package": "x", "args": "-addr {host}"}, "unknown placeholder {host}"),
+        ({"package": "x", "args": "-config '{unclosed"}, "cannot be split like a shell line"),
+        ({"package": "x", "pprof_url": "http://192.168.1.10:6060/debug/pprof/"}, "not loopback"),
+        ({"package": "x", "pprof_url": "ftp://{addr}/"}, "not an http URL"),
+    ],
+)
+def test_bad_service_config(config: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as error:
+        ServiceConfig(**config)  # type: ignore[arg-type]
+    assert "\n" not in str(error.value)
+
+
+def test_remote_pprof_needs_an_explicit_opt_in() -> None:
+    url = "http://192.168.1.10:6060/debug/pprof/"
+    assert ServiceConfig(package="x", pprof_url=url, allow_remote_pprof=True).pprof_url == url
+
+
+def test_ini_only_third_party_server_runs_under_the_fixtures(pytester: pytest.Pytester, go_build) -> None:  # type: ignore[no-untyped-def]
+    """A binary the project did not write, configured through ini alone: data dir in {tmp}, pprof on its own port."""
+    binary = go_build("tests/goapps/debugport")
+    pytester.makeini(
+        textwrap.dedent(
+            f"""
+            [pytest]
+            goleak_binary = {binary}
+            goleak_args = -listen {{addr}} -debug-listen 127.0.0.1:{{port_debug}} -data-dir {{tmp}}
+            goleak_pprof_url = http://127.0.0.1:{{port_debug}}/debug/pprof/
+            goleak_env =
+                DEBUGPORT_GREETING=hi
+            goleak_settle = 0.3
+            """
+        )
+    )
+    pytester.makepyfile(
+        test_third_party="""
+        def test_clean(pytest_goleak):
+            assert pytest_goleak.client.get("/hello").text.strip() == "hi"
+            assert pytest_goleak.service.tmp.is_dir()
+
+        def test_leaky(pytest_goleak):
+            pytest_goleak.client.get("/leak")
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["goleak: 1 goroutine leaked (budget 0)"])
+
+
+@pytest.mark.parametrize(
+    ("ini", "message"),
+    [
+        ("goleak_binary = /no/such/binary", "goleak_binary /no/such/binary does not exist"),
+        ("goleak_binary = /etc/hostname", "is not an executable file"),
+    ],
+)
+def test_bad_binary_is_one_usage_error(pytester: pytest.Pytester, ini: str, message: str) -> None:
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    pytester.makepyfile("def test_x(pytest_goleak): pass\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: pytest-goleak: {message}*"])
+
+
+def test_go_missing_is_one_usage_error(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makeini(f"[pytest]\ngoleak_package = {ROOT / 'example_service'}\n")
+    pytester.makepyfile("def test_x(pytest_goleak): pass\n")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: pytest-goleak: goleak_package needs the Go toolchain but `go` is not on PATH*"])
+
+
+def test_no_service_configured_is_one_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(pytest_goleak): pass\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: pytest-goleak: no Go service configured; set goleak_package*"])
+
+
+def test_suite_without_goleak_fixtures_never_builds(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ngoleak_package = does-not-exist\n")
+    pytester.makepyfile("def test_x(): pass\n")
+    pytester.runpytest().assert_outcomes(passed=1)
