@@ -16,7 +16,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from pytest_goleak.budget import Budget
-from pytest_goleak.diff import Delta, SiteGrowth, count_by_identity, diff, heap_growth, identity, is_own, matches
+from pytest_goleak.diff import (
+    Delta,
+    GoroutineGrowth,
+    SiteGrowth,
+    count_by_identity,
+    diff,
+    heap_growth,
+    identity,
+    is_own,
+    matches,
+)
 from pytest_goleak.errors import ServiceError
 from pytest_goleak.pprof import DumpedGoroutine, Frame, Stack
 from pytest_goleak.procfs import describe_fds
@@ -107,7 +117,7 @@ class LeakCheck:
                 dump = pprof.goroutine_dump()
                 proof = pprof.leaked_goroutines()
             except ServiceError:
-                dump, proof = [], None
+                dump, proof = [], None  # the profile's stacks still go into the report
             proof_available = proof is not None
             proven = count_by_identity(proof) if proof is not None else Counter[str]()
             kept = []
@@ -118,7 +128,10 @@ class LeakCheck:
                 if self.budget.ignore and mine and len(creators) == len(mine) and matches(self.budget.ignore, creators):
                     continue
                 kept.append(growth)
-                groups.extend(_group(growth.identity, _newest(mine, growth.leaked), proven[growth.identity]))
+                if mine:
+                    groups.extend(_group(growth.identity, _newest(mine, growth.leaked), proven[growth.identity]))
+                else:
+                    groups.extend(_from_profile(growth))
             if len(kept) != len(delta.goroutines):
                 delta = replace(delta, goroutines=tuple(kept))
         if delta.new_fds and self.snapshotter.pid is not None:
@@ -127,11 +140,6 @@ class LeakCheck:
         sites: list[SiteGrowth] = []
         if verdict.before.heap is not None and verdict.after.heap is not None:
             sites = heap_growth(verdict.before.heap, verdict.after.heap)
-        if not groups and delta.goroutines:
-            # No dump to draw from: fall back to the profile's current stacks.
-            for growth in delta.goroutines:
-                for count, stack in growth.stacks[:3]:
-                    groups.append(LeakedGroup(min(count, growth.leaked), growth.identity, "", stack, None))
         return replace(
             verdict,
             delta=delta,
@@ -150,6 +158,17 @@ def _newest(goroutines: Sequence[DumpedGoroutine], count: int) -> list[DumpedGor
     # Goroutine ids only grow, so the newest of an identity are the ones most
     # likely started by this test.
     return sorted(goroutines, key=lambda g: g.goid)[-count:] if count > 0 else []
+
+
+def _from_profile(growth: GoroutineGrowth) -> list[LeakedGroup]:
+    """Report groups from the profile alone: current stacks, no state or creator."""
+    groups, left = [], growth.leaked
+    for count, stack in growth.stacks:
+        if left <= 0:
+            break
+        groups.append(LeakedGroup(min(count, left), growth.identity, "", stack, None))
+        left -= count
+    return groups
 
 
 def _group(name: str, goroutines: Sequence[DumpedGoroutine], proven: int) -> list[LeakedGroup]:

@@ -27,19 +27,24 @@ from pytest_goleak.snapshot import Snapshot
 # not others, depending on timing). Neither belongs to the test.
 OWN_FRAME_PREFIXES = ("net/http/pprof.",)
 OWN_START_FUNCTIONS = frozenset({"net/http.(*connReader).backgroundRead"})
-_GOEXIT = "runtime.goexit"
+# Outermost runtime frames that tracebacks hide: text dumps start the main
+# goroutine at main.main where profiles show runtime.main below it.
+_HIDDEN_ROOTS = frozenset({"runtime.goexit", "runtime.main"})
 
 
 def identity(stack: Stack) -> str:
     """The function a goroutine was started with: its outermost frame."""
     for frame in reversed(stack):
-        if frame.function != _GOEXIT:
+        if frame.function not in _HIDDEN_ROOTS:
             return frame.function
-    return "?"
+    return stack[-1].function if stack else "?"
 
 
 def is_own(stack: Stack) -> bool:
-    if identity(stack) in OWN_START_FUNCTIONS:
+    # A sample with no frames is a goroutine caught mid-creation while the
+    # profile was taken (in practice, the profile request's own reader): no
+    # goroutine that stays alive keeps an empty stack.
+    if not stack or identity(stack) in OWN_START_FUNCTIONS:
         return True
     return any(frame.function.startswith(OWN_FRAME_PREFIXES) for frame in stack)
 

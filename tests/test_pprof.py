@@ -44,8 +44,8 @@ def real(pprof: PprofClient) -> dict[str, bytes]:
 def test_goroutine_profile_decodes_with_symbols(real: dict[str, bytes]) -> None:
     profile = parse_goroutine_profile(real["goroutine"])
     identities = {identity(group.stack) for group in profile.groups}
-    # The service's main goroutine and its accept loop are always there.
-    assert "runtime.main" in identities
+    # The service's main goroutine is always there.
+    assert "main.main" in identities
     assert profile.total >= 2
     frames = [frame for group in profile.groups for frame in group.stack]
     assert any(frame.file.endswith(".go") and frame.line > 0 for frame in frames)
@@ -61,7 +61,7 @@ def test_heap_profile_reads_exact_live_bytes(real: dict[str, bytes]) -> None:
 def test_goroutine_dump_has_states_and_creators(real: dict[str, bytes]) -> None:
     dump = parse_goroutine_dump(real["dump"].decode())
     assert dump, "no goroutine parsed from a real dump"
-    main = [g for g in dump if identity(g.stack) == "runtime.main"]
+    main = [g for g in dump if identity(g.stack) == "main.main"]
     assert len(main) == 1 and main[0].goid == 1
     created = [g for g in dump if g.created_by is not None]
     assert created and all(g.created_by.file.endswith(".go") for g in created)  # type: ignore[union-attr]

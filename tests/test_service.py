@@ -211,7 +211,9 @@ def test_go_missing_is_one_usage_error(pytester: pytest.Pytester, monkeypatch: p
     monkeypatch.setenv("PATH", "/nonexistent")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: pytest-goleak: goleak_package needs the Go toolchain but `go` is not on PATH*"])
+    result.stderr.fnmatch_lines([
+        "ERROR: pytest-goleak: goleak_package needs the Go toolchain but `go` is not on PATH*"
+    ])
 
 
 def test_no_service_configured_is_one_usage_error(pytester: pytest.Pytester) -> None:
