@@ -208,11 +208,14 @@ def goleak_service_fixture(
 ) -> Iterator[GoService]:
     """The Go service under test, started once per session (and restarted if it dies)."""
     state = request.config.stash[STATE]
+    problem = None
     try:
         service = state.service(tmp_path_factory.mktemp("goleak"))
         service.start()
     except GoleakError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        problem = str(exc)
+    if problem is not None:  # failed outside the except block: no chained traceback
+        pytest.fail(problem, pytrace=False)
     yield service
     service.stop()
 
@@ -228,17 +231,23 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: GoService) ->
                 GoleakWarning(f"{goleak_service.config.display_name} {describe_exit(code)}; restarted it"),
                 stacklevel=1,
             )
+        problem = None
         try:
             goleak_service.restart()
         except GoleakError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            problem = str(exc)
+        if problem is not None:
+            pytest.fail(problem, pytrace=False)
+    problem = None
     budget = request.node.stash.get(BUDGET, state.defaults)
     handle = GoleakHandle(goleak_service, budget, state.enabled and budget.check)
     try:
         handle.begin()
     except GoleakError as exc:
+        problem = f"goleak: could not read the service before the test: {exc}"
+    if problem is not None:
         handle.close()
-        pytest.fail(f"goleak: could not read the service before the test: {exc}", pytrace=False)
+        pytest.fail(problem, pytrace=False)
     request.node.stash[HANDLE] = handle
     try:
         yield handle

@@ -62,7 +62,9 @@ def test_restart_gives_a_fresh_process(run_service, example_binary: Path) -> Non
     service = run_service(example_binary, args="-addr {addr} -data-dir {tmp}")
     first = service.pid
     os.kill(first, signal.SIGKILL)
-    psutil.Process(first).wait(5)
+    deadline = time.monotonic() + 5
+    while service.alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert not service.alive()
     assert service.returncode == -signal.SIGKILL
     service.restart()
@@ -191,14 +193,15 @@ def test_ini_only_third_party_server_runs_under_the_fixtures(pytester: pytest.Py
 
 
 @pytest.mark.parametrize(
-    ("ini", "message"),
+    ("binary", "message"),
     [
-        ("goleak_binary = /no/such/binary", "goleak_binary /no/such/binary does not exist"),
-        ("goleak_binary = /etc/hostname", "is not an executable file"),
+        ("/no/such/binary", "goleak_binary /no/such/binary does not exist"),
+        ("plain.txt", "goleak_binary */plain.txt is not an executable file"),
     ],
 )
-def test_bad_binary_is_one_usage_error(pytester: pytest.Pytester, ini: str, message: str) -> None:
-    pytester.makeini(f"[pytest]\n{ini}\n")
+def test_bad_binary_is_one_usage_error(pytester: pytest.Pytester, binary: str, message: str) -> None:
+    (pytester.path / "plain.txt").write_text("not a program\n")
+    pytester.makeini(f"[pytest]\ngoleak_binary = {binary}\n")
     pytester.makepyfile("def test_x(pytest_goleak): pass\n")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
