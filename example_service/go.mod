@@ -1,0 +1,3 @@
+module example.com/goleak/example_service
+
+go 1.22

@@ -1,0 +1,3 @@
+module example.com/goleak/goapps
+
+go 1.22

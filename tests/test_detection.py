@@ -1,0 +1,94 @@
+"""Leak detection against the real example service, over real HTTP.
+
+Fixed twins and clean endpoints run under the ``pytest_goleak`` fixture of
+this very suite: a false leak verdict fails them. Leaky routes must fail, so
+they run in a nested pytest session whose reports are read back.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+# route -> (what the headline must say, what the report must name)
+LEAKS: dict[str, tuple[list[str], list[str]]] = {
+    "chan-send": (["1 goroutine leaked"], ["[chan send]", "main.(*PriceService).fetchQuote", "created by"]),
+    "waitgroup": (["goroutine"], ["[sync.WaitGroup.Wait]", "main.(*Notifier).awaitBatch"]),
+    "busy-worker": (["goroutine"], ["main.(*uploadQueue).pollLeaky"]),
+    "context": (["goroutine"], ["main.(*Subscription).watch"]),
+    "pipe": (["goroutine"], ["io.(*pipe).read", "main.checksumReport"]),
+    "mutex": (["goroutine"], ["[sync.Mutex.Lock]", "main.(*Inventory).reserve"]),
+    "cache?kb=2048": (["heap +2.0 MiB (budget 1.0 MiB)"], ["main.renderPage"]),
+    "open": (["fds +1 (budget 0)"], ["products.csv"]),
+    "http-body": (["goroutines leaked", "fds +2"], ["net/http.(*persistConn).readLoop", "tcp 127.0.0.1:"]),
+    "listener": (["1 goroutine leaked", "fds +1"], ["main.(*webhookReceiver).acceptLoop", "LISTEN"]),
+    "exec": (["children +1 (budget 0)"], ["[zombie]", "sh"]),
+    "tempfile": (["fds +1 (budget 0)"], ["upload-"]),
+    "ticker": (["1 goroutine leaked"], ["main.(*Session).heartbeatLeaky"]),
+}
+PATTERNS = sorted({route.split("?")[0] for route in LEAKS})
+
+
+@pytest.mark.parametrize("route", list(LEAKS))
+def test_leaky_route_fails_with_the_right_report(pytester: pytest.Pytester, example_binary: Path, route: str) -> None:
+    pytester.makeini(
+        textwrap.dedent(
+            f"""
+            [pytest]
+            goleak_binary = {example_binary}
+            goleak_args = -addr {{addr}} -data-dir {{tmp}}
+            goleak_settle = 0.3
+            """
+        )
+    )
+    pytester.makepyfile(
+        f"""
+        def test_leaky(pytest_goleak):
+            assert pytest_goleak.client.get("/leaky/{route}").status_code == 200
+        """
+    )
+    reprec = pytester.inline_run()
+    (report,) = [r for r in reprec.getreports("pytest_runtest_logreport") if r.when == "call"]
+    assert report.failed, f"/leaky/{route} was not reported as a leak"
+    text = report.longreprtext
+    headline = text.splitlines()[0]
+    assert headline.startswith("goleak: ")
+    for phrase in LEAKS[route][0]:
+        assert phrase in headline, f"{phrase!r} not in {headline!r}"
+    for name in LEAKS[route][1]:
+        assert name in text, f"{name!r} not in the report:\n{text}"
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_fixed_twin_passes(pytest_goleak, pattern: str) -> None:  # type: ignore[no-untyped-def]
+    response = pytest_goleak.client.get(f"/fixed/{pattern}", params={"n": 3})
+    assert response.status_code == 200, response.text
+
+
+CLEAN_ROUTES = ["/healthz", "/work?n=5000", "/api/products", "/api/orders", "/fixed/http-body", "/fixed/chan-send"]
+
+
+@pytest.mark.parametrize("round_", range(50))
+def test_clean_requests_never_flag_a_leak(pytest_goleak, round_: int) -> None:  # type: ignore[no-untyped-def]
+    route = CLEAN_ROUTES[round_ % len(CLEAN_ROUTES)]
+    for _ in range(3):
+        assert pytest_goleak.client.get(route).status_code == 200
+    pytest_goleak.client.post("/api/orders", json={"sku": "sku-1", "qty": 1})
+
+
+def test_snapshot_is_inspectable(pytest_goleak) -> None:  # type: ignore[no-untyped-def]
+    snapshot = pytest_goleak.snapshot()
+    assert snapshot.goroutine_count > 0
+    assert snapshot.heap_bytes is not None and snapshot.heap_bytes > 0
+    assert snapshot.fd_count is not None and snapshot.fd_count >= 3
+    assert snapshot.thread_count is not None and snapshot.thread_count >= 1
+    assert pytest_goleak.service.pid > 0
+    assert pytest_goleak.url == pytest_goleak.service.url
+
+
+@pytest.mark.goleak(goroutines=3)
+def test_marker_budget_covers_a_small_leak(pytest_goleak) -> None:  # type: ignore[no-untyped-def]
+    # Runs last in this module's service: the leak it leaves is in budget.
+    assert pytest_goleak.client.get("/leaky/chan-send", params={"n": 2}).status_code == 200
