@@ -27,7 +27,7 @@ from pytest_goleak.diff import (
     is_own,
     matches,
 )
-from pytest_goleak.errors import ServiceError
+from pytest_goleak.errors import GoleakError
 from pytest_goleak.pprof import DumpedGoroutine, Frame, Stack
 from pytest_goleak.procfs import describe_fds
 from pytest_goleak.snapshot import Snapshot, Snapshotter
@@ -116,7 +116,7 @@ class LeakCheck:
             try:
                 dump = pprof.goroutine_dump()
                 proof = pprof.leaked_goroutines()
-            except ServiceError:
+            except GoleakError:
                 dump, proof = [], None  # the profile's stacks still go into the report
             proof_available = proof is not None
             proven = count_by_identity(proof) if proof is not None else Counter[str]()

@@ -20,7 +20,7 @@ from _pytest._code.code import ExceptionRepr
 from pytest_goleak import options
 from pytest_goleak.budget import Budget
 from pytest_goleak.check import LeakCheck, Verdict
-from pytest_goleak.errors import ConfigError, GoleakError, ServiceError
+from pytest_goleak.errors import ConfigError, GoleakError
 from pytest_goleak.lifeline import Lifeline
 from pytest_goleak.pprof import PprofClient
 from pytest_goleak.report import render
@@ -182,7 +182,7 @@ class GoleakHandle:
             return _crash_text(self.service)
         try:
             self.verdict = self._check.finish()
-        except ServiceError as exc:
+        except GoleakError as exc:
             if not self.service.alive():
                 return _crash_text(self.service)
             return f"goleak: could not read the service after the test: {exc}"

@@ -178,12 +178,13 @@ class _Symbols:
             frames.extend(found)
         return tuple(frames)
 
-    def value_index(self, profile: Any, wanted: str) -> int:
-        for index, value_type in enumerate(profile.sample_type):
-            if self._string(value_type.type) == wanted:
+    def value_index(self, profile: Any, *wanted: str) -> int:
+        """Index of the first sample value whose type is one of ``wanted``."""
+        kinds = [self._string(value_type.type) for value_type in profile.sample_type]
+        for index, kind in enumerate(kinds):
+            if kind in wanted:
                 return index
-        kinds = [self._string(vt.type) for vt in profile.sample_type]
-        raise ProfileError(f"pprof profile has no {wanted!r} values (it has {kinds})")
+        raise ProfileError(f"pprof profile has no {' or '.join(wanted)} values (it has {kinds})")
 
 
 def _samples(profile: Any, symbols: _Symbols, index: int) -> Iterator[tuple[Stack, Sequence[int]]]:
@@ -200,7 +201,10 @@ def parse_goroutine_profile(data: bytes) -> GoroutineProfile:
     """Decode a ``goroutine?debug=0`` (or ``goroutineleak``) profile."""
     profile = _decode(data)
     symbols = _Symbols(profile)
-    index = symbols.value_index(profile, "goroutine")
+    kind = (
+        "goroutineleak" if any(symbols.name(vt.type) == "goroutineleak" for vt in profile.sample_type) else "goroutine"
+    )
+    index = symbols.value_index(profile, kind)
     groups = tuple(
         GoroutineGroup(values[index], stack) for stack, values in _samples(profile, symbols, index) if values[index]
     )

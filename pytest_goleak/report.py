@@ -69,14 +69,16 @@ def render(verdict: Verdict) -> str:
     lines = [headline(verdict)]
     if verdict.leaked_groups:
         total = sum(group.count for group in verdict.leaked_groups)
-        lines += ["", f"leaked goroutines ({total} in {len(verdict.leaked_groups)} groups, newest first by creation):"]
+        groups = len(verdict.leaked_groups)
+        lines += ["", f"leaked goroutines ({total} in {groups} group{'s' if groups != 1 else ''}):"]
         for group in verdict.leaked_groups[:MAX_GROUPS]:
             lines += _group_lines(group)
         if len(verdict.leaked_groups) > MAX_GROUPS:
             lines.append(f"  ... and {len(verdict.leaked_groups) - MAX_GROUPS} more groups")
     if verdict.heap_sites and delta.heap_bytes is not None and verdict.budget.heap is not None:
         if delta.heap_bytes > verdict.budget.heap:
-            lines += ["", f"live heap grew {format_size(delta.heap_bytes)}; allocation sites that grew:"]
+            grew = format_size(delta.heap_bytes)
+            lines += ["", f"live heap grew {grew}; allocation sites that grew (sampled estimates):"]
             for site in verdict.heap_sites[:MAX_SITES]:
                 lines.append(f"  +{format_size(site.bytes)} ({site.objects} objects live)")
                 lines += _site_line(site.stack)

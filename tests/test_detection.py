@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from pytest_goleak.service import build_package
+
+ROOT = Path(__file__).resolve().parent.parent
+
 # route -> (what the headline must say, what the report must name)
 LEAKS: dict[str, tuple[list[str], list[str]]] = {
     "chan-send": (["1 goroutine leaked"], ["[chan send]", "main.(*PriceService).fetchQuote", "created by"]),
@@ -92,3 +96,30 @@ def test_snapshot_is_inspectable(pytest_goleak) -> None:  # type: ignore[no-unty
 def test_marker_budget_covers_a_small_leak(pytest_goleak) -> None:  # type: ignore[no-untyped-def]
     # Runs last in this module's service: the leak it leaves is in budget.
     assert pytest_goleak.client.get("/leaky/chan-send", params={"n": 2}).status_code == 200
+
+
+def test_runtime_proof_marks_goroutines_nothing_can_wake(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Go 1.26 with GOEXPERIMENT=goroutineleakprofile (1.27 by default) proves some leaks itself."""
+    monkeypatch.setenv("GOEXPERIMENT", "goroutineleakprofile")
+    binary = build_package("example_service", ROOT, tmp_path)
+    pytester.makeini(f"[pytest]\ngoleak_binary = {binary}\ngoleak_args = -addr {{addr}} -data-dir {{tmp}}\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.goleak(settle=0.2)
+        @pytest.mark.parametrize("route", ["chan-send", "mutex"])
+        def test_leaky(pytest_goleak, route):
+            pytest_goleak.client.get("/leaky/" + route)
+        """
+    )
+    reports = {
+        r.nodeid.split("[")[1]: r.longreprtext
+        for r in pytester.inline_run().getreports("pytest_runtest_logreport")
+        if r.when == "call"
+    }
+    assert "main.(*PriceService).fetchQuote  (proven leaked by the Go runtime" in reports["chan-send]"]
+    # The inventory mutex is reachable from a global, so the runtime cannot prove that one.
+    assert "proven leaked" not in reports["mutex]"]
