@@ -201,10 +201,7 @@ def parse_goroutine_profile(data: bytes) -> GoroutineProfile:
     """Decode a ``goroutine?debug=0`` (or ``goroutineleak``) profile."""
     profile = _decode(data)
     symbols = _Symbols(profile)
-    kind = (
-        "goroutineleak" if any(symbols.name(vt.type) == "goroutineleak" for vt in profile.sample_type) else "goroutine"
-    )
-    index = symbols.value_index(profile, kind)
+    index = symbols.value_index(profile, "goroutine", "goroutineleak")
     groups = tuple(
         GoroutineGroup(values[index], stack) for stack, values in _samples(profile, symbols, index) if values[index]
     )
