@@ -22,6 +22,10 @@ class ServiceError(GoleakError):
     """The Go service could not be built, started, reached or kept alive."""
 
 
+class ServiceUnresponsive(ServiceError):
+    """The service did not answer in time, or dropped the connection: frozen, wedged or dying."""
+
+
 class ProfileError(GoleakError):
     """A pprof endpoint answered with something that is not a usable profile."""
 

@@ -20,7 +20,7 @@ from _pytest._code.code import ExceptionRepr
 from pytest_goleak import options
 from pytest_goleak.budget import Budget
 from pytest_goleak.check import LeakCheck, Verdict
-from pytest_goleak.errors import ConfigError, GoleakError
+from pytest_goleak.errors import ConfigError, GoleakError, ServiceUnresponsive
 from pytest_goleak.lifeline import Lifeline
 from pytest_goleak.pprof import PprofClient
 from pytest_goleak.report import render
@@ -183,9 +183,7 @@ class GoleakHandle:
         try:
             self.verdict = self._check.finish()
         except GoleakError as exc:
-            if not self.service.alive():
-                return _crash_text(self.service)
-            return f"goleak: could not read the service after the test: {exc}"
+            return _unreadable_text(self.service, exc, "after")
         return render(self.verdict) if self.verdict.failed else None
 
     def close(self) -> None:
@@ -194,12 +192,30 @@ class GoleakHandle:
 
 
 def _crash_text(service: GoService) -> str:
+    service.exit_reported = True
     code = service.returncode
-    status = describe_exit(code) if code is not None else "stopped answering"
+    status = describe_exit(code) if code is not None else "stopped"
     return (
         f"goleak: {service.config.display_name} {status} during this test\n"
-        f"last lines of its output ({service.log_path}):\n{service.log_tail(60)}"
+        f"its output ({service.log_path}):\n{service.crash_output()}"
     )
+
+
+def _unreadable_text(service: GoService, error: GoleakError, when: str) -> str:
+    """The service could not be read: it crashed, or it is wedged and gets killed with a stack dump."""
+    if service.wait_exit(0.5) is not None:
+        return _crash_text(service)
+    if isinstance(error, ServiceUnresponsive) and service.alive():
+        dump = service.kill_with_dump()
+        service.exit_reported = True
+        lines = dump.splitlines()
+        shown = "\n".join(lines[:120]) + (f"\n... {len(lines) - 120} more lines" if len(lines) > 120 else "")
+        return (
+            f"goleak: could not read the service {when} the test: {error}\n"
+            f"{service.config.display_name} was killed after a SIGQUIT goroutine dump "
+            f"(in full in {service.log_path}); the next test gets a fresh service.\n{shown}"
+        )
+    return f"goleak: could not read the service {when} the test: {error}"
 
 
 @pytest.fixture(scope="session", name="goleak_service")
@@ -226,7 +242,7 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: GoService) ->
     state = request.config.stash[STATE]
     if not goleak_service.alive():
         code = goleak_service.returncode
-        if code is not None:
+        if code is not None and not goleak_service.exit_reported:
             warnings.warn(
                 GoleakWarning(f"{goleak_service.config.display_name} {describe_exit(code)}; restarted it"),
                 stacklevel=1,
@@ -244,7 +260,7 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: GoService) ->
     try:
         handle.begin()
     except GoleakError as exc:
-        problem = f"goleak: could not read the service before the test: {exc}"
+        problem = _unreadable_text(goleak_service, exc, "before")
     if problem is not None:
         handle.close()
         pytest.fail(problem, pytrace=False)

@@ -30,12 +30,12 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from pytest_goleak._proto.profile_descriptor import SERIALIZED
-from pytest_goleak.errors import ProfileError, ServiceError
+from pytest_goleak.errors import ProfileError, ServiceError, ServiceUnresponsive
 
 # A profile bigger than this is refused rather than decoded: a real goroutine
 # or heap profile is a few MiB at most, and the runtime itself cuts text dumps
 # at 64 MiB.
-MAX_PROFILE_BYTES = 256 << 20
+MAX_PROFILE_BYTES = 128 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,9 +362,9 @@ class PprofClient:
                         raise ProfileError(f"pprof {url} sent more than {MAX_PROFILE_BYTES >> 20} MiB; refusing it")
                 return bytes(body)
         except httpx.TimeoutException:
-            raise ServiceError(f"service did not answer {url} within {self.timeout:g}s") from None
+            raise ServiceUnresponsive(f"service did not answer {url} within {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
-            raise ServiceError(f"service did not answer {url}: {exc}") from None
+            raise ServiceUnresponsive(f"service did not answer {url}: {exc}") from None
 
     def goroutines(self) -> GoroutineProfile:
         return parse_goroutine_profile(self.fetch("goroutine"))

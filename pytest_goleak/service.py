@@ -245,6 +245,7 @@ class GoService:
         self._lifeline = lifeline
         self._run: _Run | None = None
         self.starts = 0
+        self.exit_reported = False
 
     # -- what tests see -------------------------------------------------
 
@@ -290,18 +291,9 @@ class GoService:
     def returncode(self) -> int | None:
         return None if self._run is None else self._run.proc.poll()
 
-    def log_tail(self, lines: int = 50, this_run: bool = True) -> str:
-        """The last ``lines`` lines the service wrote (stdout and stderr)."""
-        try:
-            with self.log_path.open("rb") as log:
-                size = log.seek(0, os.SEEK_END)
-                start = self._run.log_offset if (this_run and self._run is not None) else 0
-                start = max(start, size - (256 << 10))
-                log.seek(start)
-                data = log.read()
-        except FileNotFoundError:
-            return ""
-        return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+    def log_tail(self, lines: int = 50) -> str:
+        """The last ``lines`` lines this run of the service wrote (stdout and stderr)."""
+        return "\n".join(self.output_since_start(256 << 10).splitlines()[-lines:])
 
     # -- lifecycle ------------------------------------------------------
 
@@ -343,6 +335,7 @@ class GoService:
             self._lifeline.guard(proc.pid)
         self._run = _Run(proc, placeholders, command, offset)
         self.starts += 1
+        self.exit_reported = False  # set once a test's report has told of this run's end
         try:
             self._wait_ready()
         except BaseException:
@@ -418,6 +411,58 @@ class GoService:
             if self._lifeline is not None:
                 self._lifeline.release(proc.pid)
         return proc.returncode
+
+    def output_since_start(self, limit: int = 1 << 20) -> str:
+        """Everything this run of the service wrote, up to ``limit`` bytes from its end."""
+        run = self._run
+        try:
+            with self.log_path.open("rb") as log:
+                size = log.seek(0, os.SEEK_END)
+                log.seek(max(run.log_offset if run else 0, size - limit))
+                return log.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def crash_output(self, lines: int = 60) -> str:
+        """The end of the log, widened to start at a Go panic or fatal error if one is there.
+
+        A panic's stack trace is the one thing a user needs in full.
+        """
+        text = self.output_since_start().splitlines()
+        for index in range(len(text) - 1, -1, -1):
+            if text[index].startswith(("panic: ", "fatal error: ", "SIGQUIT: quit")):
+                return "\n".join(text[index:][:2000])
+        return "\n".join(text[-lines:])
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` seconds for the service to exit; its exit code, or None."""
+        run = self._run
+        if run is None:
+            return None
+        try:
+            return run.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill_with_dump(self, timeout: float = 3.0) -> str:
+        """Stop a service that no longer answers, after asking Go for every goroutine's stack.
+
+        SIGQUIT makes the Go runtime print all stacks to stderr (our log) and
+        exit. SIGCONT follows so that a stopped (SIGSTOP) process handles it.
+        Returns what the service printed from the SIGQUIT on.
+        """
+        run = self._run
+        if run is None or run.proc.poll() is not None:
+            return ""
+        with self.log_path.open("rb") as log:
+            before = log.seek(0, os.SEEK_END)
+        os.kill(run.proc.pid, signal.SIGQUIT)
+        os.kill(run.proc.pid, signal.SIGCONT)
+        self.wait_exit(timeout)
+        self.stop()
+        with self.log_path.open("rb") as log:
+            log.seek(before)
+            return log.read(8 << 20).decode("utf-8", "replace")
 
     def restart(self) -> None:
         self.stop()
