@@ -13,7 +13,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from pytest_goleak.budget import Budget
 from pytest_goleak.diff import (
@@ -28,7 +28,7 @@ from pytest_goleak.diff import (
     matches,
 )
 from pytest_goleak.errors import GoleakError
-from pytest_goleak.pprof import DumpedGoroutine, Frame, Stack
+from pytest_goleak.pprof import DumpedGoroutine, Frame, Stack, parse_goroutine_dump
 from pytest_goleak.procfs import describe_fds
 from pytest_goleak.snapshot import Snapshot, Snapshotter
 
@@ -59,7 +59,7 @@ class Verdict:
     leaked_groups: tuple[LeakedGroup, ...] = ()
     heap_sites: tuple[SiteGrowth, ...] = ()
     proof_available: bool = False
-    notes: tuple[str, ...] = field(default=())
+    dump_text: str = ""  # the full debug=2 dump, when one was read
 
     @property
     def failed(self) -> bool:
@@ -112,13 +112,15 @@ class LeakCheck:
         groups: list[LeakedGroup] = []
         delta = verdict.delta
         proof_available = False
+        dump_text = ""
         if delta.goroutines_leaked > (self.budget.goroutines or 0) and self.budget.goroutines is not None:
             try:
-                dump = pprof.goroutine_dump()
+                dump_text = pprof.goroutine_dump()
                 proof = pprof.leaked_goroutines()
             except GoleakError:
-                dump, proof = [], None  # the profile's stacks still go into the report
+                dump_text, proof = "", None  # the profile's stacks still go into the report
             proof_available = proof is not None
+            dump = parse_goroutine_dump(dump_text)
             proven = count_by_identity(proof) if proof is not None else Counter[str]()
             kept = []
             for growth in delta.goroutines:
@@ -147,6 +149,7 @@ class LeakCheck:
             leaked_groups=tuple(sorted(groups, key=lambda g: -g.count)),
             heap_sites=tuple(sites),
             proof_available=proof_available,
+            dump_text=dump_text,
         )
 
 

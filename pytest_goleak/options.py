@@ -14,6 +14,7 @@ from typing import Literal
 
 import pytest
 
+from pytest_goleak.attach import AttachedService
 from pytest_goleak.budget import BUDGET_FIELDS, Budget
 from pytest_goleak.errors import ConfigError
 from pytest_goleak.service import DEFAULT_PPROF_URL, ServiceConfig
@@ -53,6 +54,9 @@ OPTIONS = (
     Option("threads", "OS threads a test may add (default: reported, unchecked)", "none"),
     Option("settle", "seconds to wait for growth to wind down before failing", "2.0"),
     Option("ignore", "function-name patterns of goroutines to ignore, one per line", kind="linelist"),
+    Option("artifacts", "directory for each failing test's profiles, dump and log (go tool pprof opens them)"),
+    Option("attach_url", "check an already running service at this URL instead of starting one"),
+    Option("attach_pid", "local PID of the attached service, so fds, children and threads are measured too"),
 )
 
 
@@ -61,6 +65,10 @@ def register(parser: pytest.Parser) -> None:
     parser.addini("goleak", "run the leak checks (false: only run the service)", type="bool", default=True)
     group.addoption(
         "--no-goleak", action="store_true", default=False, help="run the tests, but skip every leak check"
+    )
+    parser.addini("goleak_summary", "show the goleak section in the terminal summary", type="bool", default=True)
+    group.addoption(
+        "--no-goleak-summary", action="store_true", default=False, help="hide the goleak terminal summary section"
     )
     for option in OPTIONS:
         if option.kind == "bool":
@@ -103,7 +111,7 @@ def _seconds(config: pytest.Config, name: str) -> float:
 
 def service_config(config: pytest.Config) -> ServiceConfig:
     """The configured service; relative paths are relative to the ini file's directory."""
-    base = config.inipath.parent if config.inipath else config.rootpath
+    base = _ini_dir(config)
     binary = str(value(config, "binary") or "")
     package = str(value(config, "package") or "")
     return ServiceConfig(
@@ -121,3 +129,40 @@ def service_config(config: pytest.Config) -> ServiceConfig:
 
 def configured(config: pytest.Config) -> bool:
     return bool(value(config, "binary") or value(config, "package"))
+
+
+def summary_enabled(config: pytest.Config) -> bool:
+    return bool(config.getini("goleak_summary")) and not config.getoption("no_goleak_summary")
+
+
+def artifacts_dir(config: pytest.Config) -> Path | None:
+    raw = str(value(config, "artifacts") or "")
+    if not raw:
+        return None
+    base = config.invocation_params.dir if config.getoption("goleak_artifacts") else _ini_dir(config)
+    return base / Path(raw).expanduser()
+
+
+def _ini_dir(config: pytest.Config) -> Path:
+    return config.inipath.parent if config.inipath else config.rootpath
+
+
+def attached(config: pytest.Config) -> AttachedService | None:
+    """The service to attach to, if goleak_attach_url is set."""
+    url = str(value(config, "attach_url") or "")
+    raw_pid = str(value(config, "attach_pid") or "").strip()
+    if not url:
+        if raw_pid:
+            raise ConfigError("goleak_attach_pid is set without goleak_attach_url; set both, or neither")
+        return None
+    if configured(config):
+        raise ConfigError("goleak_attach_url is set along with goleak_binary/goleak_package; keep one of them")
+    if raw_pid and not raw_pid.isdigit():
+        raise ConfigError(f"goleak_attach_pid = {raw_pid!r} is not a process id; give the service's local PID")
+    return AttachedService(
+        url,
+        pprof_url=str(value(config, "pprof_url")),
+        pid=int(raw_pid) if raw_pid else None,
+        request_timeout=_seconds(config, "request_timeout"),
+        allow_remote=bool(value(config, "allow_remote")),
+    )

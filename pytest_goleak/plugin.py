@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import warnings
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import httpx
@@ -18,14 +18,25 @@ import pytest
 from _pytest._code.code import ExceptionRepr
 
 from pytest_goleak import options
-from pytest_goleak.budget import Budget
+from pytest_goleak.artifacts import ArtifactWriter
+from pytest_goleak.attach import AttachedService
+from pytest_goleak.budget import Budget, format_size
 from pytest_goleak.check import LeakCheck, Verdict
 from pytest_goleak.errors import ConfigError, GoleakError, ServiceUnresponsive
 from pytest_goleak.lifeline import Lifeline
 from pytest_goleak.pprof import PprofClient
-from pytest_goleak.report import render
-from pytest_goleak.service import GoService, ServiceConfig, build_package, check_binary, describe_exit
+from pytest_goleak.report import SessionSummary, junit_properties, render
+from pytest_goleak.service import (
+    GoService,
+    ServiceConfig,
+    build_package,
+    check_binary,
+    describe_exit,
+    go_version,
+)
 from pytest_goleak.snapshot import Snapshot, Snapshotter
+
+Service = GoService | AttachedService
 
 MARKER = (
     "goleak(goroutines=0, heap='1MiB', fds=0, children=0, threads=None, settle=2.0, ignore=[], check=True): "
@@ -39,51 +50,70 @@ class GoleakWarning(UserWarning):
 
 
 class GoleakState:
-    """Per pytest process: the resolved options, the built binary, the running service."""
+    """Per pytest process: the resolved options, built binaries, running services."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.enabled = options.checks_enabled(config)
         self.defaults = options.default_budget(config)
-        self.service_config: ServiceConfig | None = None
-        if options.configured(config):
-            self.service_config = options.service_config(config)
-        self._binary: Path | None = None
+        self.attached = options.attached(config)
+        self.service_config = options.service_config(config) if options.configured(config) else None
+        artifacts = options.artifacts_dir(config)
+        self.artifacts = ArtifactWriter(artifacts) if artifacts is not None else None
+        self.summary = SessionSummary()
+        self._binaries: dict[tuple[str, Path], Path] = {}
         self._build_dir: Path | None = None
-        self._service: GoService | None = None
+        self._services: list[GoService] = []
+        self._main: Service | None = None
         self._lifeline: Lifeline | None = None
 
-    def binary(self) -> Path:
-        """The service's binary, built on first use and then reused for the session."""
-        if self._binary is None:
-            service = self.require_config()
-            if service.binary is not None:
-                self._binary = check_binary(service.base_dir / service.binary)
-            else:
-                assert service.package is not None
-                self._build_dir = Path(tempfile.mkdtemp(prefix="pytest-goleak-build-"))
-                self._binary = build_package(service.package, service.base_dir, self._build_dir)
-        return self._binary
-
     def require_config(self) -> ServiceConfig:
-        if self.service_config is None:
-            # Raises the one-line "nothing configured" error.
-            return options.service_config(self.config)
-        return self.service_config
+        # With nothing configured this raises the one-line "set goleak_package" error.
+        return self.service_config if self.service_config is not None else options.service_config(self.config)
 
-    def lifeline(self) -> Lifeline:
+    def binary_for(self, service: ServiceConfig) -> Path:
+        """The binary of ``service``: checked, or built on first use and reused for the session."""
+        if service.binary is not None:
+            return check_binary(service.base_dir / service.binary)
+        assert service.package is not None
+        key = (service.package, service.base_dir)
+        if key not in self._binaries:
+            if self._build_dir is None:
+                self._build_dir = Path(tempfile.mkdtemp(prefix="pytest-goleak-build-"))
+            out = self._build_dir / str(len(self._binaries))
+            self._binaries[key] = build_package(service.package, service.base_dir, out)
+        return self._binaries[key]
+
+    def prepare(self) -> None:
+        """Fail early on anything wrong with the main service's binary."""
+        if self.attached is None:
+            self.binary_for(self.require_config())
+
+    def main_binary(self) -> Path | None:
+        if self.attached is not None or self.service_config is None:
+            return None
+        return self.binary_for(self.service_config)
+
+    def start(self, config: ServiceConfig, workdir: Path) -> GoService:
         if self._lifeline is None:
             self._lifeline = Lifeline()
-        return self._lifeline
+        service = GoService(config, self.binary_for(config), workdir, self._lifeline)
+        self._services.append(service)
+        service.start()
+        return service
 
-    def service(self, workdir: Path) -> GoService:
-        if self._service is None:
-            self._service = GoService(self.require_config(), self.binary(), workdir, self.lifeline())
-        return self._service
+    def main_service(self, workdir: Path) -> Service:
+        if self._main is None:
+            if self.attached is not None:
+                self.attached.start()
+                self._main = self.attached
+            else:
+                self._main = self.start(self.require_config(), workdir)
+        return self._main
 
     def shutdown(self) -> None:
-        if self._service is not None:
-            self._service.stop()
+        for service in self._services:
+            service.stop()
         if self._lifeline is not None:
             self._lifeline.close()
         if self._build_dir is not None:
@@ -96,6 +126,10 @@ HANDLE = pytest.StashKey["GoleakHandle"]()
 LEAK_TEXT = pytest.StashKey[str]()
 
 
+def _usage_error(exc: GoleakError) -> pytest.UsageError:
+    return pytest.UsageError(f"pytest-goleak: {exc}")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     options.register(parser)
 
@@ -103,15 +137,44 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
     try:
-        config.stash[STATE] = GoleakState(config)
+        state = config.stash[STATE] = GoleakState(config)
     except ConfigError as exc:
-        raise pytest.UsageError(f"pytest-goleak: {exc}") from None
+        raise _usage_error(exc) from None
+    config.pluginmanager.register(SummaryHooks(config, state.summary), "goleak-summary")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is not None:
         state.shutdown()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash[STATE]
+    if not state.enabled:
+        return ["goleak: checks disabled"]
+    budget = state.defaults
+    limits = ", ".join(
+        f"{name} {('unchecked' if value is None else format_size(value) if name == 'heap' else value)}"
+        for name, value in [
+            ("goroutines", budget.goroutines),
+            ("heap", budget.heap),
+            ("fds", budget.fds),
+            ("children", budget.children),
+            ("threads", budget.threads),
+        ]
+    )
+    if state.attached is not None:
+        what = f"attached to {state.attached.url}"
+        if state.attached.unmeasured:
+            what += f" (no local PID: {', '.join(state.attached.unmeasured)} not measured; set goleak_attach_pid)"
+    elif state.service_config is not None:
+        service = state.service_config
+        source = f"binary {service.binary}" if service.binary else f"package {service.package}"
+        what = f"service {service.display_name} ({source}, {go_version(service) or 'Go version unknown'})"
+    else:
+        what = "no service configured"
+    return [f"goleak: {what}", f"goleak: budgets per test: {limits}; settle {budget.settle:g}s"]
 
 
 def _budget_for(item: pytest.Item, defaults: Budget) -> Budget:
@@ -131,7 +194,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             item.stash[BUDGET] = _budget_for(item, state.defaults)
     except ConfigError as exc:
-        raise pytest.UsageError(f"pytest-goleak: {exc}") from None
+        raise _usage_error(exc) from None
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -142,119 +205,174 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not any(FIXTURES & set(getattr(item, "fixturenames", ())) for item in session.items):
         return
     try:
-        session.config.stash[STATE].binary()
+        session.config.stash[STATE].prepare()
     except GoleakError as exc:
-        raise pytest.UsageError(f"pytest-goleak: {exc}") from None
+        raise _usage_error(exc) from None
+
+
+class _Watch:
+    """The leak check of one service during one test."""
+
+    def __init__(self, service: Service, budget: Budget, checking: bool) -> None:
+        self.service = service
+        self.pprof = PprofClient(service.pprof_url, service.request_timeout)
+        self.snapshotter = Snapshotter(self.pprof, service.pid)
+        self.check = LeakCheck(self.snapshotter, budget) if checking else None
+        self.verdict: Verdict | None = None
+
+    def begin(self) -> None:
+        if self.check is not None:
+            self.check.begin()
+
+    def finish(self) -> str | None:
+        if self.check is None:
+            return None
+        if not self.service.alive():
+            return _crash_text(self.service)
+        try:
+            self.verdict = self.check.finish()
+        except GoleakError as exc:
+            return _unreadable_text(self.service, exc, "after")
+        return render(self.verdict) if self.verdict.failed else None
 
 
 class GoleakHandle:
     """What a test gets from the ``pytest_goleak`` fixture."""
 
-    def __init__(self, service: GoService, budget: Budget, checking: bool) -> None:
+    def __init__(self, service: Service, budget: Budget, checking: bool) -> None:
         self.service = service
         self.url = service.url
         self.budget = budget
-        timeout = service.config.request_timeout
-        self.client = httpx.Client(base_url=service.url, timeout=timeout, trust_env=False)
-        self._pprof = PprofClient(service.pprof_url, timeout)
-        self._snapshotter = Snapshotter(self._pprof, service.pid)
-        self._check = LeakCheck(self._snapshotter, budget) if checking else None
-        self.verdict: Verdict | None = None
-
-    def snapshot(self) -> Snapshot:
-        """A reading of the service now: goroutines, live heap, fds, children, threads."""
-        return self._snapshotter.take()
-
-    def begin(self) -> None:
-        if self._check is not None:
-            self._check.begin()
+        self._checking = checking
+        self.client = httpx.Client(base_url=service.url, timeout=service.request_timeout, trust_env=False)
+        self._watches = [_Watch(service, budget, checking)]
 
     @property
     def checking(self) -> bool:
-        return self._check is not None
+        return self._checking
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """The main service's verdict, once the test body has ended."""
+        return self._watches[0].verdict
+
+    def snapshot(self) -> Snapshot:
+        """A reading of the service now: goroutines, live heap, fds, children, threads."""
+        return self._watches[0].snapshotter.take()
+
+    def watch(self, service: Service) -> None:
+        """Check another service for leaks during this test too (see ``goleak_service_factory``)."""
+        watch = _Watch(service, self.budget, self._checking)
+        watch.begin()
+        self._watches.append(watch)
+
+    def begin(self) -> None:
+        self._watches[0].begin()
 
     def finish(self) -> str | None:
-        """Close the test's connections and judge it; the failure text, or None."""
+        """Close the test's connections and judge every watched service; the failure text, or None."""
         self.client.close()
-        if self._check is None:
-            return None
-        if not self.service.alive():
-            return _crash_text(self.service)
-        try:
-            self.verdict = self._check.finish()
-        except GoleakError as exc:
-            return _unreadable_text(self.service, exc, "after")
-        return render(self.verdict) if self.verdict.failed else None
+        texts = []
+        for watch in self._watches:
+            text = watch.finish()
+            if text and len(self._watches) > 1:
+                text = f"[{watch.service.name}] {text}"
+            if text:
+                texts.append(text)
+        return "\n\n".join(texts) or None
 
     def close(self) -> None:
         self.client.close()
-        self._pprof.close()
+        for watch in self._watches:
+            watch.pprof.close()
 
 
-def _crash_text(service: GoService) -> str:
+def _crash_text(service: Service) -> str:
     service.exit_reported = True
+    if isinstance(service, AttachedService):
+        return f"goleak: attached {service.name} (pid {service.pid}) exited during this test"
     code = service.returncode
     status = describe_exit(code) if code is not None else "stopped"
-    return (
-        f"goleak: {service.config.display_name} {status} during this test\n"
-        f"its output ({service.log_path}):\n{service.crash_output()}"
-    )
+    output = service.crash_output()
+    return f"goleak: {service.name} {status} during this test\nits output ({service.log_path}):\n{output}"
 
 
-def _unreadable_text(service: GoService, error: GoleakError, when: str) -> str:
+def _unreadable_text(service: Service, error: GoleakError, when: str) -> str:
     """The service could not be read: it crashed, or it is wedged and gets killed with a stack dump."""
-    if service.wait_exit(0.5) is not None:
+    if isinstance(service, GoService) and service.wait_exit(0.5) is not None:
         return _crash_text(service)
-    if isinstance(error, ServiceUnresponsive) and service.alive():
+    text = f"goleak: could not read the service {when} the test: {error}"
+    if isinstance(service, GoService) and isinstance(error, ServiceUnresponsive) and service.alive():
         dump = service.kill_with_dump()
         service.exit_reported = True
         lines = dump.splitlines()
         shown = "\n".join(lines[:120]) + (f"\n... {len(lines) - 120} more lines" if len(lines) > 120 else "")
-        return (
-            f"goleak: could not read the service {when} the test: {error}\n"
-            f"{service.config.display_name} was killed after a SIGQUIT goroutine dump "
+        text += (
+            f"\n{service.name} was killed after a SIGQUIT goroutine dump "
             f"(in full in {service.log_path}); the next test gets a fresh service.\n{shown}"
         )
-    return f"goleak: could not read the service {when} the test: {error}"
+    return text
+
+
+def _fail(message: str | None) -> None:
+    # Called outside any except block, so the failure carries no chained traceback.
+    if message is not None:
+        pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture(scope="session", name="goleak_service")
-def goleak_service_fixture(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GoService]:
-    """The Go service under test, started once per session (and restarted if it dies)."""
-    state = request.config.stash[STATE]
+def goleak_service_fixture(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Service:
+    """The service under test, started once per session (and restarted if it dies)."""
     problem = None
     try:
-        service = state.service(tmp_path_factory.mktemp("goleak"))
-        service.start()
+        return request.config.stash[STATE].main_service(tmp_path_factory.mktemp("goleak"))
     except GoleakError as exc:
         problem = str(exc)
-    if problem is not None:  # failed outside the except block: no chained traceback
-        pytest.fail(problem, pytrace=False)
-    yield service
-    service.stop()
+    _fail(problem)
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session", name="goleak_service_factory")
+def goleak_service_factory_fixture(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., GoService]:
+    """Start further Go services for this session: ``goleak_service_factory(package=..., args=...)``.
+
+    Takes :class:`ServiceConfig` fields; relative paths start at the ini file's
+    directory. Check one for leaks in a test with ``pytest_goleak.watch(service)``.
+    Every service started here is stopped at the end of the session.
+    """
+    state = request.config.stash[STATE]
+
+    def start(**fields: object) -> GoService:
+        fields.setdefault("base_dir", state.require_config().base_dir if state.service_config else Path.cwd())
+        problem = None
+        try:
+            config = ServiceConfig(**fields)  # type: ignore[arg-type]
+            return state.start(config, tmp_path_factory.mktemp("goleak"))
+        except GoleakError as exc:
+            problem = str(exc)
+        _fail(problem)
+        raise AssertionError("unreachable")
+
+    return start
 
 
 @pytest.fixture(name="pytest_goleak")
-def goleak_fixture(request: pytest.FixtureRequest, goleak_service: GoService) -> Iterator[GoleakHandle]:
+def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> Iterator[GoleakHandle]:
     """Snapshot the service before the test and fail the test if it leaked past its budget."""
     state = request.config.stash[STATE]
+    problem = None
     if not goleak_service.alive():
-        code = goleak_service.returncode
-        if code is not None and not goleak_service.exit_reported:
-            warnings.warn(
-                GoleakWarning(f"{goleak_service.config.display_name} {describe_exit(code)}; restarted it"),
-                stacklevel=1,
-            )
-        problem = None
+        if isinstance(goleak_service, GoService) and not goleak_service.exit_reported:
+            code = goleak_service.returncode
+            status = describe_exit(code) if code is not None else "stopped"
+            warnings.warn(GoleakWarning(f"{goleak_service.name} {status} between tests; restarted it"), stacklevel=1)
         try:
             goleak_service.restart()
         except GoleakError as exc:
             problem = str(exc)
-        if problem is not None:
-            pytest.fail(problem, pytrace=False)
-    problem = None
+    _fail(problem)
     budget = request.node.stash.get(BUDGET, state.defaults)
     handle = GoleakHandle(goleak_service, budget, state.enabled and budget.check)
     try:
@@ -263,13 +381,32 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: GoService) ->
         problem = _unreadable_text(goleak_service, exc, "before")
     if problem is not None:
         handle.close()
-        pytest.fail(problem, pytrace=False)
+        _fail(problem)
     request.node.stash[HANDLE] = handle
     try:
         yield handle
     finally:
         del request.node.stash[HANDLE]
         handle.close()
+
+
+def _judge(item: pytest.Item, handle: GoleakHandle) -> str | None:
+    """The leak verdict of ``item``, with artifacts written and JUnit properties set."""
+    text = handle.finish()
+    verdict = handle.verdict
+    if verdict is not None:
+        item.user_properties.extend(junit_properties(verdict))
+    if text is None:
+        return None
+    item.user_properties.append(("goleak_failure", text.splitlines()[0]))
+    state = item.config.stash[STATE]
+    if state.artifacts is not None:
+        service = handle.service
+        log = service.output_since_start() if isinstance(service, GoService) else ""
+        binary = state.main_binary() if isinstance(service, GoService) else None
+        lines = state.artifacts.write(item.nodeid, verdict, text, log, binary)
+        text += "\n\n" + "\n".join(lines)
+    return text
 
 
 @pytest.hookimpl(wrapper=True)
@@ -282,13 +419,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     except (pytest.skip.Exception, pytest.xfail.Exception, KeyboardInterrupt, SystemExit):
         raise
     except BaseException:
-        text = handle.finish()
+        text = _judge(item, handle)
         if text:
             item.stash[LEAK_TEXT] = text
         raise
-    text = handle.finish()
-    if text:
-        pytest.fail(text, pytrace=False)
+    _fail(_judge(item, handle))
     return result
 
 
@@ -302,3 +437,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             # The test failed on its own: keep its failure and append the leak to it.
             longrepr.addsection("goleak: the service also leaked", text)
     return report
+
+
+class SummaryHooks:
+    """Feeds the session summary from test reports, where they are shown.
+
+    On an xdist controller the reports come from the workers, so the summary
+    covers the whole run.
+    """
+
+    def __init__(self, config: pytest.Config, summary: SessionSummary) -> None:
+        self.config = config
+        self.summary = summary
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.summary.add(report)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not options.summary_enabled(self.config):
+            return
+        lines = self.summary.lines(self.config.get_verbosity())
+        if lines:
+            terminalreporter.write_sep("=", "goleak")
+            for line in lines:
+                terminalreporter.write_line(line)

@@ -373,8 +373,9 @@ class PprofClient:
         # gc=1 runs a full GC first, so garbage never reads as growth.
         return parse_heap_profile(self.fetch("heap", {"gc": 1, "debug": 1}))
 
-    def goroutine_dump(self) -> list[DumpedGoroutine]:
-        return parse_goroutine_dump(self.fetch("goroutine", {"debug": 2}).decode("utf-8", "replace"))
+    def goroutine_dump(self) -> str:
+        """The full text dump (``debug=2``); parse it with :func:`parse_goroutine_dump`."""
+        return self.fetch("goroutine", {"debug": 2}).decode("utf-8", "replace")
 
     def leaked_goroutines(self) -> GoroutineProfile | None:
         """The runtime's own proof of leaked goroutines, where it offers it.

@@ -250,6 +250,16 @@ class GoService:
     # -- what tests see -------------------------------------------------
 
     @property
+    def name(self) -> str:
+        return self.config.display_name
+
+    @property
+    def request_timeout(self) -> float:
+        return self.config.request_timeout
+
+    unmeasured: tuple[str, ...] = ()  # a local process: every measure is taken
+
+    @property
     def running(self) -> _Run:
         if self._run is None:
             raise ServiceError(f"{self.config.display_name} is not running")
@@ -485,3 +495,42 @@ def _signal_group(pgid: int, signum: int) -> None:
 def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in text.splitlines())
 
+
+
+_BUILDINFO_MAGIC = b"\xff Go buildinf:"
+
+
+def binary_go_version(binary: Path) -> str | None:
+    """The Go version a binary was built with, read from its embedded build info (Go 1.18+ layout)."""
+    import mmap
+
+    try:
+        with binary.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            at = data.find(_BUILDINFO_MAGIC)
+            if at < 0 or not data[at + 15] & 0x2:  # flag 2: version strings are inline
+                return None
+            length, shift, pos = 0, 0, at + 32
+            while True:  # uvarint length prefix
+                byte = data[pos]
+                length |= (byte & 0x7F) << shift
+                pos += 1
+                shift += 7
+                if not byte & 0x80:
+                    break
+            return bytes(data[pos : pos + length]).decode("ascii", "replace") or None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def go_version(config: ServiceConfig) -> str | None:
+    """The Go version of the configured service: its binary's, or the toolchain that will build it."""
+    if config.binary is not None:
+        return binary_go_version(config.base_dir / config.binary)
+    go = shutil.which("go")
+    if go is None:
+        return None
+    try:
+        done = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None

@@ -261,9 +261,11 @@ def test_describe_fds_of_a_gone_process_returns_raw_targets(helper: Helper) -> N
 
 def test_children_are_found_recursively_with_status(helper: Helper) -> None:
     info = helper.info
+    # Wait until the grandchild has exec'd sleep and gone to sleep: on a busy
+    # machine it can still be "running" for a moment after it appears.
     state = wait_for(
         lambda: read_process(helper.pid),
-        lambda s: any(c.ppid == info["shell"] for c in s.children),
+        lambda s: any(c.ppid == info["shell"] and c.name == "sleep" and c.status == "sleeping" for c in s.children),
     )
     by_pid = {child.pid: child for child in state.children}
 
