@@ -167,7 +167,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if state.attached is not None:
         what = f"attached to {state.attached.url}"
         if state.attached.unmeasured:
-            what += f" (no local PID: {', '.join(state.attached.unmeasured)} not measured; set goleak_attach_pid)"
+            *most, last = state.attached.unmeasured
+            unmeasured = f"{', '.join(most)} and {last}" if most else last
+            what += f" (no local PID: {unmeasured} not measured; set goleak_attach_pid)"
     elif state.service_config is not None:
         service = state.service_config
         source = f"binary {service.binary}" if service.binary else f"package {service.package}"

@@ -68,6 +68,8 @@ class ServiceConfig:
     base_dir: Path = Path(".")  # where relative binary and package paths start
 
     def __post_init__(self) -> None:
+        if isinstance(self.binary, str):  # accept a plain path from the factory fixture too
+            object.__setattr__(self, "binary", Path(self.binary))
         if self.binary is None and not self.package:
             raise ConfigError(
                 "no Go service configured; set goleak_package (a Go package to build) "
