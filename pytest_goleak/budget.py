@@ -126,6 +126,12 @@ class Budget:
     settle: float = 2.0
     ignore: tuple[str, ...] = ()
     check: bool = True
+    repeat: int = 0  # steady-state mode: measured runs after the warm-up (0: off)
+    warmup: int = 1  # unmeasured runs first, in steady-state mode
+
+    @property
+    def steady(self) -> bool:
+        return self.repeat > 0
 
     def updated(self, values: Mapping[str, object], source: str) -> Budget:
         """A copy with ``values`` applied; ``source`` names them in errors (e.g. ``@pytest.mark.goleak``)."""
@@ -153,6 +159,8 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "settle": _seconds,
     "ignore": _patterns,
     "check": _bool,
+    "repeat": _count,
+    "warmup": _count,
 }
 _OPTIONAL = {"goroutines", "heap", "fds", "children", "threads"}
 BUDGET_FIELDS = tuple(f.name for f in fields(Budget))

@@ -53,8 +53,9 @@ class Verdict:
     before: Snapshot
     after: Snapshot
     delta: Delta
-    violations: tuple[str, ...]
+    violations: tuple[str, ...]  # report phrases, the headline
     budget: Budget
+    over: tuple[str, ...] = ()  # the measures that failed: "goroutines", "heap", ...
     waited: float = 0.0
     leaked_groups: tuple[LeakedGroup, ...] = ()
     heap_sites: tuple[SiteGrowth, ...] = ()
@@ -104,53 +105,70 @@ class LeakCheck:
             after = self._take()
             delta = diff(before, after, self.budget.ignore)
             over = delta.over(self.budget)
-        verdict = Verdict(before, after, delta, tuple(over), self.budget, waited=self._clock() - start)
-        return self._with_evidence(verdict) if verdict.failed else verdict
-
-    def _with_evidence(self, verdict: Verdict) -> Verdict:
-        pprof = self.snapshotter.pprof
-        groups: list[LeakedGroup] = []
-        delta = verdict.delta
-        proof_available = False
-        dump_text = ""
-        if delta.goroutines_leaked > (self.budget.goroutines or 0) and self.budget.goroutines is not None:
-            try:
-                dump_text = pprof.goroutine_dump()
-                proof = pprof.leaked_goroutines()
-            except GoleakError:
-                dump_text, proof = "", None  # the profile's stacks still go into the report
-            proof_available = proof is not None
-            dump = parse_goroutine_dump(dump_text)
-            proven = count_by_identity(proof) if proof is not None else Counter[str]()
-            kept = []
-            for growth in delta.goroutines:
-                mine = [g for g in dump if identity(g.stack) == growth.identity and not is_own(g.stack)]
-                creators = [g.created_by.function for g in mine if g.created_by is not None]
-                # Ignore patterns also match the `created by` frame, which only the dump carries.
-                if self.budget.ignore and mine and len(creators) == len(mine) and matches(self.budget.ignore, creators):
-                    continue
-                kept.append(growth)
-                if mine:
-                    groups.extend(_group(growth.identity, _newest(mine, growth.leaked), proven[growth.identity]))
-                else:
-                    groups.extend(_from_profile(growth))
-            if len(kept) != len(delta.goroutines):
-                delta = replace(delta, goroutines=tuple(kept))
-        if delta.new_fds and self.snapshotter.pid is not None:
-            described = describe_fds(self.snapshotter.pid, dict(delta.new_fds))
-            delta = replace(delta, new_fds=tuple(sorted(described.items())))
-        sites: list[SiteGrowth] = []
-        if verdict.before.heap is not None and verdict.after.heap is not None:
-            sites = heap_growth(verdict.before.heap, verdict.after.heap)
-        return replace(
-            verdict,
-            delta=delta,
-            violations=tuple(delta.over(self.budget)),
-            leaked_groups=tuple(sorted(groups, key=lambda g: -g.count)),
-            heap_sites=tuple(sites),
-            proof_available=proof_available,
-            dump_text=dump_text,
+        verdict = Verdict(
+            before,
+            after,
+            delta,
+            tuple(over),
+            self.budget,
+            over=tuple(delta.exceeded(self.budget)),
+            waited=self._clock() - start,
         )
+        if not verdict.failed:
+            return verdict
+        verdict = gather_evidence(self.snapshotter, verdict)
+        # Ignoring goroutines by their creator can bring a test back within budget.
+        return replace(verdict, violations=tuple(verdict.delta.over(self.budget)))
+
+
+def gather_evidence(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
+    """Add what a reader needs to a failed verdict: stacks, wait states, allocation sites, fd targets.
+
+    Only called once a verdict has failed, because the full goroutine dump is
+    dear and pauses the service.
+    """
+    pprof, budget = snapshotter.pprof, verdict.budget
+    groups: list[LeakedGroup] = []
+    delta = verdict.delta
+    proof_available = False
+    dump_text = ""
+    if "goroutines" in verdict.over:
+        try:
+            dump_text = pprof.goroutine_dump()
+            proof = pprof.leaked_goroutines()
+        except GoleakError:
+            dump_text, proof = "", None  # the profile's stacks still go into the report
+        proof_available = proof is not None
+        dump = parse_goroutine_dump(dump_text)
+        proven = count_by_identity(proof) if proof is not None else Counter[str]()
+        kept = []
+        for growth in delta.goroutines:
+            mine = [g for g in dump if identity(g.stack) == growth.identity and not is_own(g.stack)]
+            creators = [g.created_by.function for g in mine if g.created_by is not None]
+            # Ignore patterns also match the `created by` frame, which only the dump carries.
+            if budget.ignore and mine and len(creators) == len(mine) and matches(budget.ignore, creators):
+                continue
+            kept.append(growth)
+            if mine:
+                groups.extend(_group(growth.identity, _newest(mine, growth.leaked), proven[growth.identity]))
+            else:
+                groups.extend(_from_profile(growth))
+        if len(kept) != len(delta.goroutines):
+            delta = replace(delta, goroutines=tuple(kept))
+    if delta.new_fds and snapshotter.pid is not None:
+        described = describe_fds(snapshotter.pid, dict(delta.new_fds))
+        delta = replace(delta, new_fds=tuple(sorted(described.items())))
+    sites: list[SiteGrowth] = []
+    if verdict.before.heap is not None and verdict.after.heap is not None:
+        sites = heap_growth(verdict.before.heap, verdict.after.heap)
+    return replace(
+        verdict,
+        delta=delta,
+        leaked_groups=tuple(sorted(groups, key=lambda g: -g.count)),
+        heap_sites=tuple(sites),
+        proof_available=proof_available,
+        dump_text=dump_text,
+    )
 
 
 def _backoff() -> list[float]:

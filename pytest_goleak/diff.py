@@ -114,15 +114,19 @@ class Delta:
             "threads": self.threads,
         }
 
-    def over(self, budget: Budget) -> list[str]:
-        """The measures that exceed ``budget``, as report phrases; empty if within it."""
-        phrases = []
+    def exceeded(self, budget: Budget) -> list[str]:
+        """The measures whose growth exceeds ``budget``."""
+        over = []
         for name, grew in self.measures().items():
             allowed: int | None = getattr(budget, name)
-            if allowed is None or grew is None or grew <= allowed:
-                continue
-            phrases.append(describe(name, grew, allowed))
-        return phrases
+            if allowed is not None and grew is not None and grew > allowed:
+                over.append(name)
+        return over
+
+    def over(self, budget: Budget) -> list[str]:
+        """The measures that exceed ``budget``, as report phrases; empty if within it."""
+        measures = self.measures()
+        return [describe(name, measures[name] or 0, getattr(budget, name)) for name in self.exceeded(budget)]
 
 
 def describe(name: str, grew: int, allowed: int | None = None) -> str:

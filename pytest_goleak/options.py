@@ -54,6 +54,8 @@ OPTIONS = (
     Option("threads", "OS threads a test may add (default: reported, unchecked)", "none"),
     Option("settle", "seconds to wait for growth to wind down before failing", "2.0"),
     Option("ignore", "function-name patterns of goroutines to ignore, one per line", kind="linelist"),
+    Option("repeat", "steady-state mode for every test: N measured re-runs, a leak only if every run grows", "0"),
+    Option("warmup", "unmeasured runs before the measured ones, in steady-state mode", "1"),
     Option("artifacts", "directory for each failing test's profiles, dump and log (go tool pprof opens them)"),
     Option("attach_url", "check an already running service at this URL instead of starting one"),
     Option("attach_pid", "local PID of the attached service, so fds, children and threads are measured too"),

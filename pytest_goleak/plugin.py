@@ -21,7 +21,8 @@ from pytest_goleak import options
 from pytest_goleak.artifacts import ArtifactWriter
 from pytest_goleak.attach import AttachedService
 from pytest_goleak.budget import Budget, format_size
-from pytest_goleak.check import LeakCheck, Verdict
+from pytest_goleak.check import LeakCheck, Verdict, gather_evidence
+from pytest_goleak.diff import diff
 from pytest_goleak.errors import ConfigError, GoleakError, ServiceUnresponsive
 from pytest_goleak.lifeline import Lifeline
 from pytest_goleak.pprof import PprofClient
@@ -35,6 +36,7 @@ from pytest_goleak.service import (
     go_version,
 )
 from pytest_goleak.snapshot import Snapshot, Snapshotter
+from pytest_goleak.steady import noise_floor, trends
 
 Service = GoService | AttachedService
 
@@ -61,6 +63,7 @@ class GoleakState:
         artifacts = options.artifacts_dir(config)
         self.artifacts = ArtifactWriter(artifacts) if artifacts is not None else None
         self.summary = SessionSummary()
+        self.heap_noise: dict[str, int] = {}
         self._binaries: dict[tuple[str, Path], Path] = {}
         self._build_dir: Path | None = None
         self._services: list[GoService] = []
@@ -215,39 +218,79 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 class _Watch:
     """The leak check of one service during one test."""
 
-    def __init__(self, service: Service, budget: Budget, checking: bool) -> None:
+    def __init__(self, service: Service, budget: Budget, checking: bool, noise: dict[str, int]) -> None:
         self.service = service
+        self.budget = budget
         self.pprof = PprofClient(service.pprof_url, service.request_timeout)
         self.snapshotter = Snapshotter(self.pprof, service.pid)
         self.check = LeakCheck(self.snapshotter, budget) if checking else None
         self.verdict: Verdict | None = None
+        self._noise = noise  # heap noise floor per service run, shared across tests
 
     def begin(self) -> None:
-        if self.check is not None:
-            self.check.begin()
+        if self.check is None:
+            return
+        if self.budget.steady and self.budget.heap is not None:
+            self.heap_noise()
+        self.check.begin()
+
+    def heap_noise(self) -> int:
+        """How much the live heap moves between readings of this service at rest (measured once)."""
+        key = f"{self.service.url} {self.service.pid}"
+        if key not in self._noise:
+            self._noise[key] = noise_floor([self.snapshotter.take() for _ in range(4)])
+        return self._noise[key]
+
+    def _failure(self, error: GoleakError | None = None) -> str:
+        if not self.service.alive():
+            return _crash_text(self.service)
+        assert error is not None
+        return _unreadable_text(self.service, error, "after")
 
     def finish(self) -> str | None:
         if self.check is None:
             return None
         if not self.service.alive():
-            return _crash_text(self.service)
+            return self._failure()
         try:
             self.verdict = self.check.finish()
         except GoleakError as exc:
-            return _unreadable_text(self.service, exc, "after")
+            return self._failure(exc)
         return render(self.verdict) if self.verdict.failed else None
+
+    def judge_steady(self, readings: list[Snapshot]) -> str | None:
+        """Steady-state verdict: a measure leaks only if it grew in every measured run."""
+        before, after = readings[0], readings[-1]
+        growing = [t for t in trends(readings, self.budget, self.heap_noise()) if t.grows_every_run]
+        delta = diff(before, after, self.budget.ignore)
+        self.verdict = Verdict(
+            before,
+            after,
+            delta,
+            tuple(t.phrase() for t in growing),
+            self.budget,
+            over=tuple(t.measure for t in growing),
+        )
+        if not growing:
+            return None
+        try:
+            self.verdict = gather_evidence(self.snapshotter, self.verdict)
+        except GoleakError as exc:
+            return self._failure(exc)
+        return render(self.verdict)
 
 
 class GoleakHandle:
     """What a test gets from the ``pytest_goleak`` fixture."""
 
-    def __init__(self, service: Service, budget: Budget, checking: bool) -> None:
+    def __init__(self, service: Service, budget: Budget, checking: bool, noise: dict[str, int]) -> None:
         self.service = service
         self.url = service.url
         self.budget = budget
         self._checking = checking
+        self._noise = noise
         self.client = httpx.Client(base_url=service.url, timeout=service.request_timeout, trust_env=False)
-        self._watches = [_Watch(service, budget, checking)]
+        self._watches = [_Watch(service, budget, checking, noise)]
 
     @property
     def checking(self) -> bool:
@@ -264,24 +307,57 @@ class GoleakHandle:
 
     def watch(self, service: Service) -> None:
         """Check another service for leaks during this test too (see ``goleak_service_factory``)."""
-        watch = _Watch(service, self.budget, self._checking)
+        watch = _Watch(service, self.budget, self._checking, self._noise)
         watch.begin()
         self._watches.append(watch)
 
     def begin(self) -> None:
         self._watches[0].begin()
 
+    def _combine(self, texts: list[str | None]) -> str | None:
+        named = [
+            f"[{watch.service.name}] {text}" if len(self._watches) > 1 else text
+            for watch, text in zip(self._watches, texts, strict=True)
+            if text
+        ]
+        return "\n\n".join(named) or None
+
     def finish(self) -> str | None:
         """Close the test's connections and judge every watched service; the failure text, or None."""
         self.client.close()
-        texts = []
-        for watch in self._watches:
-            text = watch.finish()
-            if text and len(self._watches) > 1:
-                text = f"[{watch.service.name}] {text}"
-            if text:
-                texts.append(text)
-        return "\n\n".join(texts) or None
+        return self._combine([watch.finish() for watch in self._watches])
+
+    def finish_steady(self, rerun: Callable[[], object]) -> str | None:
+        """Run the test again (warm-up, then measured runs) and judge it by the steady-state rule.
+
+        The first run has already happened. Readings start after the last
+        warm-up run (or before the first run, with no warm-up).
+        """
+        warmup, repeat = self.budget.warmup, self.budget.repeat
+        readings: list[list[Snapshot]] = [[] for _ in self._watches]
+        if warmup == 0:
+            for watch, series in zip(self._watches, readings, strict=True):
+                assert watch.check is not None
+                assert watch.check.before is not None
+                series.append(watch.check.before)
+        for run in range(1, warmup + repeat + 1):
+            if run > 1:
+                rerun()
+            if run < warmup:
+                continue
+            for index, watch in enumerate(self._watches):
+                if not watch.service.alive():
+                    self.client.close()
+                    return self._combine([w._failure() if w is watch else None for w in self._watches])
+                try:
+                    readings[index].append(watch.snapshotter.take(heap=self.budget.heap is not None))
+                except GoleakError as exc:
+                    self.client.close()
+                    return self._combine([w._failure(exc) if w is watch else None for w in self._watches])
+        self.client.close()
+        return self._combine(
+            [watch.judge_steady(series) for watch, series in zip(self._watches, readings, strict=True)]
+        )
 
     def close(self) -> None:
         self.client.close()
@@ -376,7 +452,7 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> I
             problem = str(exc)
     _fail(problem)
     budget = request.node.stash.get(BUDGET, state.defaults)
-    handle = GoleakHandle(goleak_service, budget, state.enabled and budget.check)
+    handle = GoleakHandle(goleak_service, budget, state.enabled and budget.check, state.heap_noise)
     try:
         handle.begin()
     except GoleakError as exc:
@@ -392,9 +468,12 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> I
         handle.close()
 
 
-def _judge(item: pytest.Item, handle: GoleakHandle) -> str | None:
+def _judge(item: pytest.Item, handle: GoleakHandle, body_passed: bool) -> str | None:
     """The leak verdict of ``item``, with artifacts written and JUnit properties set."""
-    text = handle.finish()
+    if handle.budget.steady and body_passed:
+        text = handle.finish_steady(item.runtest)
+    else:
+        text = handle.finish()
     verdict = handle.verdict
     if verdict is not None:
         item.user_properties.extend(junit_properties(verdict))
@@ -421,11 +500,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     except (pytest.skip.Exception, pytest.xfail.Exception, KeyboardInterrupt, SystemExit):
         raise
     except BaseException:
-        text = _judge(item, handle)
+        text = _judge(item, handle, body_passed=False)
         if text:
             item.stash[LEAK_TEXT] = text
         raise
-    _fail(_judge(item, handle))
+    _fail(_judge(item, handle, body_passed=True))
     return result
 
 

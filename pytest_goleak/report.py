@@ -78,20 +78,19 @@ def render(verdict: Verdict) -> str:
             lines += _group_lines(group)
         if len(verdict.leaked_groups) > MAX_GROUPS:
             lines.append(f"  ... and {len(verdict.leaked_groups) - MAX_GROUPS} more groups")
-    if verdict.heap_sites and delta.heap_bytes is not None and verdict.budget.heap is not None:
-        if delta.heap_bytes > verdict.budget.heap:
-            grew = format_size(delta.heap_bytes)
-            lines += ["", f"live heap grew {grew}; allocation sites that grew (sampled estimates):"]
-            for site in verdict.heap_sites[:MAX_SITES]:
-                lines.append(f"  +{format_size(site.bytes)} ({site.objects} objects live)")
-                lines += _site_line(site.stack)
-    if delta.new_fds and delta.fds:
+    if verdict.heap_sites and "heap" in verdict.over:
+        grew = format_size(delta.heap_bytes or 0)
+        lines += ["", f"live heap grew {grew}; allocation sites that grew (sampled estimates):"]
+        for site in verdict.heap_sites[:MAX_SITES]:
+            lines.append(f"  +{format_size(site.bytes)} ({site.objects} objects live)")
+            lines += _site_line(site.stack)
+    if delta.new_fds and "fds" in verdict.over:
         lines += ["", f"new file descriptors ({len(delta.new_fds)}):"]
         for fd, target in delta.new_fds[:MAX_LISTED]:
             lines.append(f"  fd {fd}: {target}")
         if len(delta.new_fds) > MAX_LISTED:
             lines.append(f"  ... and {len(delta.new_fds) - MAX_LISTED} more")
-    if delta.new_children and delta.children:
+    if delta.new_children and "children" in verdict.over:
         lines += ["", f"new child processes ({len(delta.new_children)}):"]
         lines += [f"  {format_child(child)}" for child in delta.new_children[:MAX_LISTED]]
     if verdict.waited >= 0.05:

@@ -128,14 +128,17 @@ def test_artifacts_open_in_go_tool_pprof(pytester: pytest.Pytester, example_bina
         assert "main.(*PriceService).fetchQuote" in (folder / "goroutines-dump.txt").read_text()
     text = result.stdout.str()
     assert f"artifacts: {folders[0]}" in text or f"artifacts: {folders[1]}" in text
-    commands = [line.strip() for line in text.splitlines() if line.strip().startswith("go tool pprof")]
+    # On CI (CI=true) pytest repeats whole failure messages in its short summary: count each command once.
+    commands = sorted({line.strip() for line in text.splitlines() if line.strip().startswith("go tool pprof")})
     assert len(commands) == 4
+    goroutine_command = next(command for command in commands if "goroutines-before" in command)
+    heap_command = next(command for command in commands if "heap-before" in command)
     if shutil.which("go") is None:
         pytest.skip("go tool pprof needs Go on PATH")
-    goroutines = subprocess.run(commands[0].split(), capture_output=True, text=True, timeout=120)
+    goroutines = subprocess.run(goroutine_command.split(), capture_output=True, text=True, timeout=120)
     assert goroutines.returncode == 0, goroutines.stderr
     assert "main.(*PriceService).fetchQuote" in goroutines.stdout
-    heap = subprocess.run(commands[1].split(), capture_output=True, text=True, timeout=120)
+    heap = subprocess.run(heap_command.split(), capture_output=True, text=True, timeout=120)
     assert heap.returncode == 0, heap.stderr
     assert "main.renderPage" in heap.stdout or "main.cachePageLeaky" in heap.stdout
 
