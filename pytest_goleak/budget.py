@@ -66,7 +66,7 @@ def format_size(size: float) -> str:
     raise AssertionError("unreachable")
 
 
-def _count(value: object, what: str) -> int:
+def parse_count(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ConfigError(f"{what}={value!r} is not a count; use a whole number of 0 or more, or None to skip it")
     try:
@@ -151,16 +151,16 @@ class Budget:
 
 
 _PARSERS: dict[str, Callable[[object, str], object]] = {
-    "goroutines": _count,
+    "goroutines": parse_count,
     "heap": parse_size,
-    "fds": _count,
-    "children": _count,
-    "threads": _count,
+    "fds": parse_count,
+    "children": parse_count,
+    "threads": parse_count,
     "settle": _seconds,
     "ignore": _patterns,
     "check": _bool,
-    "repeat": _count,
-    "warmup": _count,
+    "repeat": parse_count,
+    "warmup": parse_count,
 }
 _OPTIONAL = {"goroutines", "heap", "fds", "children", "threads"}
 BUDGET_FIELDS = tuple(f.name for f in fields(Budget))

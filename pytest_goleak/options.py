@@ -18,6 +18,7 @@ from pytest_goleak.attach import AttachedService
 from pytest_goleak.budget import BUDGET_FIELDS, Budget
 from pytest_goleak.errors import ConfigError
 from pytest_goleak.service import DEFAULT_PPROF_URL, ServiceConfig
+from pytest_goleak.session import SessionBudget
 
 IniType = Literal["string", "linelist", "bool"]
 
@@ -56,6 +57,10 @@ OPTIONS = (
     Option("ignore", "function-name patterns of goroutines to ignore, one per line", kind="linelist"),
     Option("repeat", "steady-state mode for every test: N measured re-runs, a leak only if every run grows", "0"),
     Option("warmup", "unmeasured runs before the measured ones, in steady-state mode", "1"),
+    Option("session_goroutines", "goroutines the service may gain across the whole session (none: unchecked)", "none"),
+    Option("session_heap", "live heap the service may gain across the whole session, e.g. 64MiB", "none"),
+    Option("session_fds", "file descriptors the service may gain across the whole session", "none"),
+    Option("timeline", "write a self-contained HTML timeline of the session's readings to this file"),
     Option("artifacts", "directory for each failing test's profiles, dump and log (go tool pprof opens them)"),
     Option("attach_url", "check an already running service at this URL instead of starting one"),
     Option("attach_pid", "local PID of the attached service, so fds, children and threads are measured too"),
@@ -133,16 +138,23 @@ def configured(config: pytest.Config) -> bool:
     return bool(value(config, "binary") or value(config, "package"))
 
 
-def summary_enabled(config: pytest.Config) -> bool:
-    return bool(config.getini("goleak_summary")) and not config.getoption("no_goleak_summary")
+def session_budget(config: pytest.Config) -> SessionBudget:
+    return SessionBudget.parse(
+        value(config, "session_goroutines"), value(config, "session_heap"), value(config, "session_fds")
+    )
 
 
-def artifacts_dir(config: pytest.Config) -> Path | None:
-    raw = str(value(config, "artifacts") or "")
+def output_path(config: pytest.Config, name: str) -> Path | None:
+    """A path option: relative to where pytest was run when given as a flag, else to the ini file."""
+    raw = str(value(config, name) or "")
     if not raw:
         return None
-    base = config.invocation_params.dir if config.getoption("goleak_artifacts") else _ini_dir(config)
+    base = config.invocation_params.dir if config.getoption(f"goleak_{name}") else _ini_dir(config)
     return base / Path(raw).expanduser()
+
+
+def summary_enabled(config: pytest.Config) -> bool:
+    return bool(config.getini("goleak_summary")) and not config.getoption("no_goleak_summary")
 
 
 def _ini_dir(config: pytest.Config) -> Path:

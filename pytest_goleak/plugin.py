@@ -26,7 +26,7 @@ from pytest_goleak.diff import diff
 from pytest_goleak.errors import ConfigError, GoleakError, ServiceUnresponsive
 from pytest_goleak.lifeline import Lifeline
 from pytest_goleak.pprof import PprofClient
-from pytest_goleak.report import SessionSummary, junit_properties, render
+from pytest_goleak.report import junit_properties, render
 from pytest_goleak.service import (
     GoService,
     ServiceConfig,
@@ -35,8 +35,10 @@ from pytest_goleak.service import (
     describe_exit,
     go_version,
 )
+from pytest_goleak.session import SessionRecorder, record
 from pytest_goleak.snapshot import Snapshot, Snapshotter
 from pytest_goleak.steady import noise_floor, trends
+from pytest_goleak.timeline import write_timeline
 
 Service = GoService | AttachedService
 
@@ -60,9 +62,10 @@ class GoleakState:
         self.defaults = options.default_budget(config)
         self.attached = options.attached(config)
         self.service_config = options.service_config(config) if options.configured(config) else None
-        artifacts = options.artifacts_dir(config)
+        artifacts = options.output_path(config, "artifacts")
         self.artifacts = ArtifactWriter(artifacts) if artifacts is not None else None
-        self.summary = SessionSummary()
+        self.timeline = options.output_path(config, "timeline")
+        self.recorder = SessionRecorder(options.session_budget(config))
         self.heap_noise: dict[str, int] = {}
         self._binaries: dict[tuple[str, Path], Path] = {}
         self._build_dir: Path | None = None
@@ -127,6 +130,7 @@ STATE = pytest.StashKey[GoleakState]()
 BUDGET = pytest.StashKey[Budget]()
 HANDLE = pytest.StashKey["GoleakHandle"]()
 LEAK_TEXT = pytest.StashKey[str]()
+RECORD = pytest.StashKey[dict[str, object]]()
 
 
 def _usage_error(exc: GoleakError) -> pytest.UsageError:
@@ -143,7 +147,7 @@ def pytest_configure(config: pytest.Config) -> None:
         state = config.stash[STATE] = GoleakState(config)
     except ConfigError as exc:
         raise _usage_error(exc) from None
-    config.pluginmanager.register(SummaryHooks(config, state.summary), "goleak-summary")
+    config.pluginmanager.register(SessionHooks(config, state), "goleak-session")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -475,11 +479,13 @@ def _judge(item: pytest.Item, handle: GoleakHandle, body_passed: bool) -> str | 
     else:
         text = handle.finish()
     verdict = handle.verdict
+    headline = text.splitlines()[0] if text else None
     if verdict is not None:
         item.user_properties.extend(junit_properties(verdict))
+        item.stash[RECORD] = record(f"{handle.service.name} pid {handle.service.pid}", verdict, headline)
     if text is None:
         return None
-    item.user_properties.append(("goleak_failure", text.splitlines()[0]))
+    item.user_properties.append(("goleak_failure", headline))
     state = item.config.stash[STATE]
     if state.artifacts is not None:
         service = handle.service
@@ -517,27 +523,46 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if text and isinstance(longrepr, ExceptionRepr):
             # The test failed on its own: keep its failure and append the leak to it.
             longrepr.addsection("goleak: the service also leaked", text)
+        facts = item.stash.get(RECORD, None)
+        if facts is not None:
+            # Plain JSON data: it travels from xdist workers to the controller with the report.
+            report.goleak = facts  # type: ignore[attr-defined]
     return report
 
 
-class SummaryHooks:
-    """Feeds the session summary from test reports, where they are shown.
+class SessionHooks:
+    """Whole-session output: the summary, the drift check and the timeline.
 
-    On an xdist controller the reports come from the workers, so the summary
-    covers the whole run.
+    They run where reports are shown: on an xdist controller the reports come
+    from the workers, so everything covers the whole run; workers stay quiet.
     """
 
-    def __init__(self, config: pytest.Config, summary: SessionSummary) -> None:
+    def __init__(self, config: pytest.Config, state: GoleakState) -> None:
         self.config = config
-        self.summary = summary
+        self.state = state
+        self.worker = hasattr(config, "workerinput")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.summary.add(report)
+        self.state.recorder.add(report)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.worker:
+            return
+        if self.state.recorder.drift() and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.state.timeline is not None:
+            write_timeline(self.state.timeline, self.state.recorder)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not options.summary_enabled(self.config):
+        if self.worker:
             return
-        lines = self.summary.lines(self.config.get_verbosity())
+        recorder = self.state.recorder
+        lines = recorder.lines(self.config.get_verbosity()) if options.summary_enabled(self.config) else []
+        if not lines and recorder.drift():
+            lines = [f"SESSION DRIFT {problem}" for problem in recorder.drift()]
+        if self.state.timeline is not None and recorder.points:
+            lines.append(f"timeline: {self.state.timeline}")
         if lines:
             terminalreporter.write_sep("=", "goleak")
             for line in lines:

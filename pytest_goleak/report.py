@@ -10,11 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pytest
-
 from pytest_goleak.budget import format_size
 from pytest_goleak.check import LeakedGroup, Verdict
-from pytest_goleak.diff import describe
 from pytest_goleak.pprof import Frame, Stack
 from pytest_goleak.procfs import format_child
 
@@ -116,44 +113,3 @@ def junit_properties(verdict: Verdict) -> list[tuple[str, object]]:
     ]
     properties.append(("goroutines_delta", verdict.delta.goroutine_total))
     return properties
-
-
-class SessionSummary:
-    """The leaking tests of a session and the largest growth seen, for the terminal summary."""
-
-    def __init__(self) -> None:
-        self.checked = 0
-        self.failures: list[tuple[str, str]] = []
-        self.largest: dict[str, tuple[int, str]] = {}
-
-    def add(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
-        properties = dict(report.user_properties)
-        if not any(name in properties for name in PROPERTIES):
-            return
-        self.checked += 1
-        for name, measure in PROPERTIES.items():
-            grew = properties.get(name)
-            if isinstance(grew, int) and grew > self.largest.get(measure, (0, ""))[0]:
-                self.largest[measure] = (grew, report.nodeid)
-        failure = properties.get("goleak_failure")
-        if isinstance(failure, str):
-            self.failures.append((report.nodeid, failure.removeprefix("goleak: ")))
-
-    def lines(self, verbosity: int = 0) -> list[str]:
-        """The summary; ``-q`` keeps one line, ``-v`` lists every leaking test."""
-        if not self.checked:
-            return []
-        lines = [f"{self.checked} tests checked, {len(self.failures)} leaked"]
-        if verbosity < 0:
-            return lines
-        shown = self.failures if verbosity > 0 else self.failures[:MAX_LISTED]
-        lines += [f"LEAK {nodeid}: {headline}" for nodeid, headline in shown]
-        if len(shown) < len(self.failures):
-            lines.append(f"... and {len(self.failures) - len(shown)} more (-v lists them all)")
-        if self.largest:
-            lines.append("largest growth in one test:")
-            for measure, (grew, nodeid) in self.largest.items():
-                lines.append(f"  {describe(measure, grew)}  {nodeid}")
-        return lines
