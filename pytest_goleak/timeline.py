@@ -18,7 +18,7 @@ from pytest_goleak.budget import format_size
 from pytest_goleak.session import Point, SessionRecorder
 
 CHARTS = (("goroutines", "goroutines"), ("heap", "live heap"), ("fds", "file descriptors"), ("threads", "OS threads"))
-WIDTH, HEIGHT, PAD = 960, 180, 48
+WIDTH, HEIGHT, PAD, LEFT = 960, 180, 48, 84
 COLORS = ("#2f6fdf", "#1b9e77", "#7570b3", "#d95f02", "#66a61e", "#e7298a")
 # Growth from a series' low point to its end that counts as drift worth marking.
 DRIFT = {"goroutines": 3, "heap": 1 << 20, "fds": 3, "threads": 3}
@@ -28,20 +28,26 @@ def _label(measure: str, value: float) -> str:
     return format_size(value) if measure == "heap" else f"{value:.0f}"
 
 
+# Readings within this much of a series' low point count as still at the low.
+TOLERANCE = {"goroutines": 0, "heap": 64 << 10, "fds": 0, "threads": 0}
+
+
 def drift_start(values: list[int], measure: str) -> int | None:
-    """Where a series began the climb it ended on: the last reading at (near) its low, if it then grew enough."""
+    """The first reading of the climb a series ended on, if it climbed enough to call it drift.
+
+    That is the reading right after the last one still at the series' low.
+    """
     if len(values) < 3:
         return None
-    low, high = min(values), max(values)
+    low = min(values)
     if values[-1] - low < DRIFT[measure]:
         return None
-    near_low = low + (high - low) * 0.05
-    start = max(i for i, v in enumerate(values) if v <= near_low)
-    return start if start < len(values) - 1 else None
+    last_low = max(i for i, v in enumerate(values) if v <= low + TOLERANCE[measure])
+    return last_low + 1 if last_low < len(values) - 1 else None
 
 
 def _chart(measure: str, title: str, points: list[Point], series: dict[str, list[int]]) -> str:
-    x_step = (WIDTH - 2 * PAD) / max(len(points) - 1, 1)
+    x_step = (WIDTH - LEFT - PAD) / max(len(points) - 1, 1)
     values = [p.after.get(measure) for p in points]
     known = [v for v in values if v is not None]
     if not known:
@@ -55,12 +61,12 @@ def _chart(measure: str, title: str, points: list[Point], series: dict[str, list
     parts = [
         f'<section><h2>{html.escape(title)}</h2><svg class="chart" data-measure="{measure}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{html.escape(title)} after each test">',
-        f'<line class="axis" x1="{PAD}" y1="{y(low):.1f}" x2="{WIDTH - PAD}" y2="{y(low):.1f}"/>',
-        f'<text class="tick" x="{PAD - 6}" y="{y(high) + 4:.1f}">{_label(measure, high)}</text>',
-        f'<text class="tick" x="{PAD - 6}" y="{y(low) + 4:.1f}">{_label(measure, low)}</text>',
+        f'<line class="axis" x1="{LEFT}" y1="{y(low):.1f}" x2="{WIDTH - PAD}" y2="{y(low):.1f}"/>',
+        f'<text class="tick" x="{LEFT - 6}" y="{y(high) + 4:.1f}">{_label(measure, high)}</text>',
+        f'<text class="tick" x="{LEFT - 6}" y="{y(low) + 4:.1f}">{_label(measure, low)}</text>',
     ]
     for color, (service, indices) in zip(COLORS * 10, series.items(), strict=False):
-        coords = [(PAD + i * x_step, y(values[i] or 0)) for i in indices if values[i] is not None]
+        coords = [(LEFT + i * x_step, y(values[i] or 0)) for i in indices if values[i] is not None]
         line = " ".join(f"{x:.1f},{yy:.1f}" for x, yy in coords)
         parts.append(
             f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{line}">'
@@ -70,7 +76,7 @@ def _chart(measure: str, title: str, points: list[Point], series: dict[str, list
         start = drift_start(series_values, measure)
         if start is not None:
             index = [i for i in indices if values[i] is not None][start]
-            x = PAD + index * x_step
+            x = LEFT + index * x_step
             parts.append(f'<line class="drift" x1="{x:.1f}" y1="{PAD / 2}" x2="{x:.1f}" y2="{HEIGHT - PAD / 2}"/>')
             parts.append(
                 f'<text class="drift-label" x="{x + 4:.1f}" y="{PAD / 2 + 10}">drift from '
@@ -79,7 +85,7 @@ def _chart(measure: str, title: str, points: list[Point], series: dict[str, list
     for index, point in enumerate(points):
         if point.failure and values[index] is not None:
             parts.append(
-                f'<circle class="leak" cx="{PAD + index * x_step:.1f}" cy="{y(values[index] or 0):.1f}" r="4">'
+                f'<circle class="leak" cx="{LEFT + index * x_step:.1f}" cy="{y(values[index] or 0):.1f}" r="4">'
                 f"<title>{html.escape(point.nodeid)}: {html.escape(point.failure)}</title></circle>"
             )
     parts.append("</svg></section>")
@@ -103,14 +109,14 @@ SCRIPT = """
 (function () {
   var data = JSON.parse(document.getElementById("goleak-data").textContent);
   var tip = document.getElementById("tip");
-  var W = %(width)d, PAD = %(pad)d;
+  var W = %(width)d, PAD = %(pad)d, LEFT = %(left)d;
   document.querySelectorAll("svg.chart").forEach(function (svg) {
     var measure = svg.getAttribute("data-measure");
     svg.addEventListener("mousemove", function (event) {
       var box = svg.getBoundingClientRect();
       var x = (event.clientX - box.left) / box.width * W;
-      var step = (W - 2 * PAD) / Math.max(data.length - 1, 1);
-      var i = Math.max(0, Math.min(data.length - 1, Math.round((x - PAD) / step)));
+      var step = (W - LEFT - PAD) / Math.max(data.length - 1, 1);
+      var i = Math.max(0, Math.min(data.length - 1, Math.round((x - LEFT) / step)));
       var p = data[i];
       var text = "#" + (i + 1) + " " + p.test + "\\n" + measure + ": " + p[measure];
       tip.textContent = p.failure ? text + "\\n" + p.failure : text;
@@ -156,7 +162,7 @@ def render_timeline(recorder: SessionRecorder) -> str:
 {charts}
 <div id="tip"></div>
 <script type="application/json" id="goleak-data">{payload}</script>
-<script>{SCRIPT % {"width": WIDTH, "pad": PAD}}</script>
+<script>{SCRIPT % {"width": WIDTH, "pad": PAD, "left": LEFT}}</script>
 </body></html>
 """
 
