@@ -81,6 +81,12 @@ def render(verdict: Verdict) -> str:
         for site in verdict.heap_sites[:MAX_SITES]:
             lines.append(f"  +{format_size(site.bytes)} ({site.objects} objects live)")
             lines += _site_line(site.stack)
+    elif "heap" in verdict.over:
+        lines += [
+            "",
+            "no sampled allocation site grew: Go samples about one allocation per 512 KiB "
+            "(runtime.MemProfileRate), so a small leak may show no site; lower the rate in the service to see it",
+        ]
     if delta.new_fds and "fds" in verdict.over:
         lines += ["", f"new file descriptors ({len(delta.new_fds)}):"]
         for fd, target in delta.new_fds[:MAX_LISTED]:

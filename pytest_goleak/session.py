@@ -159,7 +159,8 @@ class SessionRecorder:
         if not self.points:
             return []
         failures = self.failures
-        lines = [f"{len(self.points)} tests checked, {len(failures)} leaked"]
+        checked = len(self.points)
+        lines = [f"{checked} test{'s' if checked != 1 else ''} checked, {len(failures)} leaked"]
         drift = self.drift()
         lines += [f"SESSION DRIFT {problem}" for problem in drift]
         if verbosity < 0:
