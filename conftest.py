@@ -7,6 +7,7 @@ run pytest inside pytest (``pytester``), so those runs do not rebuild them.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,3 +41,16 @@ def go_build(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
 @pytest.fixture(scope="session")
 def example_binary(go_build: Callable[[str], Path]) -> Path:
     return go_build("example_service")
+
+
+@pytest.fixture
+def write_ini(pytester: pytest.Pytester, example_binary: Path) -> Callable[..., None]:
+    """Write a nested suite's ini: the example service (or ``binary``), short settling, and ``extra`` lines."""
+
+    def write(extra: str = "", binary: Path | None = None, args: str = "-addr {addr} -data-dir {tmp}") -> None:
+        pytester.makeini(
+            f"[pytest]\ngoleak_binary = {binary or example_binary}\ngoleak_args = {args}\ngoleak_settle = 0.3\n"
+            + textwrap.dedent(extra)
+        )
+
+    return write

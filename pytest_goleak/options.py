@@ -70,9 +70,7 @@ OPTIONS = (
 def register(parser: pytest.Parser) -> None:
     group = parser.getgroup("goleak", "leak checks for Go services (pytest-goleak)")
     parser.addini("goleak", "run the leak checks (false: only run the service)", type="bool", default=True)
-    group.addoption(
-        "--no-goleak", action="store_true", default=False, help="run the tests, but skip every leak check"
-    )
+    group.addoption("--no-goleak", action="store_true", default=False, help="run the tests, but skip every leak check")
     parser.addini("goleak_summary", "show the goleak section in the terminal summary", type="bool", default=True)
     group.addoption(
         "--no-goleak-summary", action="store_true", default=False, help="hide the goleak terminal summary section"

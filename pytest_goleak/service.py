@@ -498,7 +498,6 @@ def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in text.splitlines())
 
 
-
 _BUILDINFO_MAGIC = b"\xff Go buildinf:"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,6 +35,8 @@ LEAKS: dict[str, tuple[list[str], list[str]]] = {
     "tempfile": (["fds +1 (budget 0)"], ["upload-"]),
     "ticker": (["1 goroutine leaked"], ["main.(*Session).heartbeatLeaky"]),
 }
+
+
 def _go_minor() -> int:
     """The minor version of the Go on PATH: 26 for go1.26.8."""
     out = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True, check=True).stdout
@@ -47,17 +49,10 @@ PATTERNS = sorted({route.split("?")[0] for route in LEAKS})
 
 
 @pytest.mark.parametrize("route", list(LEAKS))
-def test_leaky_route_fails_with_the_right_report(pytester: pytest.Pytester, example_binary: Path, route: str) -> None:
-    pytester.makeini(
-        textwrap.dedent(
-            f"""
-            [pytest]
-            goleak_binary = {example_binary}
-            goleak_args = -addr {{addr}} -data-dir {{tmp}}
-            goleak_settle = 0.3
-            """
-        )
-    )
+def test_leaky_route_fails_with_the_right_report(
+    pytester: pytest.Pytester, write_ini: Callable[..., None], route: str
+) -> None:
+    write_ini()
     pytester.makepyfile(
         f"""
         def test_leaky(pytest_goleak):
@@ -110,7 +105,7 @@ def test_marker_budget_covers_a_small_leak(pytest_goleak) -> None:  # type: igno
 
 
 def test_runtime_proof_marks_goroutines_nothing_can_wake(
-    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, write_ini: Callable[..., None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Go 1.26 with GOEXPERIMENT=goroutineleakprofile (1.27 by default) proves some leaks itself."""
     version = _go_minor()
@@ -119,7 +114,7 @@ def test_runtime_proof_marks_goroutines_nothing_can_wake(
     if version == 26:
         monkeypatch.setenv("GOEXPERIMENT", "goroutineleakprofile")
     binary = build_package("example_service", ROOT, tmp_path)
-    pytester.makeini(f"[pytest]\ngoleak_binary = {binary}\ngoleak_args = -addr {{addr}} -data-dir {{tmp}}\n")
+    write_ini(binary=binary)
     pytester.makepyfile(
         """
         import pytest

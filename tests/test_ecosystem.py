@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -25,20 +24,15 @@ def test_route(pytest_goleak, route):
 EXPECTED_FAILURES = {"leaky/chan-send", "leaky/open", "leaky/cache?kb=1536", "leaky/exec"}
 
 
-def _ini(pytester: pytest.Pytester, binary: Path, extra: str = "") -> None:
-    pytester.makeini(
-        f"[pytest]\ngoleak_binary = {binary}\ngoleak_args = -addr {{addr}} -data-dir {{tmp}}\n"
-        f"goleak_settle = 0.3\n{textwrap.dedent(extra)}"
-    )
-
-
 def _junit(path: Path) -> dict[str, ET.Element]:
     cases = ET.parse(path).getroot().iter("testcase")
     return {case.get("name", "").split("[", 1)[1].rstrip("]"): case for case in cases}
 
 
-def test_xdist_gives_the_same_verdicts_as_one_process(pytester: pytest.Pytester, example_binary: Path) -> None:
-    _ini(pytester, example_binary)
+def test_xdist_gives_the_same_verdicts_as_one_process(
+    pytester: pytest.Pytester, write_ini: Callable[..., None]
+) -> None:
+    write_ini()
     pytester.makepyfile(test_mixed=MIXED)
     verdicts = {}
     for label, args in [("serial", ["-p", "no:xdist"]), ("xdist", ["-n", "2"])]:
@@ -52,8 +46,8 @@ def test_xdist_gives_the_same_verdicts_as_one_process(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines(["*= goleak =*", "9 tests checked, 4 leaked"])
 
 
-def test_junit_xml_carries_deltas_and_the_report(pytester: pytest.Pytester, example_binary: Path) -> None:
-    _ini(pytester, example_binary)
+def test_junit_xml_carries_deltas_and_the_report(pytester: pytest.Pytester, write_ini: Callable[..., None]) -> None:
+    write_ini()
     pytester.makepyfile(test_mixed=MIXED)
     xml = pytester.path / "out.xml"
     pytester.runpytest(f"--junitxml={xml}")
@@ -72,8 +66,10 @@ def test_junit_xml_carries_deltas_and_the_report(pytester: pytest.Pytester, exam
     assert opened["fds_delta"] == "1" and properties["fds_delta"] == "0"
 
 
-def test_terminal_summary_follows_verbosity_and_can_be_hidden(pytester: pytest.Pytester, example_binary: Path) -> None:
-    _ini(pytester, example_binary)
+def test_terminal_summary_follows_verbosity_and_can_be_hidden(
+    pytester: pytest.Pytester, write_ini: Callable[..., None]
+) -> None:
+    write_ini()
     pytester.makepyfile(test_mixed=MIXED)
     result = pytester.runpytest()
     result.stdout.fnmatch_lines(
@@ -92,8 +88,10 @@ def test_terminal_summary_follows_verbosity_and_can_be_hidden(pytester: pytest.P
     assert "= goleak =" not in hidden.stdout.str()
 
 
-def test_report_header_names_service_go_version_and_budgets(pytester: pytest.Pytester, example_binary: Path) -> None:
-    _ini(pytester, example_binary, "goleak_heap = 4MiB\n")
+def test_report_header_names_service_go_version_and_budgets(
+    pytester: pytest.Pytester, write_ini: Callable[..., None], example_binary: Path
+) -> None:
+    write_ini("goleak_heap = 4MiB\n")
     pytester.makepyfile("def test_x(): pass\n")
     result = pytester.runpytest()
     result.stdout.fnmatch_lines(
@@ -104,8 +102,8 @@ def test_report_header_names_service_go_version_and_budgets(pytester: pytest.Pyt
     )
 
 
-def test_artifacts_open_in_go_tool_pprof(pytester: pytest.Pytester, example_binary: Path) -> None:
-    _ini(pytester, example_binary)
+def test_artifacts_open_in_go_tool_pprof(pytester: pytest.Pytester, write_ini: Callable[..., None]) -> None:
+    write_ini()
     pytester.makepyfile(
         """
         import pytest
@@ -207,10 +205,10 @@ def test_attach_refuses_remote_hosts_without_opt_in(pytester: pytest.Pytester) -
 
 
 def test_a_second_service_is_checked_with_watch(
-    pytester: pytest.Pytester, example_binary: Path, go_build: Callable[[str], Path]
+    pytester: pytest.Pytester, write_ini: Callable[..., None], go_build: Callable[[str], Path]
 ) -> None:
     debugport = go_build("tests/goapps/debugport")
-    _ini(pytester, example_binary)
+    write_ini()
     pytester.makepyfile(
         f"""
         import httpx

@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,29 +18,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _ini(pytester: pytest.Pytester, binary: Path, extra: str = "") -> None:
-    pytester.makeini(
-        textwrap.dedent(
-            f"""
-            [pytest]
-            goleak_binary = {binary}
-            goleak_args = -addr {{addr}} -data-dir {{tmp}}
-            goleak_settle = 0.3
-            """
-        )
-        + textwrap.dedent(extra)
-    )
-
-
 def _call_reports(pytester: pytest.Pytester) -> dict[str, pytest.TestReport]:
     reprec = pytester.inline_run()
     return {r.nodeid.split("::")[-1]: r for r in reprec.getreports("pytest_runtest_logreport") if r.when == "call"}
 
 
 def test_crash_mid_test_is_reported_with_the_panic_and_the_next_test_gets_a_fresh_service(
-    pytester: pytest.Pytester, example_binary: Path
+    pytester: pytest.Pytester, write_ini: Callable[..., None]
 ) -> None:
-    _ini(pytester, example_binary)
+    write_ini()
     pytester.makepyfile(
         """
         import time
@@ -81,8 +66,10 @@ def test_crash_mid_test_is_reported_with_the_panic_and_the_next_test_gets_a_fres
     assert reports["test_after"].passed, reports["test_after"].longreprtext
 
 
-def test_frozen_service_fails_fast_with_a_goroutine_dump(pytester: pytest.Pytester, example_binary: Path) -> None:
-    _ini(pytester, example_binary, "goleak_request_timeout = 1\n")
+def test_frozen_service_fails_fast_with_a_goroutine_dump(
+    pytester: pytest.Pytester, write_ini: Callable[..., None]
+) -> None:
+    write_ini("goleak_request_timeout = 1\n")
     pytester.makepyfile(
         """
         import os, signal
@@ -133,8 +120,10 @@ def test_bad_profile_data_fails_the_test_clearly(
     assert "INTERNALERROR" not in result.stdout.str()
 
 
-def test_env_values_never_reach_reports(pytester: pytest.Pytester, go_build: Callable[[str], Path]) -> None:
-    _ini(pytester, go_build("tests/goapps/exitearly"), "goleak_env =\n    API_TOKEN=hunter2-secret\n")
+def test_env_values_never_reach_reports(
+    pytester: pytest.Pytester, write_ini: Callable[..., None], go_build: Callable[[str], Path]
+) -> None:
+    write_ini("goleak_env =\n    API_TOKEN=hunter2-secret\n", binary=go_build("tests/goapps/exitearly"))
     pytester.makepyfile("def test_x(pytest_goleak):\n    pass\n")
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)

@@ -7,7 +7,7 @@ the pytest side is nested.
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -22,21 +22,11 @@ def test_clean(pytest_goleak):
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester, example_binary: Path):  # type: ignore[no-untyped-def]
+def suite(pytester: pytest.Pytester, write_ini: Callable[..., None]) -> Callable[..., pytest.Pytester]:
     """Write a test suite configured for the example service; returns a writer."""
 
     def write(tests: str, ini: str = "") -> pytest.Pytester:
-        pytester.makeini(
-            textwrap.dedent(
-                f"""
-                [pytest]
-                goleak_binary = {example_binary}
-                goleak_args = -addr {{addr}} -data-dir {{tmp}}
-                goleak_settle = 0.3
-                """
-            )
-            + textwrap.dedent(ini)
-        )
+        write_ini(ini)
         pytester.makepyfile(test_suite=textwrap.dedent(tests))
         return pytester
 

@@ -124,7 +124,9 @@ def test_port_in_use_is_named(run_service, example_binary: Path) -> None:  # typ
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(ServiceError, match=f"port {port} .* already in use"):
-            run_service(example_binary, args=f"-addr 127.0.0.1:{port}", pprof_url=f"http://127.0.0.1:{port}/debug/pprof/")
+            run_service(
+                example_binary, args=f"-addr 127.0.0.1:{port}", pprof_url=f"http://127.0.0.1:{port}/debug/pprof/"
+            )
 
 
 def test_build_failure_shows_compiler_errors(tmp_path: Path) -> None:
@@ -214,9 +216,9 @@ def test_go_missing_is_one_usage_error(pytester: pytest.Pytester, monkeypatch: p
     monkeypatch.setenv("PATH", "/nonexistent")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([
-        "ERROR: pytest-goleak: goleak_package needs the Go toolchain but `go` is not on PATH*"
-    ])
+    result.stderr.fnmatch_lines(
+        ["ERROR: pytest-goleak: goleak_package needs the Go toolchain but `go` is not on PATH*"]
+    )
 
 
 def test_no_service_configured_is_one_usage_error(pytester: pytest.Pytester) -> None:

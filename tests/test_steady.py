@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,14 +13,6 @@ import pytest
 from pytest_goleak.session import Point, SessionBudget, SessionRecorder, sparkline
 from pytest_goleak.steady import fit
 from pytest_goleak.timeline import drift_start, render_timeline
-
-
-def _ini(pytester: pytest.Pytester, binary: Path, extra: str = "") -> None:
-    pytester.makeini(
-        f"[pytest]\ngoleak_binary = {binary}\ngoleak_args = -addr {{addr}} -data-dir {{tmp}}\n"
-        f"goleak_settle = 0.3\n{textwrap.dedent(extra)}"
-    )
-
 
 STEADY = """
 import pytest
@@ -48,9 +40,9 @@ def test_clean_work(pytest_goleak):
 
 
 def test_steady_state_catches_small_leaks_and_spares_one_time_growth(
-    pytester: pytest.Pytester, example_binary: Path
+    pytester: pytest.Pytester, write_ini: Callable[..., None]
 ) -> None:
-    _ini(pytester, example_binary)
+    write_ini()
     pytester.makepyfile(test_repeats=STEADY)
     reports = {
         r.nodeid.split("::")[-1]: r
@@ -76,9 +68,9 @@ def test_steady_state_catches_small_leaks_and_spares_one_time_growth(
 
 
 def test_repeat_flag_applies_to_every_test_and_repeat_0_opts_out(
-    pytester: pytest.Pytester, example_binary: Path
+    pytester: pytest.Pytester, write_ini: Callable[..., None]
 ) -> None:
-    _ini(pytester, example_binary)
+    write_ini()
     pytester.makepyfile(
         """
         import pathlib
@@ -117,9 +109,9 @@ def test_drifting(pytest_goleak, i):
 
 
 def test_session_drift_fails_the_run_and_names_the_contributors(
-    pytester: pytest.Pytester, example_binary: Path
+    pytester: pytest.Pytester, write_ini: Callable[..., None]
 ) -> None:
-    _ini(pytester, example_binary, "goleak_session_heap = 2MiB\n")
+    write_ini("goleak_session_heap = 2MiB\n")
     pytester.makepyfile(test_drift=DRIFT)
     timeline = pytester.path / "timeline.html"
     result = pytester.runpytest("--goleak-timeline", str(timeline))
@@ -143,8 +135,10 @@ def test_session_drift_fails_the_run_and_names_the_contributors(
     assert "http://" not in page and "https://" not in page  # nothing fetched from anywhere
 
 
-def test_without_a_session_budget_drift_is_only_shown(pytester: pytest.Pytester, example_binary: Path) -> None:
-    _ini(pytester, example_binary)
+def test_without_a_session_budget_drift_is_only_shown(
+    pytester: pytest.Pytester, write_ini: Callable[..., None]
+) -> None:
+    write_ini()
     pytester.makepyfile(test_drift=DRIFT.replace("if i == 20:", "if False:"))
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.OK
@@ -188,12 +182,12 @@ def test_sparkline_and_fit() -> None:
 
 
 def test_timeline_opens_in_headless_chromium_without_console_errors(
-    pytester: pytest.Pytester, example_binary: Path, tmp_path: Path
+    pytester: pytest.Pytester, write_ini: Callable[..., None], tmp_path: Path
 ) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("headless Chromium is not installed (apt-get install chromium)")
-    _ini(pytester, example_binary)
+    write_ini()
     pytester.makepyfile(test_drift=DRIFT)
     timeline = pytester.path / "timeline.html"
     pytester.runpytest("--goleak-timeline", str(timeline))
