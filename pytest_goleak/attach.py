@@ -15,6 +15,7 @@ import httpx
 import psutil
 
 from pytest_goleak.errors import ConfigError, ServiceError
+from pytest_goleak.http import client
 from pytest_goleak.service import DEFAULT_PPROF_URL, is_loopback
 
 UNMEASURED_WITHOUT_PID = ("fds", "children", "threads")
@@ -63,7 +64,7 @@ class AttachedService:
         """Check that pprof answers; there is nothing to start."""
         deadline = time.monotonic() + timeout
         problem = ""
-        with httpx.Client(timeout=min(timeout, 2.0), trust_env=False) as http:
+        with client(min(timeout, 2.0)) as http:
             while time.monotonic() < deadline:
                 try:
                     response = http.get(self.pprof_url)

@@ -13,11 +13,10 @@ import warnings
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from _pytest._code.code import ExceptionRepr
 
-from pytest_goleak import options
+from pytest_goleak import http, options
 from pytest_goleak.artifacts import ArtifactWriter
 from pytest_goleak.attach import AttachedService
 from pytest_goleak.budget import Budget, format_size
@@ -66,7 +65,7 @@ class GoleakState:
         self.artifacts = ArtifactWriter(artifacts) if artifacts is not None else None
         self.timeline = options.output_path(config, "timeline")
         self.recorder = SessionRecorder(options.session_budget(config))
-        self.heap_noise: dict[str, int] = {}
+        self.readers = Readers()
         self._binaries: dict[tuple[str, Path], Path] = {}
         self._build_dir: Path | None = None
         self._services: list[GoService] = []
@@ -118,6 +117,7 @@ class GoleakState:
         return self._main
 
     def shutdown(self) -> None:
+        self.readers.close()
         for service in self._services:
             service.stop()
         if self._lifeline is not None:
@@ -219,17 +219,45 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         raise _usage_error(exc) from None
 
 
+class Readers:
+    """What outlives one test for each service run: its pprof client and its heap noise floor.
+
+    One pprof client per run keeps one keep-alive connection for the whole
+    session; a new connection per test would leave a winding-down server
+    goroutine behind each time.
+    """
+
+    def __init__(self) -> None:
+        self._clients: dict[str, PprofClient] = {}
+        self.noise: dict[str, int] = {}
+
+    @staticmethod
+    def key(service: Service) -> str:
+        return f"{service.pprof_url} {service.pid}"
+
+    def pprof(self, service: Service) -> PprofClient:
+        key = self.key(service)
+        if key not in self._clients:
+            self._clients[key] = PprofClient(service.pprof_url, service.request_timeout)
+        return self._clients[key]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+
 class _Watch:
     """The leak check of one service during one test."""
 
-    def __init__(self, service: Service, budget: Budget, checking: bool, noise: dict[str, int]) -> None:
+    def __init__(self, service: Service, budget: Budget, checking: bool, readers: Readers) -> None:
         self.service = service
         self.budget = budget
-        self.pprof = PprofClient(service.pprof_url, service.request_timeout)
+        self.pprof = readers.pprof(service)
         self.snapshotter = Snapshotter(self.pprof, service.pid)
         self.check = LeakCheck(self.snapshotter, budget) if checking else None
         self.verdict: Verdict | None = None
-        self._noise = noise  # heap noise floor per service run, shared across tests
+        self._noise = readers.noise
 
     def begin(self) -> None:
         if self.check is None:
@@ -240,7 +268,7 @@ class _Watch:
 
     def heap_noise(self) -> int:
         """How much the live heap moves between readings of this service at rest (measured once)."""
-        key = f"{self.service.url} {self.service.pid}"
+        key = Readers.key(self.service)
         if key not in self._noise:
             self._noise[key] = noise_floor([self.snapshotter.take() for _ in range(4)])
         return self._noise[key]
@@ -287,14 +315,14 @@ class _Watch:
 class GoleakHandle:
     """What a test gets from the ``pytest_goleak`` fixture."""
 
-    def __init__(self, service: Service, budget: Budget, checking: bool, noise: dict[str, int]) -> None:
+    def __init__(self, service: Service, budget: Budget, checking: bool, readers: Readers) -> None:
         self.service = service
         self.url = service.url
         self.budget = budget
         self._checking = checking
-        self._noise = noise
-        self.client = httpx.Client(base_url=service.url, timeout=service.request_timeout, trust_env=False)
-        self._watches = [_Watch(service, budget, checking, noise)]
+        self._readers = readers
+        self.client = http.client(service.request_timeout, base_url=service.url)
+        self._watches = [_Watch(service, budget, checking, readers)]
 
     @property
     def checking(self) -> bool:
@@ -311,7 +339,7 @@ class GoleakHandle:
 
     def watch(self, service: Service) -> None:
         """Check another service for leaks during this test too (see ``goleak_service_factory``)."""
-        watch = _Watch(service, self.budget, self._checking, self._noise)
+        watch = _Watch(service, self.budget, self._checking, self._readers)
         watch.begin()
         self._watches.append(watch)
 
@@ -365,8 +393,6 @@ class GoleakHandle:
 
     def close(self) -> None:
         self.client.close()
-        for watch in self._watches:
-            watch.pprof.close()
 
 
 def _crash_text(service: Service) -> str:
@@ -456,7 +482,7 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> I
             problem = str(exc)
     _fail(problem)
     budget = request.node.stash.get(BUDGET, state.defaults)
-    handle = GoleakHandle(goleak_service, budget, state.enabled and budget.check, state.heap_noise)
+    handle = GoleakHandle(goleak_service, budget, state.enabled and budget.check, state.readers)
     try:
         handle.begin()
     except GoleakError as exc:

@@ -31,6 +31,7 @@ from google.protobuf.message import DecodeError
 
 from pytest_goleak._proto.profile_descriptor import SERIALIZED
 from pytest_goleak.errors import ProfileError, ServiceError, ServiceUnresponsive
+from pytest_goleak.http import client
 
 # A profile bigger than this is refused rather than decoded: a real goroutine
 # or heap profile is a few MiB at most, and the runtime itself cuts text dumps
@@ -331,11 +332,10 @@ class PprofClient:
     def __init__(self, base_url: str, timeout: float = 5.0) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.timeout = timeout
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
+        # One connection, kept alive: see the class docstring.
+        self._http = client(
+            httpx.Timeout(timeout, connect=min(timeout, 2.0)),
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            # A proxy from the environment must never see pprof traffic.
-            trust_env=False,
         )
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from pytest_goleak.errors import ConfigError, ServiceError
+from pytest_goleak.http import client
 from pytest_goleak.lifeline import Lifeline
 
 DEFAULT_PPROF_URL = "http://{addr}/debug/pprof/"
@@ -361,7 +362,7 @@ class GoService:
         port = int(run.placeholders["port"]) if "{port}" in self.config.args or "{addr}" in self.config.args else None
         last_problem = "nothing answered yet"
         delay = 0.01
-        with httpx.Client(timeout=1.0, trust_env=False) as http:
+        with client(1.0) as http:
             while True:
                 if run.proc.poll() is not None:
                     raise ServiceError(self._failure("exited during start-up"))
