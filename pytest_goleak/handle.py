@@ -1,0 +1,227 @@
+"""One test's view of the service: its client, the services it watches, and their verdicts.
+
+A :class:`GoleakHandle` is what the ``pytest_goleak`` fixture yields. It runs
+one leak check per watched service (:class:`_Watch`) and turns whatever goes
+wrong with a service (a crash, a freeze, garbage) into report text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pytest_goleak import http
+from pytest_goleak.attach import AttachedService
+from pytest_goleak.budget import Budget
+from pytest_goleak.check import LeakCheck, Verdict, gather_evidence
+from pytest_goleak.diff import diff
+from pytest_goleak.errors import GoleakError, ServiceUnresponsive
+from pytest_goleak.pprof import PprofClient
+from pytest_goleak.report import render
+from pytest_goleak.service import GoService, describe_exit
+from pytest_goleak.snapshot import Snapshot, Snapshotter
+from pytest_goleak.steady import noise_floor, trends
+
+Service = GoService | AttachedService
+
+
+class Readers:
+    """What outlives one test for each service run: its pprof client and its heap noise floor.
+
+    One pprof client per run keeps one keep-alive connection for the whole
+    session; a new connection per test would leave a winding-down server
+    goroutine behind each time.
+    """
+
+    def __init__(self) -> None:
+        self._clients: dict[str, PprofClient] = {}
+        self.noise: dict[str, int] = {}
+
+    @staticmethod
+    def key(service: Service) -> str:
+        return f"{service.pprof_url} {service.pid}"
+
+    def pprof(self, service: Service) -> PprofClient:
+        key = self.key(service)
+        if key not in self._clients:
+            self._clients[key] = PprofClient(service.pprof_url, service.request_timeout)
+        return self._clients[key]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+
+class _Watch:
+    """The leak check of one service during one test."""
+
+    def __init__(self, service: Service, budget: Budget, checking: bool, readers: Readers) -> None:
+        self.service = service
+        self.budget = budget
+        self.pprof = readers.pprof(service)
+        self.snapshotter = Snapshotter(self.pprof, service.pid)
+        self.check = LeakCheck(self.snapshotter, budget) if checking else None
+        self.verdict: Verdict | None = None
+        self._noise = readers.noise
+
+    def begin(self) -> None:
+        if self.check is None:
+            return
+        if self.budget.steady and self.budget.heap is not None:
+            self.heap_noise()
+        self.check.begin()
+
+    def heap_noise(self) -> int:
+        """How much the live heap moves between readings of this service at rest (measured once)."""
+        key = Readers.key(self.service)
+        if key not in self._noise:
+            self._noise[key] = noise_floor([self.snapshotter.take() for _ in range(4)])
+        return self._noise[key]
+
+    def _failure(self, error: GoleakError | None = None) -> str:
+        if not self.service.alive():
+            return crash_text(self.service)
+        assert error is not None
+        return unreadable_text(self.service, error, "after")
+
+    def finish(self) -> str | None:
+        if self.check is None:
+            return None
+        if not self.service.alive():
+            return self._failure()
+        try:
+            self.verdict = self.check.finish()
+        except GoleakError as exc:
+            return self._failure(exc)
+        return render(self.verdict) if self.verdict.failed else None
+
+    def judge_steady(self, readings: list[Snapshot]) -> str | None:
+        """Steady-state verdict: a measure leaks only if it grew in every measured run."""
+        before, after = readings[0], readings[-1]
+        growing = [t for t in trends(readings, self.budget, self.heap_noise()) if t.grows_every_run]
+        delta = diff(before, after, self.budget.ignore)
+        self.verdict = Verdict(
+            before,
+            after,
+            delta,
+            tuple(t.phrase() for t in growing),
+            self.budget,
+            over=tuple(t.measure for t in growing),
+        )
+        if not growing:
+            return None
+        try:
+            self.verdict = gather_evidence(self.snapshotter, self.verdict)
+        except GoleakError as exc:
+            return self._failure(exc)
+        return render(self.verdict)
+
+
+class GoleakHandle:
+    """What a test gets from the ``pytest_goleak`` fixture."""
+
+    def __init__(self, service: Service, budget: Budget, checking: bool, readers: Readers) -> None:
+        self.service = service
+        self.url = service.url
+        self.budget = budget
+        self._checking = checking
+        self._readers = readers
+        self.client = http.client(service.request_timeout, base_url=service.url)
+        self._watches = [_Watch(service, budget, checking, readers)]
+
+    @property
+    def checking(self) -> bool:
+        return self._checking
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """The main service's verdict, once the test body has ended."""
+        return self._watches[0].verdict
+
+    def snapshot(self) -> Snapshot:
+        """A reading of the service now: goroutines, live heap, fds, children, threads."""
+        return self._watches[0].snapshotter.take()
+
+    def watch(self, service: Service) -> None:
+        """Check another service for leaks during this test too (see ``goleak_service_factory``)."""
+        watch = _Watch(service, self.budget, self._checking, self._readers)
+        watch.begin()
+        self._watches.append(watch)
+
+    def begin(self) -> None:
+        self._watches[0].begin()
+
+    def _combine(self, texts: list[str | None]) -> str | None:
+        named = [
+            f"[{watch.service.name}] {text}" if len(self._watches) > 1 else text
+            for watch, text in zip(self._watches, texts, strict=True)
+            if text
+        ]
+        return "\n\n".join(named) or None
+
+    def finish(self) -> str | None:
+        """Close the test's connections and judge every watched service; the failure text, or None."""
+        self.client.close()
+        return self._combine([watch.finish() for watch in self._watches])
+
+    def finish_steady(self, rerun: Callable[[], object]) -> str | None:
+        """Run the test again (warm-up, then measured runs) and judge it by the steady-state rule.
+
+        The first run has already happened. Readings start after the last
+        warm-up run (or before the first run, with no warm-up).
+        """
+        warmup, repeat = self.budget.warmup, self.budget.repeat
+        readings: list[list[Snapshot]] = [[] for _ in self._watches]
+        if warmup == 0:
+            for watch, series in zip(self._watches, readings, strict=True):
+                assert watch.check is not None
+                assert watch.check.before is not None
+                series.append(watch.check.before)
+        for run in range(1, warmup + repeat + 1):
+            if run > 1:
+                rerun()
+            if run < warmup:
+                continue
+            for index, watch in enumerate(self._watches):
+                if not watch.service.alive():
+                    self.client.close()
+                    return self._combine([w._failure() if w is watch else None for w in self._watches])
+                try:
+                    readings[index].append(watch.snapshotter.take(heap=self.budget.heap is not None))
+                except GoleakError as exc:
+                    self.client.close()
+                    return self._combine([w._failure(exc) if w is watch else None for w in self._watches])
+        self.client.close()
+        return self._combine(
+            [watch.judge_steady(series) for watch, series in zip(self._watches, readings, strict=True)]
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def crash_text(service: Service) -> str:
+    service.exit_reported = True
+    if isinstance(service, AttachedService):
+        return f"goleak: attached {service.name} (pid {service.pid}) exited during this test"
+    code = service.returncode
+    status = describe_exit(code) if code is not None else "stopped"
+    output = service.crash_output()
+    return f"goleak: {service.name} {status} during this test\nits output ({service.log_path}):\n{output}"
+
+
+def unreadable_text(service: Service, error: GoleakError, when: str) -> str:
+    """The service could not be read: it crashed, or it is wedged and gets killed with a stack dump."""
+    if isinstance(service, GoService) and service.wait_exit(0.5) is not None:
+        return crash_text(service)
+    text = f"goleak: could not read the service {when} the test: {error}"
+    if isinstance(service, GoService) and isinstance(error, ServiceUnresponsive) and service.alive():
+        dump = service.kill_with_dump()
+        service.exit_reported = True
+        lines = dump.splitlines()
+        shown = "\n".join(lines[:120]) + (f"\n... {len(lines) - 120} more lines" if len(lines) > 120 else "")
+        text += (
+            f"\n{service.name} was killed after a SIGQUIT goroutine dump "
+            f"(in full in {service.log_path}); the next test gets a fresh service.\n{shown}"
+        )
+    return text

@@ -1,0 +1,90 @@
+"""Per pytest process: the resolved options, the built binaries and the running services."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from pytest_goleak import options
+from pytest_goleak.artifacts import ArtifactWriter
+from pytest_goleak.handle import Readers, Service
+from pytest_goleak.lifeline import Lifeline
+from pytest_goleak.service import GoService, ServiceConfig, build_package, check_binary
+from pytest_goleak.session import SessionRecorder
+
+
+class GoleakState:
+    """Per pytest process: the resolved options, built binaries, running services."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.enabled = options.checks_enabled(config)
+        self.defaults = options.default_budget(config)
+        self.attached = options.attached(config)
+        self.service_config = options.service_config(config) if options.configured(config) else None
+        artifacts = options.output_path(config, "artifacts")
+        self.artifacts = ArtifactWriter(artifacts) if artifacts is not None else None
+        self.timeline = options.output_path(config, "timeline")
+        self.recorder = SessionRecorder(options.session_budget(config))
+        self.readers = Readers()
+        self._binaries: dict[tuple[str, Path], Path] = {}
+        self._build_dir: Path | None = None
+        self._services: list[GoService] = []
+        self._main: Service | None = None
+        self._lifeline: Lifeline | None = None
+
+    def require_config(self) -> ServiceConfig:
+        # With nothing configured this raises the one-line "set goleak_package" error.
+        return self.service_config if self.service_config is not None else options.service_config(self.config)
+
+    def binary_for(self, service: ServiceConfig) -> Path:
+        """The binary of ``service``: checked, or built on first use and reused for the session."""
+        if service.binary is not None:
+            return check_binary(service.base_dir / service.binary)
+        assert service.package is not None
+        key = (service.package, service.base_dir)
+        if key not in self._binaries:
+            if self._build_dir is None:
+                self._build_dir = Path(tempfile.mkdtemp(prefix="pytest-goleak-build-"))
+            out = self._build_dir / str(len(self._binaries))
+            self._binaries[key] = build_package(service.package, service.base_dir, out)
+        return self._binaries[key]
+
+    def prepare(self) -> None:
+        """Fail early on anything wrong with the main service's binary."""
+        if self.attached is None:
+            self.binary_for(self.require_config())
+
+    def main_binary(self) -> Path | None:
+        if self.attached is not None or self.service_config is None:
+            return None
+        return self.binary_for(self.service_config)
+
+    def start(self, config: ServiceConfig, workdir: Path) -> GoService:
+        if self._lifeline is None:
+            self._lifeline = Lifeline()
+        service = GoService(config, self.binary_for(config), workdir, self._lifeline)
+        self._services.append(service)
+        service.start()
+        return service
+
+    def main_service(self, workdir: Path) -> Service:
+        if self._main is None:
+            if self.attached is not None:
+                self.attached.start()
+                self._main = self.attached
+            else:
+                self._main = self.start(self.require_config(), workdir)
+        return self._main
+
+    def shutdown(self) -> None:
+        self.readers.close()
+        for service in self._services:
+            service.stop()
+        if self._lifeline is not None:
+            self._lifeline.close()
+        if self._build_dir is not None:
+            shutil.rmtree(self._build_dir, ignore_errors=True)
