@@ -161,11 +161,11 @@ def goroutine_growth(before: GoroutineProfile, after: GoroutineProfile, ignore: 
 def heap_growth(before: HeapProfile, after: HeapProfile, limit: int = 10) -> list[SiteGrowth]:
     """Allocation stacks whose live bytes grew, largest first."""
     old: Counter[Stack] = Counter()
-    for site in before.sites:
+    for site in before.sites():
         old[site.stack] += site.inuse_bytes
     new: Counter[Stack] = Counter()
     objects: Counter[Stack] = Counter()
-    for site in after.sites:
+    for site in after.sites():
         if is_own(site.stack):  # the profile request's own buffers, live during its GC
             continue
         new[site.stack] += site.inuse_bytes

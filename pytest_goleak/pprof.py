@@ -85,9 +85,12 @@ class HeapSite:
 
 @dataclass(frozen=True, slots=True)
 class HeapProfile:
-    sites: tuple[HeapSite, ...]
     live_bytes: int  # runtime.MemStats.HeapAlloc right after a forced GC
     raw: bytes = field(repr=False, default=b"")
+
+    def sites(self) -> tuple[HeapSite, ...]:
+        """Live memory per allocation stack (parsed on each call: only failures need it)."""
+        return parse_heap_sites(self.raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,23 +230,34 @@ def _unsample(objects: int, size: int, rate: int) -> int:
 
 
 def parse_heap_profile(data: bytes) -> HeapProfile:
-    """Decode a ``heap?debug=1`` text profile.
+    """Decode a ``heap?debug=1`` text profile: its live bytes now, its sites on demand.
 
     The text form is read, not the protobuf one, because only it carries
     ``runtime.MemStats``: ``HeapAlloc`` right after the forced GC is the exact
     live heap, where the sum of the sampled sites is off by up to one sample
-    (512 KiB by default) either way.
+    (512 KiB by default) either way. Every snapshot needs the live bytes; the
+    allocation sites only matter once a test has failed, so they are parsed
+    then, by :meth:`HeapProfile.sites`.
     """
-    text = data.decode("utf-8", "replace")
-    lines = text.split("\n")
-    header = _HEAP_HEADER.match(lines[0]) if lines else None
-    if header is None:
-        snippet = text[:80].replace("\n", " ")
+    head = data[:200].decode("utf-8", "replace")
+    if _HEAP_HEADER.match(head.split("\n", 1)[0]) is None:
+        snippet = head[:80].replace("\n", " ")
         raise ProfileError(f"expected a text heap profile (heap?debug=1), got: {snippet!r}")
-    rate = int(header.group(1)) // 2  # the header holds twice MemProfileRate
-    live = _HEAP_ALLOC.search(text)
+    # MemStats come last, after the records.
+    tail = data[max(0, len(data) - 8192) :].decode("utf-8", "replace")
+    live = _HEAP_ALLOC.search(tail)
     if live is None:
         raise ProfileError("heap profile has no '# HeapAlloc' line (truncated or not from Go's runtime/pprof)")
+    return HeapProfile(int(live.group(1)), raw=data)
+
+
+def parse_heap_sites(data: bytes) -> tuple[HeapSite, ...]:
+    """Live bytes and objects per allocation stack of a ``heap?debug=1`` profile, unsampled."""
+    lines = data.decode("utf-8", "replace").split("\n")
+    header = _HEAP_HEADER.match(lines[0]) if lines else None
+    if header is None:
+        raise ProfileError("expected a text heap profile (heap?debug=1)")
+    rate = int(header.group(1)) // 2  # the header holds twice MemProfileRate
     sites: list[HeapSite] = []
     record: re.Match[str] | None = None
     frames: list[Frame] = []
@@ -265,7 +279,7 @@ def parse_heap_profile(data: bytes) -> HeapProfile:
             record, frames = next_record, []
             if next_record is None:
                 break
-    return HeapProfile(tuple(sites), int(live.group(1)), raw=data)
+    return tuple(sites)
 
 
 _HEADER = re.compile(r"^goroutine (\d+) (?:gp=\S+ m=\S+ (?:mp=\S+ )?)?\[(.*)\]:$")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -168,11 +168,35 @@ def _read_cmdline(pid: int) -> str:
     return text
 
 
-def _read_descendants(pid: int) -> tuple[ChildInfo, ...]:
-    # Without CONFIG_PROC_CHILDREN the only way to find descendants is the
-    # ppid of every process on the machine (psutil does the same). This scan
-    # is most of read_process's cost, so only the ppid is parsed here.
-    by_parent: dict[int, list[tuple[int, bytes]]] = {}
+def _has_children_files() -> bool:
+    # CONFIG_PROC_CHILDREN: most distribution kernels have it, some VMs do not.
+    return os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+
+
+_CHILDREN_FILES = _has_children_files()
+
+
+def _children_by_parent(pid: int) -> Callable[[int], list[tuple[int, bytes | None]]]:
+    """How to list a process's direct children, as (pid, its stat if already read)."""
+    if _CHILDREN_FILES:
+        # Cheap: only the service's own threads and descendants are read.
+        def direct(parent: int) -> list[tuple[int, bytes | None]]:
+            try:
+                tids = os.listdir(f"/proc/{parent}/task")
+            except OSError:
+                return []
+            found: list[tuple[int, bytes | None]] = []
+            for tid in tids:
+                try:
+                    found += [(int(child), None) for child in _read(f"/proc/{parent}/task/{tid}/children").split()]
+                except OSError:
+                    continue  # the thread exited
+            return found
+
+        return direct
+    # Otherwise the only way is the ppid of every process on the machine
+    # (psutil does the same), so only the ppid is parsed here.
+    by_parent: dict[int, list[tuple[int, bytes | None]]] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -185,17 +209,24 @@ def _read_descendants(pid: int) -> tuple[ChildInfo, ...]:
         except (OSError, ValueError):
             continue  # exited during the scan
         by_parent.setdefault(ppid, []).append((int(name), data))
+    return lambda parent: by_parent.get(parent, [])
 
+
+def _read_descendants(pid: int) -> tuple[ChildInfo, ...]:
+    children_of = _children_by_parent(pid)
     found: list[ChildInfo] = []
-    seen = {pid}  # the scan is not atomic; pid reuse could fake a cycle
+    seen = {pid}  # the reading is not atomic; pid reuse could fake a cycle
     todo = [pid]
     while todo:
-        for child_pid, data in by_parent.get(todo.pop(), ()):
+        for child_pid, data in children_of(todo.pop()):
             if child_pid in seen:
                 continue
             seen.add(child_pid)
+            try:
+                stat = _parse_stat(child_pid, data if data is not None else _read(f"/proc/{child_pid}/stat"))
+            except (OSError, ValueError):
+                continue  # exited meanwhile
             todo.append(child_pid)
-            stat = _parse_stat(child_pid, data)
             found.append(
                 ChildInfo(
                     pid=child_pid,

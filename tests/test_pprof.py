@@ -21,6 +21,7 @@ from pytest_goleak.pprof import (
     parse_goroutine_dump,
     parse_goroutine_profile,
     parse_heap_profile,
+    parse_heap_sites,
 )
 from pytest_goleak.service import GoService
 
@@ -33,7 +34,10 @@ def pprof(goleak_service: GoService) -> PprofClient:
 
 
 @pytest.fixture(scope="module")
-def real(pprof: PprofClient) -> dict[str, bytes]:
+def real(pprof: PprofClient, goleak_service: GoService) -> dict[str, bytes]:
+    # One 8 MiB page kept in the cache: an allocation that big is always sampled,
+    # so the heap profile has at least one site.
+    httpx.get(goleak_service.url + "/leaky/cache", params={"kb": 8192}, trust_env=False)
     return {
         "goroutine": pprof.fetch("goroutine"),
         "heap": pprof.fetch("heap", {"gc": 1, "debug": 1}),
@@ -55,7 +59,8 @@ def test_heap_profile_reads_exact_live_bytes(real: dict[str, bytes]) -> None:
     heap = parse_heap_profile(real["heap"])
     live = int(re.search(rb"# HeapAlloc = (\d+)", real["heap"]).group(1))  # type: ignore[union-attr]
     assert heap.live_bytes == live > 0
-    assert all(site.inuse_bytes > 0 and site.stack for site in heap.sites)
+    sites = heap.sites()
+    assert sites and all(site.inuse_bytes > 0 and site.stack for site in sites)
 
 
 def test_goroutine_dump_has_states_and_creators(real: dict[str, bytes]) -> None:
@@ -147,6 +152,7 @@ def test_fuzzed_text_profiles_only_raise_profile_error(real: dict[str, bytes], d
     try:
         if source == "heap":
             parse_heap_profile(body)
+            parse_heap_sites(body)
         else:
             parse_goroutine_dump(body.decode("utf-8", "replace"))
     except ProfileError:
@@ -156,7 +162,7 @@ def test_fuzzed_text_profiles_only_raise_profile_error(real: dict[str, bytes], d
 @given(st.binary(max_size=512))
 @settings(max_examples=300, deadline=None)
 def test_random_bytes_only_raise_profile_error(body: bytes) -> None:
-    for parse in (parse_goroutine_profile, parse_heap_profile):
+    for parse in (parse_goroutine_profile, parse_heap_profile, parse_heap_sites):
         try:
             parse(body)
         except ProfileError:

@@ -408,3 +408,16 @@ def test_unreadable_fds_raise_goleak_error_not_process_gone() -> None:
     assert (
         message == f"cannot read /proc/{target}/fd: permission denied (run the tests as the user that owns the process)"
     )
+
+
+def test_both_ways_of_finding_children_agree(helper: Helper, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-thread children files and the whole-machine ppid scan find the same descendants."""
+    import pytest_goleak.procfs as procfs
+
+    info = helper.info
+    wait_for(lambda: read_process(helper.pid), lambda s: any(c.ppid == info["shell"] for c in s.children))
+    fast = read_process(helper.pid).children
+    monkeypatch.setattr(procfs, "_CHILDREN_FILES", False)
+    scanned = read_process(helper.pid).children
+    assert [c.pid for c in fast] == [c.pid for c in scanned]
+    assert {info["zombie"], info["shell"]} <= {c.pid for c in scanned}
