@@ -139,7 +139,7 @@ def gather_evidence(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
         except GoleakError:
             dump_text, proof = "", None  # the profile's stacks still go into the report
         proof_available = proof is not None
-        dump = parse_goroutine_dump(dump_text)
+        dump = parse_goroutine_dump(dump_text, mentioning={growth.identity for growth in delta.goroutines})
         proven = count_by_identity(proof) if proof is not None else Counter[str]()
         kept = []
         for growth in delta.goroutines:

@@ -191,3 +191,11 @@ def test_proxy_settings_never_apply_to_pprof(
     finally:
         client.close()
     assert httpx.get(goleak_service.url + "/healthz", trust_env=False).status_code == 200
+
+
+def test_dump_parser_can_skip_goroutines_that_do_not_matter(real: dict[str, bytes]) -> None:
+    text = real["dump"].decode()
+    everything = parse_goroutine_dump(text)
+    only_main = parse_goroutine_dump(text, mentioning={"main.main"})
+    assert [g.goid for g in only_main] == [g.goid for g in everything if identity(g.stack) == "main.main"]
+    assert len(only_main) < len(everything)
