@@ -1,0 +1,144 @@
+"""pytest plugin loaded into every benchmark session (``-p goleak_bench_timing``).
+
+It only observes. For each test it appends one JSON line to the file named by
+``GOLEAK_BENCH_OUT``:
+
+* ``wall_ms``: wall time of the whole ``pytest_runtest_protocol`` of the item
+  (setup + call + teardown + report logging): what a user waits per test;
+* ``setup_ms`` / ``call_ms`` / ``teardown_ms``: pytest's ``report.duration``;
+* ``reported_at``: ``perf_counter()`` when the call-phase report reached
+  ``pytest_runtest_logreport`` (the failure text is rendered by then);
+* ``props``: the test's ``record_property`` values (the floor and leak tests
+  record their own request timings and the moment their body ended);
+* ``rss``: this pytest process's resident set size after the test (psutil),
+  read outside the timed region;
+* ``text``: the start of the failure text, for failed tests;
+* ``settle_ms``: read-only from the plugin's verdict (``Verdict.waited``), how
+  long the after-test reading(s) took, settle retakes included.
+
+With ``GOLEAK_BENCH_PROFILE=PATH`` it also runs cProfile around every
+``test_check_*`` item (stats written to ``PATH``) and every ``test_leak_*``
+item (``PATH.leak``), and nothing else.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import json
+import os
+import time
+from collections.abc import Generator
+
+import psutil
+import pytest
+
+try:
+    from pytest_goleak.plugin import HANDLE
+except ImportError:  # another version of the plugin: just no settle times
+    HANDLE = None  # type: ignore[assignment]
+
+_OUT = os.environ.get("GOLEAK_BENCH_OUT", "")
+_PROFILE = os.environ.get("GOLEAK_BENCH_PROFILE", "")
+_TEXT_CHARS = 1500
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.profiles: dict[str, cProfile.Profile] = {}
+        self.file = open(_OUT, "a", encoding="utf-8") if _OUT else None
+
+    def profile_for(self, name: str) -> cProfile.Profile | None:
+        if not _PROFILE:
+            return None
+        kind = "check" if name.startswith("test_check_") else "leak" if name.startswith("test_leak_") else ""
+        if not kind:
+            return None
+        if kind not in self.profiles:
+            self.profiles[kind] = cProfile.Profile()
+        return self.profiles[kind]
+
+    def write(self, record: dict[str, object]) -> None:
+        if self.file is not None:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+
+    def close(self) -> None:
+        for kind, profile in self.profiles.items():
+            profile.dump_stats(_PROFILE if kind == "check" else _PROFILE + ".leak")
+        if self.file is not None:
+            self.file.close()
+
+
+_REC = pytest.StashKey[_Recorder]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_REC] = _Recorder()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    recorder = config.stash.get(_REC, None)
+    if recorder is not None:
+        recorder.close()
+
+
+# nodeid -> what its reports said, filled by pytest_runtest_logreport and
+# taken by the protocol wrapper once the item is done (logreport gets no item).
+_REPORTS: dict[str, dict[str, object]] = {}
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    recorder = item.config.stash[_REC]
+    profile = recorder.profile_for(item.name)
+    _REPORTS.pop(item.nodeid, None)
+    if profile is not None:
+        profile.enable()
+    start = time.perf_counter()
+    try:
+        return (yield)
+    finally:
+        end = time.perf_counter()
+        if profile is not None:
+            profile.disable()
+        info = _REPORTS.pop(item.nodeid, {})
+        recorder.write(
+            {
+                "type": "item",
+                "name": item.name,
+                "wall_ms": (end - start) * 1000,
+                "start": start,
+                "end": end,
+                "rss": recorder.process.memory_info().rss,
+                **info,
+            }
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, object, object]:
+    report = yield
+    if call.when == "call":
+        # Read-only look at the plugin's verdict: how long the after-test
+        # readings took (settle retakes included) and what the check saw.
+        handle = item.stash.get(HANDLE, None) if HANDLE is not None else None
+        verdict = getattr(handle, "verdict", None)
+        if verdict is not None:
+            info = _REPORTS.setdefault(item.nodeid, {"outcome": "passed"})
+            info["settle_ms"] = verdict.waited * 1000
+            info["goroutines_grew"] = verdict.delta.goroutine_total
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    info = _REPORTS.setdefault(report.nodeid, {"outcome": "passed"})
+    info[f"{report.when}_ms"] = report.duration * 1000
+    if report.failed:
+        info["outcome"] = "failed" if report.when == "call" else f"error-{report.when}"
+        info["text"] = report.longreprtext[:_TEXT_CHARS]
+    elif report.skipped and info["outcome"] == "passed":
+        info["outcome"] = "skipped"
+    if report.when == "call":
+        info["reported_at"] = time.perf_counter()
+        info["props"] = dict(report.user_properties)

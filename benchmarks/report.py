@@ -1,0 +1,385 @@
+"""Turns the benchmark sessions' JSON lines and cProfile stats into numbers and markdown."""
+
+from __future__ import annotations
+
+import json
+import math
+import pstats
+import re
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_GROUPED = re.compile(r"leaked goroutines \((\d+) in (\d+) groups?")
+_MiB = 1 << 20
+
+
+def load(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The session record and the item records of one session's JSON lines."""
+    session: dict[str, Any] = {}
+    items: list[dict[str, Any]] = []
+    if not path.exists():
+        return session, items
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record.get("type") == "session":
+            session = record
+        elif record.get("type") == "item":
+            items.append(record)
+    return session, items
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def of_kind(items: Iterable[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
+    return [item for item in items if item["name"].startswith(prefix)]
+
+
+WARMED = ("test_check_", "test_base_", "test_floor_")
+
+
+def drop_warmup(items: Sequence[dict[str, Any]], warmup: int) -> list[dict[str, Any]]:
+    """One session's items without the first ``warmup`` checked, unchecked and floor tests."""
+    seen: dict[str, int] = {}
+    kept = []
+    for item in items:
+        kind = next((prefix for prefix in WARMED if item["name"].startswith(prefix)), None)
+        if kind is not None:
+            seen[kind] = seen.get(kind, 0) + 1
+            if seen[kind] <= warmup:
+                continue
+        kept.append(item)
+    return kept
+
+
+@dataclass
+class SizeResult:
+    label: str
+    goroutines: int | None
+    heap_alloc: int | None
+    n: int
+    check_median: float
+    check_p95: float
+    base_median: float
+    base_p95: float
+    overhead_median: float
+    overhead_p95: float
+    ratio: float
+    floor_median: float
+    floor_p95: float
+    floor_goroutine: float
+    floor_heap: float
+    after_median: float = math.nan
+    after_p95: float = math.nan
+    unexpected: list[str] = field(default_factory=list)
+    leaks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def over_floor(self) -> float:
+        return self.overhead_median / self.floor_median if self.floor_median else math.nan
+
+    @property
+    def over_two_floors(self) -> float:
+        """Overhead over the fetches the plugin itself makes per test: two readings, each one floor."""
+        return self.overhead_median / (2 * self.floor_median) if self.floor_median else math.nan
+
+    @property
+    def leak_report_median(self) -> float:
+        return median([leak["report_ms"] for leak in self.leaks])
+
+    @property
+    def leak_report_max(self) -> float:
+        return max((leak["report_ms"] for leak in self.leaks), default=math.nan)
+
+    @property
+    def leak_grouped(self) -> bool:
+        return bool(self.leaks) and all(leak["grouped"] for leak in self.leaks)
+
+
+def leak_record(item: dict[str, Any]) -> dict[str, Any]:
+    props = item.get("props") or {}
+    text = item.get("text", "")
+    found = _GROUPED.search(text)
+    groups = int(found.group(2)) if found else None
+    listed = int(found.group(1)) if found else None
+    report_ms = (
+        (item["reported_at"] - props["body_end"]) * 1000 if "body_end" in props and "reported_at" in item else math.nan
+    )
+    return {
+        "outcome": item.get("outcome"),
+        "report_ms": report_ms,
+        "whole_minus_request_ms": item["wall_ms"] - props.get("request_ms", math.nan),
+        "request_ms": props.get("request_ms", math.nan),
+        "groups": groups,
+        "listed": listed,
+        # Grouped: the test failed, and the 10,000 goroutines are a handful of entries with counts.
+        "grouped": item.get("outcome") == "failed" and groups is not None and groups <= 8 and (listed or 0) >= 10000,
+        "headline": text.split("\n", 1)[0][:160],
+    }
+
+
+def size_result(label: str, session: dict[str, Any], items: list[dict[str, Any]]) -> SizeResult:
+    """One size's numbers from its sessions' items (warm-up already dropped)."""
+    check = of_kind(items, "test_check_")
+    base = of_kind(items, "test_base_")
+    floor = of_kind(items, "test_floor_")
+    check_ms = [item["wall_ms"] for item in check]
+    base_ms = [item["wall_ms"] for item in base]
+    floor_g = [item["props"]["goroutine_ms"] for item in floor if item.get("props")]
+    floor_h = [item["props"]["heap_ms"] for item in floor if item.get("props")]
+    floor_sum = [g + h for g, h in zip(floor_g, floor_h, strict=False)]
+    base_median = median(base_ms)
+    overhead = [ms - base_median for ms in check_ms]
+    unexpected = [
+        f"{item['name']}: {item.get('outcome')}: {item.get('text', '').splitlines()[0] if item.get('text') else ''}"
+        for item in items
+        if not item["name"].startswith("test_leak_") and item.get("outcome") != "passed"
+    ]
+    return SizeResult(
+        label=label,
+        goroutines=session.get("goroutines"),
+        heap_alloc=session.get("heap_alloc"),
+        n=len(check_ms),
+        check_median=median(check_ms),
+        check_p95=percentile(check_ms, 95),
+        base_median=base_median,
+        base_p95=percentile(base_ms, 95),
+        overhead_median=median(overhead),
+        overhead_p95=percentile(overhead, 95),
+        ratio=median(check_ms) / base_median if base_median else math.nan,
+        floor_median=median(floor_sum),
+        floor_p95=percentile(floor_sum, 95),
+        floor_goroutine=median(floor_g),
+        floor_heap=median(floor_h),
+        after_median=median([item["settle_ms"] for item in check if "settle_ms" in item]),
+        after_p95=percentile([item["settle_ms"] for item in check if "settle_ms" in item], 95),
+        unexpected=unexpected,
+        leaks=[leak_record(item) for item in of_kind(items, "test_leak_")],
+    )
+
+
+@dataclass
+class CleanResult:
+    n: int
+    failures: int
+    errors: int
+    failed_names: list[str]
+    rss_first: int
+    rss_last: int
+    rss_max: int
+    median_ms: float
+
+    @property
+    def rss_growth(self) -> int:
+        return self.rss_last - self.rss_first
+
+
+def clean_result(items: list[dict[str, Any]], prefix: str) -> CleanResult:
+    chosen = of_kind(items, prefix)
+    failed = [item for item in chosen if item.get("outcome") == "failed"]
+    errors = [item for item in chosen if str(item.get("outcome", "")).startswith("error")]
+    rss = [item["rss"] for item in chosen] or [0]
+    return CleanResult(
+        n=len(chosen),
+        failures=len(failed),
+        errors=len(errors),
+        failed_names=[f"{item['name']}: {(item.get('text') or '').splitlines()[0:1]}" for item in failed + errors][:10],
+        rss_first=rss[0],
+        rss_last=rss[-1],
+        rss_max=max(rss),
+        median_ms=median([item["wall_ms"] for item in chosen]),
+    )
+
+
+# ---------------------------------------------------------------- profiles
+
+
+class Stats:
+    """Look-ups in one cProfile dump by file suffix and function name."""
+
+    def __init__(self, path: Path) -> None:
+        self.stats: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+
+    def find(self, file_suffix: str, function: str) -> tuple[int, float, float]:
+        """(calls, own seconds, cumulative seconds) of the outermost matching entry."""
+        best = (0, 0.0, 0.0)
+        for (file, _line, name), (_cc, calls, own, cum, _callers) in self.stats.items():
+            if name == function and file.replace("\\", "/").endswith(file_suffix) and cum >= best[2]:
+                best = (calls, own, cum)
+        return best
+
+    def called_from(self, function: str, caller_suffix: str, caller: str) -> tuple[int, float]:
+        """(calls, own seconds) of builtin ``function`` when called from ``caller`` in ``caller_suffix``."""
+        calls, own = 0, 0.0
+        for (_file, _line, name), (_cc, _calls, _own, _cum, callers) in self.stats.items():
+            if name != function:
+                continue
+            for (cfile, _cline, cname), value in callers.items():
+                if cname == caller and cfile.replace("\\", "/").endswith(caller_suffix):
+                    calls += value[0]
+                    own += value[2]
+        return calls, own
+
+    def cum_from(self, file_suffix: str, function: str, caller: str) -> float:
+        """Cumulative seconds of ``function`` spent in calls made by ``caller``."""
+        total = 0.0
+        for (file, _line, name), (_cc, _calls, _own, _cum, callers) in self.stats.items():
+            if name != function or not file.replace("\\", "/").endswith(file_suffix):
+                continue
+            for (_cfile, _cline, cname), value in callers.items():
+                if cname == caller:
+                    total += value[3]
+        return total
+
+    def top(self, count: int = 12) -> list[tuple[str, int, float, float]]:
+        rows = []
+        for (file, line, name), (_cc, calls, own, cum, _callers) in self.stats.items():
+            where = f"{_short(file)}:{line}({name})" if file != "~" else name
+            rows.append((where, calls, own, cum))
+        rows.sort(key=lambda row: -row[2])
+        return rows[:count]
+
+
+def _short(file: str) -> str:
+    file = file.replace("\\", "/")
+    for marker in ("site-packages/", "pytest_goleak/", "lib/python3"):
+        if marker in file:
+            _, tail = file.split(marker, 1)
+            return (marker if marker == "pytest_goleak/" else "") + tail
+    return file.rsplit("/", 1)[-1]
+
+
+def check_breakdown(path: Path, tests: int, wall_per_test: float) -> list[tuple[str, float, str]]:
+    """Where a clean checked test's time goes: (what, ms per test, note)."""
+    s = Stats(path)
+    per = 1000.0 / max(tests, 1)
+    goroutines = s.find("pytest_goleak/pprof.py", "goroutines")
+    parse_g = s.find("pytest_goleak/pprof.py", "parse_goroutine_profile")
+    heap = s.find("pytest_goleak/pprof.py", "heap")
+    parse_h = s.find("pytest_goleak/pprof.py", "parse_heap_profile")
+    procfs = s.find("pytest_goleak/procfs.py", "read_process")
+    descendants = s.find("pytest_goleak/procfs.py", "_read_descendants")
+    diff = s.find("pytest_goleak/diff.py", "diff")
+    client = s.find("httpx/_client.py", "__init__")
+    ssl = s.find("httpx/_config.py", "create_ssl_context")
+    sleep = s.called_from("<built-in method time.sleep>", "pytest_goleak/check.py", "finish")
+    recv = s.find("~", "<method 'recv_into' of '_socket.socket' objects>")
+    recv2 = s.find("~", "<method 'recv' of '_socket.socket' objects>")
+    send = s.find("~", "<method 'send' of '_socket.socket' objects>")
+    sendall = s.find("~", "<method 'sendall' of '_socket.socket' objects>")
+    take = s.find("pytest_goleak/snapshot.py", "take")
+    rows = [
+        (
+            "goroutine profile fetch (goroutine?debug=0)",
+            (goroutines[2] - parse_g[2]) * per,
+            f"{goroutines[0] / max(tests, 1):.2f} fetches/test",
+        ),
+        ("goroutine profile decode (protobuf)", parse_g[2] * per, ""),
+        (
+            "heap profile fetch (heap?gc=1&debug=1)",
+            (heap[2] - parse_h[2]) * per,
+            f"{heap[0] / max(tests, 1):.2f} fetches/test",
+        ),
+        ("heap profile parse (text)", parse_h[2] * per, ""),
+        (
+            "/proc read (read_process)",
+            procfs[2] * per,
+            f"of which scanning /proc for children {descendants[2] * per:.2f} ms",
+        ),
+        ("diff", diff[2] * per, ""),
+        (
+            "httpx.Client() construction",
+            client[2] * per,
+            f"{client[0] / max(tests, 1):.1f} clients/test, SSL context {ssl[2] * per:.2f} ms",
+        ),
+        ("settle sleeps (LeakCheck.finish)", sleep[1] * per, f"{sleep[0] / max(tests, 1):.2f} sleeps/test"),
+    ]
+    accounted = sum(row[1] for row in rows)
+    rows.append(("everything else (pytest, fixtures, the test body, report)", wall_per_test - accounted, ""))
+    rows.append(
+        ("= profiled wall time per checked test", wall_per_test, f"{take[0] / max(tests, 1):.2f} snapshots/test")
+    )
+    waiting = (recv[1] + recv2[1]) * per
+    sending = (send[1] + sendall[1]) * per
+    rows.append(("(of all the above: blocked in socket recv, i.e. waiting for Go's answer)", waiting, ""))
+    rows.append(
+        (
+            "(of all the above: in socket send)",
+            sending,
+            "on 2 shared cores a send can wait for a CPU the Go runtime is busy on",
+        )
+    )
+    return rows
+
+
+def leak_breakdown(path: Path, tests: int, wall_per_test: float) -> list[tuple[str, float, str]]:
+    """Where a 10,000-goroutine leak test's time goes."""
+    s = Stats(path)
+    per = 1000.0 / max(tests, 1)
+    take = s.find("pytest_goleak/snapshot.py", "take")
+    sleep = s.called_from("<built-in method time.sleep>", "pytest_goleak/check.py", "finish")
+    # The evidence step was LeakCheck._with_evidence, later check.gather_evidence.
+    evidence = max(
+        s.find("pytest_goleak/check.py", "_with_evidence"),
+        s.find("pytest_goleak/check.py", "gather_evidence"),
+        key=lambda found: found[2],
+    )
+    dump = s.find("pytest_goleak/pprof.py", "goroutine_dump")
+    parse_dump = s.find("pytest_goleak/pprof.py", "parse_goroutine_dump")
+    # goroutine_dump() parsed the text itself in older versions; now the caller does.
+    parsed_inside = s.cum_from("pytest_goleak/pprof.py", "parse_goroutine_dump", "goroutine_dump")
+    proof = s.find("pytest_goleak/pprof.py", "leaked_goroutines")
+    identity = s.find("pytest_goleak/diff.py", "identity")
+    render = s.find("pytest_goleak/report.py", "render")
+    client = s.find("httpx/_client.py", "__init__")
+    rows = [
+        ("snapshots (before, after, settle retakes)", take[2] * per, f"{take[0] / max(tests, 1):.1f} snapshots/test"),
+        ("settle sleeps (LeakCheck.finish)", sleep[1] * per, f"{sleep[0] / max(tests, 1):.1f} sleeps/test"),
+        ("full dump fetch (goroutine?debug=2)", (dump[2] - parsed_inside) * per, ""),
+        ("full dump parse (parse_goroutine_dump)", parse_dump[2] * per, ""),
+        (
+            "identity() over every dumped goroutine",
+            identity[2] * per,
+            f"{identity[0] / max(tests, 1):.0f} calls/test (all callers)",
+        ),
+        ("goroutineleak profile", proof[2] * per, ""),
+        ("evidence total (gather_evidence / _with_evidence)", evidence[2] * per, ""),
+        ("render the report", render[2] * per, ""),
+        ("httpx.Client() construction", client[2] * per, ""),
+        ("= profiled wall time per leak test", wall_per_test, "includes the 10,000-goroutine request itself"),
+    ]
+    return rows
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def ms(value: float, digits: int = 1) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
+
+
+def ratio(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.2f}x"
+
+
+def mib(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / _MiB:,.1f} MiB"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines

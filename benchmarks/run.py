@@ -1,0 +1,646 @@
+#!/usr/bin/env python3
+"""What a pytest-goleak leak check costs per test: one command.
+
+    python benchmarks/run.py            # full run (about 5-10 minutes on 2 cores), writes benchmarks/RESULTS.md
+    python benchmarks/run.py --quick    # smoke run (under a minute), prints the results only
+
+It builds the example service once, then runs real pytest sessions against
+it (each session starts its own service through the plugin, as a user's
+would), and reads what a small timing plugin recorded. See README.md beside
+this file for what every number means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+import report  # noqa: E402
+import suites  # noqa: E402
+from report import mib, ms, ratio, table  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Size:
+    key: str
+    label: str
+    goroutines: int
+    heap_mb: int = 0
+
+
+SIZES = (
+    Size("g10", "~10 goroutines", 10),
+    Size("g1k", "~1,000 goroutines", 1_000),
+    Size("g10k", "~10,000 goroutines", 10_000),
+    Size("g100k", "~100,000 goroutines", 100_000),
+    Size("heap1g", "~1 GiB live heap (~10 goroutines)", 10, 1024),
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str
+    passes: int  # timing sessions per size, the sizes taken in turn (pass 1: all sizes, then pass 2 ...)
+    rounds: dict[str, int]  # per size and pass: rounds of (checked, unchecked, floor) tests
+    leaks: int  # per size and pass: 10,000-goroutine leak tests, at the end of the session
+    clean: int  # clean checked tests in the false-positive / RSS session
+    warmup: int  # first tests of each kind left out of the statistics
+    profile: dict[str, int]  # per size: checked tests in the cProfile session
+    settle: float  # goleak settle for the leak tests
+    budget_s: float  # the whole run's time budget; stages past it are skipped
+
+
+FULL = Plan(
+    mode="full",
+    passes=2,
+    rounds={"g10": 150, "g1k": 150, "g10k": 150, "g100k": 50, "heap1g": 100},
+    leaks=2,
+    clean=1000,
+    warmup=3,
+    profile={"g10": 60, "g10k": 40, "g100k": 15},
+    settle=0.1,
+    budget_s=14 * 60,
+)
+QUICK = Plan(
+    mode="quick",
+    passes=1,
+    rounds={"g10": 12, "g1k": 12, "g10k": 12, "g100k": 6, "heap1g": 8},
+    leaks=1,
+    clean=60,
+    warmup=2,
+    profile={},
+    settle=0.1,
+    budget_s=55,
+)
+
+
+class Runner:
+    def __init__(self, plan: Plan, workdir: Path, binary: Path, started: float, source: Path | None) -> None:
+        self.plan = plan
+        self.workdir = workdir
+        self.binary = binary
+        # Where the sessions import pytest_goleak from: an exported commit
+        # (--ref) ahead of the installed (editable) one, or the installed one.
+        self.pythonpath = [str(BENCH), *([str(source)] if source else []), os.environ.get("PYTHONPATH", "")]
+        self.started = started
+        self.service_pids: list[int] = []
+        self.skipped: list[str] = []
+
+    def left(self) -> float:
+        return self.plan.budget_s - (time.monotonic() - self.started)
+
+    def session(self, name: str, tests: str, env: dict[str, str], timeout: float) -> Path | None:
+        """Run one pytest session; return its JSON-lines file, or None if the time budget is spent."""
+        timeout = min(timeout, self.left())
+        if timeout < 5:
+            self.skipped.append(name)
+            print(f"  {name}: skipped, the run's time budget is spent", flush=True)
+            return None
+        directory = self.workdir / name
+        test_file = suites.write_session(directory, self.binary, tests)
+        out = directory / "out.jsonl"
+        full_env = {
+            **os.environ,
+            **env,
+            "GOLEAK_BENCH_OUT": str(out),
+            "PYTHONPATH": os.pathsep.join(self.pythonpath).rstrip(os.pathsep),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "goleak_bench_timing",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(directory),
+            "-c",
+            str(directory / "pytest.ini"),
+            str(test_file),
+        ]
+        begun = time.monotonic()
+        with (directory / "pytest.log").open("wb") as log:
+            proc = subprocess.Popen(
+                command,
+                cwd=directory,
+                env=full_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                print(f"  {name}: still running after {timeout:.0f}s; stopping it", flush=True)
+                _stop_group(proc)
+                self.skipped.append(f"{name} (timed out after {timeout:.0f}s)")
+        session, _ = report.load(out)
+        if session.get("service_pid"):
+            self.service_pids.append(int(session["service_pid"]))
+        print(f"  {name}: pytest exit {proc.returncode}, {time.monotonic() - begun:.1f}s", flush=True)
+        return out
+
+    def reap_services(self) -> list[int]:
+        """Kill any service a session left behind (normally none: pytest stops it)."""
+        stray = []
+        for pid in self.service_pids:
+            try:
+                proc = psutil.Process(pid)
+                if proc.status() != psutil.STATUS_ZOMBIE and self.binary.name in proc.name():
+                    stray.append(pid)
+                    proc.kill()
+                    proc.wait(5)
+            except (psutil.NoSuchProcess, psutil.TimeoutExpired):
+                continue
+        return stray
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    for signum, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    go = shutil.which("go")
+    go_version = (
+        subprocess.run([go, "version"], capture_output=True, text=True, timeout=30).stdout.strip() if go else "no go"
+    )
+
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    try:
+        from google.protobuf.internal import api_implementation
+
+        backend = api_implementation.Type()
+    except ImportError:
+        backend = "?"
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "memory": f"{psutil.virtual_memory().total / (1 << 30):.1f} GiB",
+        "kernel": platform.release(),
+        "go": go_version,
+        "python": platform.python_version(),
+        "libraries": (
+            f"pytest {version('pytest')}, httpx {version('httpx')}, protobuf {version('protobuf')} ({backend}), "
+            f"psutil {version('psutil')}, pytest-goleak {version('pytest-goleak')}"
+        ),
+    }
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def export_ref(ref: str, into: Path) -> str:
+    """Export ``pytest_goleak/`` and ``example_service/`` at ``ref`` into ``into``; return the commit."""
+    commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
+    if not commit:
+        raise SystemExit(f"run.py: {ref!r} is not a commit of {ROOT}")
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit, "pytest_goleak", "example_service"],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        try:
+            tar.extractall(into, filter="data")
+        except TypeError:  # a Python without extraction filters; the archive is our own repository's
+            tar.extractall(into)
+    return commit
+
+
+def run(plan: Plan, keep: bool, ref: str | None) -> dict[str, Any]:
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="goleak-bench-"))
+    results: dict[str, Any] = {
+        "plan": asdict(plan),
+        "machine": machine(),
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "load_before": os.getloadavg(),
+    }
+    print(f"pytest-goleak benchmark ({plan.mode}); sessions in {workdir}", flush=True)
+    runner: Runner | None = None
+    try:
+        source: Path | None = None
+        if ref is not None:
+            source = workdir / "src"
+            commit = export_ref(ref, source)
+            results["plugin"] = f"commit {commit[:12]} ({ref}), exported with git archive"
+            sys.path.insert(0, str(source))
+        else:
+            described = _git("describe", "--always", "--dirty")
+            results["plugin"] = f"the installed (editable) working tree at {described or '?'}"
+        # Imported only now, from the source chosen above.
+        from pytest_goleak.service import build_package
+
+        print(f"plugin under test: {results['plugin']}", flush=True)
+        print("building example_service", flush=True)
+        binary = build_package("example_service", source or ROOT, workdir / "bin")
+        runner = Runner(plan, workdir, binary, started, source)
+
+        # Each size runs in `passes` sessions, the sizes in turn, so that a
+        # slow spell of the machine spreads over all sizes instead of one.
+        gathered: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        for number in range(1, plan.passes + 1):
+            for size in SIZES:
+                rounds = plan.rounds[size.key]
+                env = {"GOLEAK_BENCH_GOROUTINES": str(size.goroutines), "GOLEAK_BENCH_HEAP_MB": str(size.heap_mb)}
+                tests = suites.timing_suite(rounds, plan.leaks, plan.settle)
+                out = runner.session(f"timing-{size.key}-{number}", tests, env, 300)
+                if out is None:
+                    continue
+                session, items = report.load(out)
+                _, so_far = gathered.setdefault(size.key, (session, []))
+                so_far += report.drop_warmup(items, plan.warmup)
+        results["sizes"] = [
+            report.size_result(size.label, *gathered[size.key]) for size in SIZES if size.key in gathered
+        ]
+
+        out = runner.session("clean-checked", suites.clean_suite(plan.clean, checked=True), {}, 300)
+        results["clean"] = report.clean_result(report.load(out)[1], "test_clean_") if out else None
+        out = runner.session("clean-unchecked", suites.clean_suite(plan.clean, checked=False), {}, 120)
+        results["plain"] = report.clean_result(report.load(out)[1], "test_plain_") if out else None
+
+        profiles = []
+        for size in SIZES:
+            count = plan.profile.get(size.key)
+            if not count:
+                continue
+            name = f"profile-{size.key}"
+            env = {
+                "GOLEAK_BENCH_GOROUTINES": str(size.goroutines),
+                "GOLEAK_BENCH_HEAP_MB": str(size.heap_mb),
+                "GOLEAK_BENCH_PROFILE": str(workdir / name / "check.prof"),
+            }
+            out = runner.session(name, suites.profile_suite(count, 1, plan.settle), env, 240)
+            if out is None:
+                continue
+            _, items = report.load(out)
+            checks = report.of_kind(items, "test_check_")
+            leaks = report.of_kind(items, "test_leak_")
+            entry: dict[str, Any] = {"label": size.label, "tests": len(checks)}
+            prof = workdir / name / "check.prof"
+            if prof.exists() and checks:
+                wall = sum(item["wall_ms"] for item in checks) / len(checks)
+                entry["check"] = report.check_breakdown(prof, len(checks), wall)
+                entry["check_top"] = report.Stats(prof).top()
+            leak_prof = Path(str(prof) + ".leak")
+            if leak_prof.exists() and leaks:
+                wall = sum(item["wall_ms"] for item in leaks) / len(leaks)
+                entry["leak"] = report.leak_breakdown(leak_prof, len(leaks), wall)
+                entry["leak_top"] = report.Stats(leak_prof).top()
+            profiles.append(entry)
+        results["profiles"] = profiles
+        results["skipped"] = runner.skipped
+    finally:
+        if runner is not None:
+            stray = runner.reap_services()
+            if stray:
+                print(f"killed services left running: {stray}", flush=True)
+        if keep:
+            print(f"kept {workdir}", flush=True)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    results["elapsed_s"] = time.monotonic() - started
+    results["load_after"] = os.getloadavg()
+    return results
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _hit(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("**hit**" if ok else "**MISS**")
+
+
+def targets(results: dict[str, Any]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    by_label = {size.label: size for size in results.get("sizes", [])}
+    for label in ("~10 goroutines", "~1,000 goroutines"):
+        size = by_label.get(label)
+        if size is None:
+            continue
+        value = size.overhead_median
+        rows.append(
+            [
+                f"overhead per clean test, {label}: median ≤ 10 ms",
+                f"{ms(value)} ms",
+                _hit(value <= 10),
+                f"{value / 10:.1f}x the target" if value > 10 else f"{10 - value:.1f} ms to spare",
+            ]
+        )
+        value = size.over_floor
+        rows.append(
+            [
+                f"overhead ≤ 2x the Go-side floor, {label}",
+                f"{ratio(value)} (floor {ms(size.floor_median)} ms)",
+                _hit(value <= 2),
+                f"{value / 2:.1f}x the target" if value > 2 else "within",
+            ]
+        )
+    size = by_label.get("~100,000 goroutines")
+    if size is not None:
+        value = size.over_floor
+        rows.append(
+            [
+                "overhead ≤ 1.5x the Go-side floor, ~100,000 goroutines",
+                f"{ratio(value)} ({ms(size.overhead_median)} ms over a {ms(size.floor_median)} ms floor)",
+                _hit(value <= 1.5),
+                f"{value / 1.5:.2f}x the target" if value > 1.5 else "within",
+            ]
+        )
+    for size in results.get("sizes", []):
+        if not size.leaks:
+            continue
+        worst = size.leak_report_max
+        rows.append(
+            [
+                f"10,000-goroutine leak reported, grouped, ≤ 2 s after the test's end ({size.label})",
+                f"{ms(worst / 1000, 2)} s worst of {len(size.leaks)}, grouped: {'yes' if size.leak_grouped else 'NO'}",
+                _hit(worst <= 2000 and size.leak_grouped),
+                f"{worst / 2000:.1f}x the target" if worst > 2000 else f"{(2000 - worst) / 1000:.2f} s to spare",
+            ]
+        )
+    clean = results.get("clean")
+    if clean is not None:
+        bad = clean.failures + clean.errors
+        verdict = _hit(bad == 0) if clean.n >= 1000 else ("**MISS**" if bad else "n/a")
+        rows.append(
+            [
+                f"0 false positives in >= 1,000 clean tests (ran {clean.n})",
+                f"{bad} failed",
+                verdict,
+                "" if clean.n >= 1000 else f"only {clean.n} tests in this mode",
+            ]
+        )
+        growth = clean.rss_growth
+        rows.append(
+            [
+                f"plugin process RSS growth over {clean.n} tests < 50 MiB",
+                mib(growth),
+                _hit(growth < 50 * (1 << 20)),
+                f"{(50 * (1 << 20) - growth) / (1 << 20):.1f} MiB to spare"
+                if growth < 50 * (1 << 20)
+                else f"{growth / (50 << 20):.1f}x the target",
+            ]
+        )
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    plan = results["plan"]
+    lines = [
+        "# pytest-goleak: what a leak check costs per test",
+        "",
+        f"Generated by `python benchmarks/run.py{' --quick' if plan['mode'] == 'quick' else ''}` "
+        f"on {results['date']} ({plan['mode']} run, {results['elapsed_s'] / 60:.1f} min). "
+        "Column meanings and method: [README.md](README.md).",
+        "",
+        f"- machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory']} RAM, Linux {m['kernel']}",
+        f"- Go: {m['go']}",
+        f"- Python: {m['python']}; {m['libraries']}",
+        f"- plugin under test: {results.get('plugin', '?')}",
+        "- load average (1/5/15 min) before: {} / after: {}".format(
+            " ".join(f"{x:.2f}" for x in results.get("load_before", ())),
+            " ".join(f"{x:.2f}" for x in results.get("load_after", ())),
+        ),
+        "",
+        "## Targets",
+        "",
+    ]
+    lines += table(["target", "measured", "", "by how much"], targets(results))
+    lines += ["", "## Per-test cost of the check on a clean test", ""]
+    rows = []
+    for size in results.get("sizes", []):
+        rows.append(
+            [
+                size.label,
+                f"{size.goroutines:,}" if size.goroutines is not None else "n/a",
+                mib(size.heap_alloc),
+                str(size.n),
+                f"{ms(size.check_median)} / {ms(size.check_p95)}",
+                f"{ms(size.base_median)} / {ms(size.base_p95)}",
+                f"**{ms(size.overhead_median)}** / {ms(size.overhead_p95)}",
+                ratio(size.ratio),
+                f"{ms(size.after_median)} / {ms(size.after_p95)}",
+                f"{ms(size.floor_median)} / {ms(size.floor_p95)}",
+                f"{ms(size.floor_goroutine)} + {ms(size.floor_heap)}",
+                f"**{ratio(size.over_floor)}**",
+                ratio(size.over_two_floors),
+            ]
+        )
+    lines += table(
+        [
+            "size",
+            "goroutines",
+            "live heap",
+            "n",
+            "checked ms (median / p95)",
+            "unchecked ms (median / p95)",
+            "overhead ms (median / p95)",
+            "checked / unchecked",
+            "after-test reading(s) ms (median / p95)",
+            "floor ms (median / p95)",
+            "floor: goroutine + heap ms",
+            "overhead / floor",
+            "overhead / (2 x floor)",
+        ],
+        rows,
+    )
+    lines += ["", "## Time to report a 10,000-goroutine leak", ""]
+    rows = []
+    for size in results.get("sizes", []):
+        for leak in size.leaks:
+            rows.append(
+                [
+                    size.label,
+                    leak["outcome"] or "?",
+                    ms(leak["request_ms"]),
+                    f"**{ms(leak['report_ms'])}**",
+                    ms(leak["whole_minus_request_ms"]),
+                    f"{leak['listed']} in {leak['groups']}" if leak["groups"] is not None else "not grouped",
+                    "`" + leak["headline"].replace("|", "/") + "`",
+                ]
+            )
+    lines += table(
+        [
+            "size before the leak",
+            "outcome",
+            "request ms",
+            "body end → failure report ms",
+            "whole test - request ms",
+            "goroutines in groups",
+            "first line of the report",
+        ],
+        rows,
+    )
+    clean, plain = results.get("clean"), results.get("plain")
+    lines += ["", "## False positives and the plugin's own memory", ""]
+    rows = []
+    for what, result in (("checked (pytest_goleak)", clean), ("unchecked (goleak_service only)", plain)):
+        if result is None:
+            continue
+        rows.append(
+            [
+                what,
+                str(result.n),
+                str(result.failures),
+                str(result.errors),
+                ms(result.median_ms),
+                mib(result.rss_first),
+                mib(result.rss_last),
+                f"**{mib(result.rss_growth)}**",
+                mib(result.rss_max),
+            ]
+        )
+    lines += table(
+        [
+            "clean tests",
+            "n",
+            "failed",
+            "errors",
+            "median ms/test",
+            "RSS after test 1",
+            "RSS after last test",
+            "RSS growth",
+            "RSS max",
+        ],
+        rows,
+    )
+    if clean is not None and clean.failed_names:
+        lines += ["", "False positives:", ""] + [f"- `{name}`" for name in clean.failed_names]
+    unexpected = [line for size in results.get("sizes", []) for line in size.unexpected]
+    lines += ["", f"Unexpected failures among the timing sessions' clean tests: {len(unexpected)}."]
+    lines += [f"- `{line[:200]}`" for line in unexpected[:10]]
+    profiles = results.get("profiles") or []
+    if profiles:
+        lines += [
+            "",
+            "## Where the time goes (cProfile of the checked tests)",
+            "",
+            "cProfile slows Python code (not the waiting on sockets), so the Python-side rows read high; "
+            "the sleeps and the socket waits are real.",
+            "",
+        ]
+        for entry in profiles:
+            if "check" in entry:
+                lines += [f"### Clean checked test, {entry['label']} ({entry['tests']} tests)", ""]
+                lines += table(["where", "ms per test", "note"], [[w, ms(v, 2), n] for w, v, n in entry["check"]])
+                lines += ["", "Top functions by own time (all tests together):", "", "```"]
+                lines += [
+                    f"{own * 1000:9.1f} ms own {cum * 1000:9.1f} ms cum {calls:8d} calls  {where}"
+                    for where, calls, own, cum in entry["check_top"]
+                ]
+                lines += ["```", ""]
+            if "leak" in entry:
+                lines += [f"### 10,000-goroutine leak test, {entry['label']}", ""]
+                lines += table(["where", "ms per test", "note"], [[w, ms(v, 1), n] for w, v, n in entry["leak"]])
+                lines += ["", "```"]
+                lines += [
+                    f"{own * 1000:9.1f} ms own {cum * 1000:9.1f} ms cum {calls:8d} calls  {where}"
+                    for where, calls, own, cum in entry["leak_top"]
+                ]
+                lines += ["```", ""]
+    if results.get("skipped"):
+        lines += ["", "Skipped (time budget): " + ", ".join(results["skipped"])]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "__dataclass_fields__"):
+        return {
+            **asdict(value),
+            **{k: getattr(value, k) for k in dir(type(value)) if isinstance(getattr(type(value), k, None), property)},
+        }
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: small n, no profiles, under a minute")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="markdown to write (default: benchmarks/RESULTS.md for a full run, none for --quick)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the generated sessions, their logs and profiles")
+    parser.add_argument(
+        "--ref",
+        default=None,
+        help="benchmark pytest_goleak/ and example_service/ as of this git commit (e.g. HEAD) instead of the "
+        "installed working tree",
+    )
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    results = run(plan, args.keep, args.ref)
+    text = markdown(results)
+    print()
+    print(text)
+    out = args.out if args.out is not None else (None if args.quick else BENCH / "RESULTS.md")
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+        out.with_suffix(".json").write_text(json.dumps(results, default=_jsonable, indent=1), encoding="utf-8")
+        print(f"wrote {out} and {out.with_suffix('.json')}")
+    sizes_ok = bool(results.get("sizes")) and results.get("clean") is not None
+    return 0 if sizes_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
