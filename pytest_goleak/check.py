@@ -86,8 +86,9 @@ class LeakCheck:
     def _take(self) -> Snapshot:
         return self.snapshotter.take(heap=self.budget.heap is not None)
 
-    def begin(self) -> Snapshot:
-        self.before = self._take()
+    def begin(self, before: Snapshot | None = None) -> Snapshot:
+        """Take the before-reading, or adopt ``before`` (the previous test's after-reading)."""
+        self.before = before if before is not None else self._take()
         return self.before
 
     def finish(self) -> Verdict:

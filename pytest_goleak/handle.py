@@ -32,9 +32,26 @@ class Readers:
     goroutine behind each time.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, reuse: bool = False) -> None:
         self._clients: dict[str, PprofClient] = {}
         self.noise: dict[str, int] = {}
+        # Cheap mode (goleak_reuse_readings): a test's after-reading serves as
+        # the next test's before-reading, if both run in the same module or
+        # class against the same service run; one reading per test, not two.
+        self.reuse = reuse
+        self._last: dict[str, tuple[str, Snapshot]] = {}
+
+    def recall(self, service: Service, scope: str, needs_heap: bool) -> Snapshot | None:
+        last = self._last.pop(self.key(service), None)
+        if not self.reuse or last is None or last[0] != scope:
+            return None
+        if needs_heap and last[1].heap is None:
+            return None
+        return last[1]
+
+    def remember(self, service: Service, scope: str, reading: Snapshot) -> None:
+        if self.reuse:
+            self._last[self.key(service)] = (scope, reading)
 
     @staticmethod
     def key(service: Service) -> str:
@@ -55,7 +72,7 @@ class Readers:
 class _Watch:
     """The leak check of one service during one test."""
 
-    def __init__(self, service: Service, budget: Budget, checking: bool, readers: Readers) -> None:
+    def __init__(self, service: Service, budget: Budget, checking: bool, readers: Readers, scope: str) -> None:
         self.service = service
         self.budget = budget
         self.pprof = readers.pprof(service)
@@ -63,13 +80,20 @@ class _Watch:
         self.check = LeakCheck(self.snapshotter, budget) if checking else None
         self.verdict: Verdict | None = None
         self._noise = readers.noise
+        self._readers = readers
+        self._scope = scope
 
     def begin(self) -> None:
         if self.check is None:
             return
         if self.budget.steady and self.budget.heap is not None:
             self.heap_noise()
-        self.check.begin()
+        self.check.begin(self._readers.recall(self.service, self._scope, self.budget.heap is not None))
+
+    def _judged(self, verdict: Verdict) -> Verdict:
+        self.verdict = verdict
+        self._readers.remember(self.service, self._scope, verdict.after)
+        return verdict
 
     def heap_noise(self) -> int:
         """How much the live heap moves between readings of this service at rest (measured once)."""
@@ -90,23 +114,25 @@ class _Watch:
         if not self.service.alive():
             return self._failure()
         try:
-            self.verdict = self.check.finish()
+            verdict = self._judged(self.check.finish())
         except GoleakError as exc:
             return self._failure(exc)
-        return render(self.verdict) if self.verdict.failed else None
+        return render(verdict) if verdict.failed else None
 
     def judge_steady(self, readings: list[Snapshot]) -> str | None:
         """Steady-state verdict: a measure leaks only if it grew in every measured run."""
         before, after = readings[0], readings[-1]
         growing = [t for t in trends(readings, self.budget, self.heap_noise()) if t.grows_every_run]
         delta = diff(before, after, self.budget.ignore)
-        self.verdict = Verdict(
-            before,
-            after,
-            delta,
-            tuple(t.phrase() for t in growing),
-            self.budget,
-            over=tuple(t.measure for t in growing),
+        self.verdict = self._judged(
+            Verdict(
+                before,
+                after,
+                delta,
+                tuple(t.phrase() for t in growing),
+                self.budget,
+                over=tuple(t.measure for t in growing),
+            )
         )
         if not growing:
             return None
@@ -120,14 +146,15 @@ class _Watch:
 class GoleakHandle:
     """What a test gets from the ``pytest_goleak`` fixture."""
 
-    def __init__(self, service: Service, budget: Budget, checking: bool, readers: Readers) -> None:
+    def __init__(self, service: Service, budget: Budget, checking: bool, readers: Readers, scope: str = "") -> None:
         self.service = service
         self.url = service.url
         self.budget = budget
         self._checking = checking
         self._readers = readers
         self.client = http.client(service.request_timeout, base_url=service.url)
-        self._watches = [_Watch(service, budget, checking, readers)]
+        self._scope = scope
+        self._watches = [_Watch(service, budget, checking, readers, scope)]
 
     @property
     def checking(self) -> bool:
@@ -144,7 +171,7 @@ class GoleakHandle:
 
     def watch(self, service: Service) -> None:
         """Check another service for leaks during this test too (see ``goleak_service_factory``)."""
-        watch = _Watch(service, self.budget, self._checking, self._readers)
+        watch = _Watch(service, self.budget, self._checking, self._readers, self._scope)
         watch.begin()
         self._watches.append(watch)
 

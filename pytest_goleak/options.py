@@ -61,6 +61,12 @@ OPTIONS = (
     Option("session_heap", "live heap the service may gain across the whole session, e.g. 64MiB", "none"),
     Option("session_fds", "file descriptors the service may gain across the whole session", "none"),
     Option("timeline", "write a self-contained HTML timeline of the session's readings to this file"),
+    Option(
+        "reuse_readings",
+        "one reading per test: reuse the previous test's after-reading (same module or class) as the before-reading",
+        "false",
+        "bool",
+    ),
     Option("artifacts", "directory for each failing test's profiles, dump and log (go tool pprof opens them)"),
     Option("attach_url", "check an already running service at this URL instead of starting one"),
     Option("attach_pid", "local PID of the attached service, so fds, children and threads are measured too"),

@@ -29,7 +29,7 @@ class GoleakState:
         self.artifacts = ArtifactWriter(artifacts) if artifacts is not None else None
         self.timeline = options.output_path(config, "timeline")
         self.recorder = SessionRecorder(options.session_budget(config))
-        self.readers = Readers()
+        self.readers = Readers(reuse=bool(options.value(config, "reuse_readings")))
         self._binaries: dict[tuple[str, Path], Path] = {}
         self._build_dir: Path | None = None
         self._services: list[GoService] = []

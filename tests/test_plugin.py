@@ -171,3 +171,42 @@ def test_help_lists_every_flag(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     for flag in ["--no-goleak", "--goleak-goroutines", "--goleak-heap", "--goleak-ignore", "--goleak-binary"]:
         result.stdout.fnmatch_lines([f"*{flag}*"])
+
+
+READINGS = """
+import pytest
+from pytest_goleak.check import LeakCheck
+
+FRESH = []
+_begin = LeakCheck.begin
+
+def counting_begin(self, before=None):
+    FRESH.append(before is None)  # a before-reading taken now, not carried over
+    return _begin(self, before)
+
+LeakCheck.begin = counting_begin
+
+@pytest.mark.parametrize("route", ["healthz", "work", "healthz", "fixed/open", "api/products"])
+def test_route(pytest_goleak, route):
+    pytest_goleak.client.get("/" + route)
+
+def test_count(pytest_goleak):
+    print("READINGS", sum(FRESH))
+"""
+
+
+@pytest.mark.parametrize(("reuse", "readings"), [(False, 6), (True, 1)])
+def test_reuse_readings_takes_one_reading_per_test(
+    suite: Callable[..., pytest.Pytester], reuse: bool, readings: int
+) -> None:
+    result = suite(READINGS, ini=f"goleak_reuse_readings = {str(reuse).lower()}\n").runpytest("-s")
+    result.assert_outcomes(passed=6)
+    # Six tests: each takes its own before-reading, or only the first does.
+    result.stdout.fnmatch_lines([f"*READINGS {readings}*"])
+
+
+def test_reuse_readings_keeps_the_verdicts(suite: Callable[..., pytest.Pytester]) -> None:
+    tests = CLEAN + LEAKY + CLEAN.replace("test_clean", "test_clean_again")
+    result = suite(tests, ini="goleak_reuse_readings = true\n").runpytest()
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["FAILED test_suite.py::test_leaks_one - Failed: goleak: 1 goroutine*"])
