@@ -454,6 +454,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"- Go: {m['go']}",
         f"- Python: {m['python']}; {m['libraries']}",
         f"- plugin under test: {results.get('plugin', '?')}",
+        f"- extra pytest options: `{results['addopts']}`" if results.get("addopts") else "- extra pytest options: none",
         "- load average (1/5/15 min) before: {} / after: {}".format(
             " ".join(f"{x:.2f}" for x in results.get("load_before", ())),
             " ".join(f"{x:.2f}" for x in results.get("load_after", ())),
@@ -627,9 +628,19 @@ def main(argv: list[str] | None = None) -> int:
         help="benchmark pytest_goleak/ and example_service/ as of this git commit (e.g. HEAD) instead of the "
         "installed working tree",
     )
+    parser.add_argument(
+        "--addopts",
+        default="",
+        help="extra pytest options for every checked session, e.g. '--goleak-heap=none' or "
+        "'--goleak-reuse-readings' to measure the cheaper modes",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.addopts:
+        # Inherited by every session the runner starts.
+        os.environ["PYTEST_ADDOPTS"] = args.addopts
     results = run(plan, args.keep, args.ref)
+    results["addopts"] = args.addopts
     text = markdown(results)
     print()
     print(text)
