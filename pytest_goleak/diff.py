@@ -30,6 +30,7 @@ OWN_START_FUNCTIONS = frozenset({"net/http.(*connReader).backgroundRead"})
 # Outermost runtime frames that tracebacks hide: text dumps start the main
 # goroutine at main.main where profiles show runtime.main below it.
 _HIDDEN_ROOTS = frozenset({"runtime.goexit", "runtime.main"})
+_EXITING = frozenset({"runtime.goexit1", "runtime.goexit0"})
 
 
 def identity(stack: Stack) -> str:
@@ -41,10 +42,15 @@ def identity(stack: Stack) -> str:
 
 
 def is_own(stack: Stack) -> bool:
-    # A sample with no frames is a goroutine caught mid-creation while the
-    # profile was taken (in practice, the profile request's own reader): no
-    # goroutine that stays alive keeps an empty stack.
+    """Whether a goroutine is the plugin's own, or one only passing through.
+
+    A sample with no frames is a goroutine caught mid-creation while the
+    profile was taken (in practice, the profile request's own reader), and
+    one in ``runtime.goexit1`` is already exiting: neither stays alive.
+    """
     if not stack or identity(stack) in OWN_START_FUNCTIONS:
+        return True
+    if any(frame.function in _EXITING for frame in stack):
         return True
     return any(frame.function.startswith(OWN_FRAME_PREFIXES) for frame in stack)
 
