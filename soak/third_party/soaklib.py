@@ -171,8 +171,9 @@ def install(
 
     ``warm_up(service)`` runs once before the first test (and before the
     background thread starts): it waits until the server has finished starting
-    up in the background, and returns what it saw. ``session_end(service)`` may read the server's own counters at the end of
-    the session (before it stops); its result goes into the summary.
+    up in the background, and returns what it saw. ``session_end(service)`` may
+    read the server's own counters at the end of the session (before it stops);
+    its result goes into the summary.
     """
 
     def pytest_configure(config: pytest.Config) -> None:
@@ -223,7 +224,7 @@ def install(
                 return snap
 
             snapshotter.take = take
-        yield
+        return
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
@@ -323,7 +324,8 @@ def summarize(recorder: Recorder) -> dict[str, object]:
         "server_notes": recorder.server_notes,
         "service": recorder.service_info,
         "settled_examples": [
-            f"{r.nodeid} waited {r.waited:.3f}s first reading: {', '.join(r.first_after_over)} [{'; '.join(r.transient_identities)}]"
+            f"{r.nodeid} waited {r.waited:.3f}s first reading: {', '.join(r.first_after_over)} "
+            f"[{'; '.join(r.transient_identities)}]"
             for r in settled[:8]
         ],
         "failures": [{"nodeid": r.nodeid, "leak_text": r.leak_text} for r in records if r.outcome == "failed"],

@@ -51,7 +51,8 @@ def test_file_server_range_and_conditional(pytest_goleak, n: int) -> None:
         first = site.get(
             "/assets/big.txt", headers={"Range": f"bytes={n * 100}-{n * 100 + 999}", "Accept-Encoding": "identity"}
         )
-        assert first.status_code == 206 and len(first.content) == 1000
+        assert first.status_code == 206
+        assert len(first.content) == 1000
         etag = site.get("/assets/data.json").headers["etag"]
         assert site.get("/assets/data.json", headers={"If-None-Match": etag}).status_code == 304
 
