@@ -59,7 +59,6 @@ class Verdict:
     waited: float = 0.0
     leaked_groups: tuple[LeakedGroup, ...] = ()
     heap_sites: tuple[SiteGrowth, ...] = ()
-    proof_available: bool = False
     dump_text: str = ""  # the full debug=2 dump, when one was read
 
     @property
@@ -131,7 +130,6 @@ def gather_evidence(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
     pprof, budget = snapshotter.pprof, verdict.budget
     groups: list[LeakedGroup] = []
     delta = verdict.delta
-    proof_available = False
     dump_text = ""
     if "goroutines" in verdict.over:
         try:
@@ -139,7 +137,6 @@ def gather_evidence(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
             proof = pprof.leaked_goroutines()
         except GoleakError:
             dump_text, proof = "", None  # the profile's stacks still go into the report
-        proof_available = proof is not None
         dump = parse_goroutine_dump(dump_text, mentioning={growth.identity for growth in delta.goroutines})
         proven = count_by_identity(proof) if proof is not None else Counter[str]()
         kept = []
@@ -167,7 +164,6 @@ def gather_evidence(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
         delta=delta,
         leaked_groups=tuple(sorted(groups, key=lambda g: -g.count)),
         heap_sites=tuple(sites),
-        proof_available=proof_available,
         dump_text=dump_text,
     )
 

@@ -9,6 +9,8 @@ group. Every wait here has a deadline.
 from __future__ import annotations
 
 import ctypes
+import ipaddress
+import mmap
 import os
 import shlex
 import shutil
@@ -40,8 +42,6 @@ def is_loopback(host: str) -> bool:
     if host in _LOOPBACK_NAMES:
         return True
     try:
-        import ipaddress
-
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
@@ -247,7 +247,6 @@ class GoService:
         self.log_path = workdir / f"{config.display_name}.log"
         self._lifeline = lifeline
         self._run: _Run | None = None
-        self.starts = 0
         self.exit_reported = False
 
     # -- what tests see -------------------------------------------------
@@ -347,7 +346,6 @@ class GoService:
         if self._lifeline is not None:
             self._lifeline.guard(proc.pid)
         self._run = _Run(proc, placeholders, command, offset)
-        self.starts += 1
         self.exit_reported = False  # set once a test's report has told of this run's end
         try:
             self._wait_ready()
@@ -482,11 +480,6 @@ class GoService:
         self._run = None
         self.start()
 
-    def signal(self, signum: int) -> None:
-        """Send ``signum`` to the service process itself (not its group)."""
-        if self.alive():
-            os.kill(self.pid, signum)
-
 
 def _signal_group(pgid: int, signum: int) -> None:
     try:
@@ -504,8 +497,6 @@ _BUILDINFO_MAGIC = b"\xff Go buildinf:"
 
 def binary_go_version(binary: Path) -> str | None:
     """The Go version a binary was built with, read from its embedded build info (Go 1.18+ layout)."""
-    import mmap
-
     try:
         with binary.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
             at = data.find(_BUILDINFO_MAGIC)

@@ -76,10 +76,6 @@ class SessionBudget:
             optional(fds, parse_count, "fds"),
         )
 
-    @property
-    def active(self) -> bool:
-        return any(limit is not None for limit in (self.goroutines, self.heap, self.fds))
-
 
 def sparkline(values: list[int], width: int = 40) -> str:
     """A text chart of ``values``, squeezed to at most ``width`` characters (each the max of its bucket)."""
