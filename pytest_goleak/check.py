@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from itertools import chain, repeat
 
 from pytest_goleak.budget import Budget
 from pytest_goleak.diff import (
@@ -168,8 +169,9 @@ def gather_evidence(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
     )
 
 
-def _backoff() -> list[float]:
-    return [*_BACKOFF, *([_BACKOFF[-1]] * 1000)]
+def _backoff() -> Iterator[float]:
+    """Pauses between settle readings: short at first, then steady (the settle time bounds the loop)."""
+    return chain(_BACKOFF, repeat(_BACKOFF[-1]))
 
 
 def _newest(goroutines: Sequence[DumpedGoroutine], count: int) -> list[DumpedGoroutine]:

@@ -79,7 +79,6 @@ class _Watch:
         self.snapshotter = Snapshotter(self.pprof, service.pid)
         self.check = LeakCheck(self.snapshotter, budget) if checking else None
         self.verdict: Verdict | None = None
-        self._noise = readers.noise
         self._readers = readers
         self._scope = scope
 
@@ -97,10 +96,10 @@ class _Watch:
 
     def heap_noise(self) -> int:
         """How much the live heap moves between readings of this service at rest (measured once)."""
-        key = Readers.key(self.service)
-        if key not in self._noise:
-            self._noise[key] = noise_floor([self.snapshotter.take() for _ in range(4)])
-        return self._noise[key]
+        noise, key = self._readers.noise, Readers.key(self.service)
+        if key not in noise:
+            noise[key] = noise_floor([self.snapshotter.take() for _ in range(4)])
+        return noise[key]
 
     def _failure(self, error: GoleakError | None = None) -> str:
         if not self.service.alive():
@@ -124,7 +123,7 @@ class _Watch:
         before, after = readings[0], readings[-1]
         growing = [t for t in trends(readings, self.budget, self.heap_noise()) if t.grows_every_run]
         delta = diff(before, after, self.budget.ignore)
-        self.verdict = self._judged(
+        verdict = self._judged(
             Verdict(
                 before,
                 after,
@@ -137,7 +136,7 @@ class _Watch:
         if not growing:
             return None
         try:
-            self.verdict = gather_evidence(self.snapshotter, self.verdict)
+            self.verdict = gather_evidence(self.snapshotter, verdict)
         except GoleakError as exc:
             return self._failure(exc)
         return render(self.verdict)
