@@ -15,7 +15,7 @@ from typing import Literal
 import pytest
 
 from pytest_goleak.attach import AttachedService
-from pytest_goleak.budget import BUDGET_FIELDS, Budget
+from pytest_goleak.budget import BUDGET_FIELDS, Budget, parse_size
 from pytest_goleak.errors import ConfigError
 from pytest_goleak.service import DEFAULT_PPROF_URL, ServiceConfig
 from pytest_goleak.session import SessionBudget
@@ -47,6 +47,11 @@ OPTIONS = (
     Option("pprof_url", "where net/http/pprof is served", DEFAULT_PPROF_URL),
     Option("start_timeout", "seconds to wait for the service to be ready", "10"),
     Option("request_timeout", "seconds any one request to the service may take", "5"),
+    Option(
+        "memprofilerate",
+        "bytes per sampled allocation in the services started (GODEBUG memprofilerate); go: Go's 512KiB",
+        "64KiB",
+    ),
     Option("allow_remote", "allow a pprof URL that is not loopback (it exposes memory)", "false", "bool"),
     Option("goroutines", "goroutines a test may leak (none: unchecked)", "0"),
     Option("heap", "live heap growth a test may leave, e.g. 1MiB (none: unchecked)", "1MiB"),
@@ -135,7 +140,15 @@ def service_config(config: pytest.Config) -> ServiceConfig:
         start_timeout=_seconds(config, "start_timeout"),
         request_timeout=_seconds(config, "request_timeout"),
         allow_remote_pprof=bool(value(config, "allow_remote")),
+        memprofilerate=memprofilerate(config),
     )
+
+
+def memprofilerate(config: pytest.Config) -> int | None:
+    raw = str(value(config, "memprofilerate")).strip()
+    if raw.lower() in ("go", "default"):
+        return None
+    return parse_size(raw, "goleak_memprofilerate")
 
 
 def configured(config: pytest.Config) -> bool:

@@ -162,6 +162,7 @@ def goleak_service_factory_fixture(
         fields.setdefault("base_dir", state.require_config().base_dir if state.service_config else Path.cwd())
         problem = None
         try:
+            fields.setdefault("memprofilerate", options.memprofilerate(request.config))
             config = ServiceConfig(**fields)  # type: ignore[arg-type]
             return state.start(config, tmp_path_factory.mktemp("goleak"))
         except GoleakError as exc:

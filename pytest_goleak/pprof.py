@@ -87,6 +87,7 @@ class HeapSite:
 class HeapProfile:
     live_bytes: int  # runtime.MemStats.HeapAlloc right after a forced GC
     raw: bytes = field(repr=False, default=b"")
+    sample_rate: int = 512 << 10  # runtime.MemProfileRate: bytes allocated per sampled site
 
     def sites(self) -> tuple[HeapSite, ...]:
         """Live memory per allocation stack (parsed on each call: only failures need it)."""
@@ -240,7 +241,8 @@ def parse_heap_profile(data: bytes) -> HeapProfile:
     then, by :meth:`HeapProfile.sites`.
     """
     head = data[:200].decode("utf-8", "replace")
-    if _HEAP_HEADER.match(head.split("\n", 1)[0]) is None:
+    header = _HEAP_HEADER.match(head.split("\n", 1)[0])
+    if header is None:
         snippet = head[:80].replace("\n", " ")
         raise ProfileError(f"expected a text heap profile (heap?debug=1), got: {snippet!r}")
     # MemStats come last, after the records.
@@ -248,7 +250,7 @@ def parse_heap_profile(data: bytes) -> HeapProfile:
     live = _HEAP_ALLOC.search(tail)
     if live is None:
         raise ProfileError("heap profile has no '# HeapAlloc' line (truncated or not from Go's runtime/pprof)")
-    return HeapProfile(int(live.group(1)), raw=data)
+    return HeapProfile(int(live.group(1)), raw=data, sample_rate=int(header.group(1)) // 2)
 
 
 def parse_heap_sites(data: bytes) -> tuple[HeapSite, ...]:

@@ -82,10 +82,11 @@ def render(verdict: Verdict) -> str:
             lines.append(f"  +{format_size(site.bytes)} ({site.objects} objects live)")
             lines += _site_line(site.stack)
     elif "heap" in verdict.over:
+        rate = verdict.after.heap.sample_rate if verdict.after.heap is not None else 512 << 10
         lines += [
             "",
-            "no sampled allocation site grew: Go samples about one allocation per 512 KiB "
-            "(runtime.MemProfileRate), so a small leak may show no site; lower the rate in the service to see it",
+            f"no sampled allocation site grew: this service samples one allocation per {format_size(rate)} "
+            "(runtime.MemProfileRate), so a small leak may show no site; lower goleak_memprofilerate to see one",
         ]
     if delta.new_fds and "fds" in verdict.over:
         lines += ["", f"new file descriptors ({len(delta.new_fds)}):"]

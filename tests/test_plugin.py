@@ -152,6 +152,7 @@ def test_bad_marker_is_one_usage_error_at_collection(suite, marker: str, message
         ("goleak_start_timeout = soon", "goleak_start_timeout = 'soon' is not a number of seconds"),
         ("goleak_pprof_url = http://{adr}/debug/pprof/", "unknown placeholder {adr}"),
         ("goleak_env = NOEQUALS", "not KEY=VALUE"),
+        ("goleak_memprofilerate = often", "goleak_memprofilerate='often' is not a size"),
         ("goleak_pprof_url = http://10.1.2.3:6060/debug/pprof/", "not loopback"),
     ],
 )

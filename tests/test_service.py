@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from pytest_goleak.errors import ConfigError, ServiceError
+from pytest_goleak.pprof import PprofClient
 from pytest_goleak.service import GoService, ServiceConfig, build_package
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +71,24 @@ def test_restart_gives_a_fresh_process(run_service, example_binary: Path) -> Non
     service.restart()
     assert service.alive() and service.pid != first
     assert httpx.get(service.url + "/healthz", trust_env=False).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("config", "rate"),
+    [
+        ({}, 64 << 10),
+        ({"memprofilerate": None}, 512 << 10),
+        ({"memprofilerate": 4096}, 4096),
+        ({"env": ("GODEBUG=madvdontneed=1,memprofilerate=8192",)}, 8192),  # the user's own setting wins
+    ],
+)
+def test_heap_sample_rate_reaches_the_go_runtime(run_service, example_binary: Path, config, rate: int) -> None:  # type: ignore[no-untyped-def]
+    service = run_service(example_binary, args="-addr {addr} -data-dir {tmp}", **config)
+    pprof = PprofClient(service.pprof_url)
+    try:
+        assert pprof.heap().sample_rate == rate
+    finally:
+        pprof.close()
 
 
 def test_placeholders_give_distinct_ports_and_env(run_service, go_build) -> None:  # type: ignore[no-untyped-def]
@@ -150,6 +169,7 @@ def test_build_failure_shows_compiler_errors(tmp_path: Path) -> None:
         ({"package": "x", "args": "-config '{unclosed"}, "cannot be split like a shell line"),
         ({"package": "x", "pprof_url": "http://192.168.1.10:6060/debug/pprof/"}, "not loopback"),
         ({"package": "x", "pprof_url": "ftp://{addr}/"}, "not an http URL"),
+        ({"package": "x", "memprofilerate": -1}, "goleak_memprofilerate = -1 is not a byte count"),
     ],
 )
 def test_bad_service_config(config: dict[str, object], message: str) -> None:
