@@ -104,7 +104,7 @@ def _patterns(value: object, what: str) -> tuple[str, ...]:
     elif isinstance(value, (list, tuple)):
         items = value
     else:
-        raise ConfigError(f"{what}={value!r} must be a list of function-name patterns, e.g. ['main.(*Pool).worker']")
+        raise ConfigError(f"{what}={value!r} must be a list of patterns, e.g. ['main.(*Pool).worker'] or ['*.log']")
     patterns = []
     for item in items:
         if not isinstance(item, str):
@@ -125,6 +125,7 @@ class Budget:
     threads: int | None = None
     settle: float = 2.0
     ignore: tuple[str, ...] = ()
+    ignore_fds: tuple[str, ...] = ()  # fd targets never counted, e.g. "tcp * -> 127.0.0.1:5432 *"
     check: bool = True
     repeat: int = 0  # steady-state mode: measured runs after the warm-up (0: off)
     warmup: int = 1  # unmeasured runs first, in steady-state mode
@@ -158,6 +159,7 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "threads": parse_count,
     "settle": _seconds,
     "ignore": _patterns,
+    "ignore_fds": _patterns,
     "check": _bool,
     "repeat": parse_count,
     "warmup": parse_count,

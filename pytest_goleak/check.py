@@ -83,12 +83,13 @@ class LeakCheck:
         self._clock = clock
         self.before: Snapshot | None = None
 
-    def _take(self) -> Snapshot:
-        return self.snapshotter.take(heap=self.budget.heap is not None)
+    def take(self) -> Snapshot:
+        """A reading with what this budget checks: the heap only if checked, sockets described for fd patterns."""
+        return self.snapshotter.take(heap=self.budget.heap is not None, sockets=bool(self.budget.ignore_fds))
 
     def begin(self, before: Snapshot | None = None) -> Snapshot:
         """Take the before-reading, or adopt ``before`` (the previous test's after-reading)."""
-        self.before = before if before is not None else self._take()
+        self.before = before if before is not None else self.take()
         return self.before
 
     def finish(self) -> Verdict:
@@ -96,15 +97,15 @@ class LeakCheck:
             raise RuntimeError("LeakCheck.finish() before begin()")
         before = self.before
         start = self._clock()
-        after = self._take()
-        delta = diff(before, after, self.budget.ignore)
+        after = self.take()
+        delta = diff(before, after, self.budget)
         over = delta.over(self.budget)
         for pause in _backoff():
             if not over or self._clock() + pause - start > self.budget.settle:
                 break
             self._sleep(pause)
-            after = self._take()
-            delta = diff(before, after, self.budget.ignore)
+            after = self.take()
+            delta = diff(before, after, self.budget)
             over = delta.over(self.budget)
         verdict = Verdict(
             before,

@@ -182,21 +182,31 @@ def heap_growth(before: HeapProfile, after: HeapProfile, limit: int = 10) -> lis
     return grown[:limit]
 
 
+_ALL = Budget()  # no ignore patterns
+
+
 def _minus(after: int | None, before: int | None) -> int | None:
     return None if after is None or before is None else after - before
 
 
-def diff(before: Snapshot, after: Snapshot, ignore: Sequence[str] = ()) -> Delta:
+def fd_count(snapshot: Snapshot, ignore_fds: Sequence[str] = ()) -> int | None:
+    """The fds the budget counts in one reading: those no fd ignore pattern matches."""
+    return None if snapshot.process is None else len(snapshot.process.counted_fds(ignore_fds))
+
+
+def diff(before: Snapshot, after: Snapshot, budget: Budget = _ALL) -> Delta:
+    """What grew from ``before`` to ``after``, leaving out what the budget's ignore patterns match."""
+    ignore, ignore_fds = budget.ignore, budget.ignore_fds
     fds: tuple[tuple[int, str], ...] = ()
     children: tuple[ChildInfo, ...] = ()
     if before.process is not None and after.process is not None:
-        fds = tuple(sorted(new_fds(before.process, after.process).items()))
+        fds = tuple(sorted(new_fds(before.process, after.process, ignore_fds).items()))
         children = tuple(new_children(before.process, after.process))
     return Delta(
         goroutines=tuple(goroutine_growth(before.goroutines, after.goroutines, ignore)),
         goroutine_total=after.goroutine_count - before.goroutine_count,
         heap_bytes=_minus(after.heap_bytes, before.heap_bytes),
-        fds=_minus(after.fd_count, before.fd_count),
+        fds=_minus(fd_count(after, ignore_fds), fd_count(before, ignore_fds)),
         new_fds=fds,
         children=_minus(after.child_count, before.child_count),
         new_children=children,

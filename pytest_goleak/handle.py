@@ -41,13 +41,17 @@ class Readers:
         self.reuse = reuse
         self._last: dict[str, tuple[str, Snapshot]] = {}
 
-    def recall(self, service: Service, scope: str, needs_heap: bool) -> Snapshot | None:
+    def recall(self, service: Service, scope: str, budget: Budget) -> Snapshot | None:
+        """The previous test's after-reading, if reusable as this test's before-reading under ``budget``."""
         last = self._last.pop(self.key(service), None)
         if not self.reuse or last is None or last[0] != scope:
             return None
-        if needs_heap and last[1].heap is None:
+        reading = last[1]
+        if budget.heap is not None and reading.heap is None:
             return None
-        return last[1]
+        if budget.ignore_fds and reading.process is not None and reading.process.sockets is None:
+            return None  # its sockets were not described, so fd patterns cannot match them
+        return reading
 
     def remember(self, service: Service, scope: str, reading: Snapshot) -> None:
         if self.reuse:
@@ -87,12 +91,16 @@ class _Watch:
             return
         if self.budget.steady and self.budget.heap is not None:
             self.heap_noise()
-        self.check.begin(self._readers.recall(self.service, self._scope, self.budget.heap is not None))
+        self.check.begin(self._readers.recall(self.service, self._scope, self.budget))
 
     def _judged(self, verdict: Verdict) -> Verdict:
         self.verdict = verdict
         self._readers.remember(self.service, self._scope, verdict.after)
         return verdict
+
+    def reading(self) -> Snapshot:
+        """A reading of what this watch's budget checks."""
+        return self.check.take() if self.check is not None else self.snapshotter.take()
 
     def heap_noise(self) -> int:
         """How much the live heap moves between readings of this service at rest (measured once)."""
@@ -122,7 +130,7 @@ class _Watch:
         """Steady-state verdict: a measure leaks only if it grew in every measured run."""
         before, after = readings[0], readings[-1]
         growing = [t for t in trends(readings, self.budget, self.heap_noise()) if t.grows_every_run]
-        delta = diff(before, after, self.budget.ignore)
+        delta = diff(before, after, self.budget)
         verdict = self._judged(
             Verdict(
                 before,
@@ -213,7 +221,7 @@ class GoleakHandle:
                     self.client.close()
                     return self._combine([w._failure() if w is watch else None for w in self._watches])
                 try:
-                    readings[index].append(watch.snapshotter.take(heap=self.budget.heap is not None))
+                    readings[index].append(watch.reading())
                 except GoleakError as exc:
                     self.client.close()
                     return self._combine([w._failure(exc) if w is watch else None for w in self._watches])

@@ -60,6 +60,11 @@ OPTIONS = (
     Option("threads", "OS threads a test may add (default: reported, unchecked)", "none"),
     Option("settle", "seconds to wait for growth to wind down before failing", "2.0"),
     Option("ignore", "function-name patterns of goroutines to ignore, one per line", kind="linelist"),
+    Option(
+        "ignore_fds",
+        "fd patterns never counted, one per line, e.g. '*.log' or 'tcp * -> 127.0.0.1:5432 *'",
+        kind="linelist",
+    ),
     Option("repeat", "steady-state mode for every test: N measured re-runs, a leak only if every run grows", "0"),
     Option("warmup", "unmeasured runs before the measured ones, in steady-state mode", "1"),
     Option("session_goroutines", "goroutines the service may gain across the whole session (none: unchecked)", "none"),

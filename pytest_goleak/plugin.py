@@ -25,8 +25,8 @@ from pytest_goleak.state import GoleakState
 from pytest_goleak.timeline import write_timeline
 
 MARKER = (
-    "goleak(goroutines=0, heap='1MiB', fds=0, children=0, threads=None, settle=2.0, ignore=[], check=True, "
-    "repeat=0, warmup=1): leak budget for this test (pytest-goleak); None leaves a measure unchecked"
+    "goleak(goroutines=0, heap='1MiB', fds=0, children=0, threads=None, settle=2.0, ignore=[], ignore_fds=[], "
+    "check=True, repeat=0, warmup=1): leak budget for this test (pytest-goleak); None leaves a measure unchecked"
 )
 FIXTURES = frozenset({"goleak_service", "pytest_goleak"})
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -87,6 +88,24 @@ class ProcessState:
     children: tuple[ChildInfo, ...]
     """All descendants, sorted by pid."""
     threads: int
+    sockets: Mapping[int, str] | None = None
+    """fd -> e.g. ``tcp 127.0.0.1:40312 -> 127.0.0.1:5432 ESTABLISHED``, when
+    the reading was asked to describe sockets (fd ignore patterns need it)."""
+
+    def counted_fds(self, ignore: Sequence[str] = ()) -> Mapping[int, str]:
+        """The fds an fd budget counts: all but those an ignore pattern matches.
+
+        A pattern (shell-style) is matched against the raw target (a path,
+        ``pipe:[...]``, ``socket:[...]``) and, for a socket, its description.
+        """
+        if not ignore:
+            return self.fds
+        sockets = self.sockets or {}
+        return {
+            fd: target
+            for fd, target in self.fds.items()
+            if not any(fnmatchcase(text, pattern) for text in (target, sockets.get(fd, "")) for pattern in ignore)
+        }
 
 
 @dataclass(frozen=True)
@@ -241,8 +260,11 @@ def _read_descendants(pid: int) -> tuple[ChildInfo, ...]:
     return tuple(found)
 
 
-def read_process(pid: int) -> ProcessState:
+def read_process(pid: int, describe_sockets: bool = False) -> ProcessState:
     """Take one cheap reading of *pid*'s fds, descendants and threads.
+
+    ``describe_sockets`` adds each socket's addresses and state, at the price
+    of reading the kernel's connection tables.
 
     Raises :class:`ProcessGone` if *pid* does not exist, is a zombie, or
     exits (or is replaced by a new process with the same pid) mid-read, and
@@ -250,6 +272,7 @@ def read_process(pid: int) -> ProcessState:
     """
     first = _read_target_stat(pid)
     fds = _read_fds(pid)
+    sockets = _described_sockets(pid, fds) if describe_sockets else None
     children = _read_descendants(pid)
     # Checked again at the end: a process exiting mid-read would otherwise
     # yield an empty or partial fd table that looks like real closes.
@@ -262,15 +285,17 @@ def read_process(pid: int) -> ProcessState:
         fds=MappingProxyType(fds),
         children=children,
         threads=first.threads,
+        sockets=None if sockets is None else MappingProxyType(sockets),
     )
 
 
-def new_fds(before: ProcessState, after: ProcessState) -> dict[int, str]:
-    """The fds of *after* whose (fd, target) pair is not in *before*.
+def new_fds(before: ProcessState, after: ProcessState, ignore: Sequence[str] = ()) -> dict[int, str]:
+    """The fds of *after* whose (fd, target) pair is not in *before*, less those *ignore* matches.
 
     An fd number reused for another target counts as new.
     """
-    return {fd: target for fd, target in sorted(after.fds.items()) if before.fds.get(fd) != target}
+    old = before.counted_fds(ignore)
+    return {fd: target for fd, target in sorted(after.counted_fds(ignore).items()) if old.get(fd) != target}
 
 
 def new_children(before: ProcessState, after: ProcessState) -> tuple[ChildInfo, ...]:
@@ -356,6 +381,12 @@ def describe_fds(pid: int, fds: Mapping[int, str]) -> dict[int, str]:
         else:
             described[fd] = target
     return described
+
+
+def _described_sockets(pid: int, fds: Mapping[int, str]) -> dict[int, str]:
+    if not any(target.startswith("socket:[") for target in fds.values()):
+        return {}
+    return {fd: text for fd, text in _connections_by_fd(pid).items() if fds.get(fd, "").startswith("socket:[")}
 
 
 def _still_points_to(pid: int, fd: int, target: str) -> bool:

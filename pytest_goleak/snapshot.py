@@ -50,10 +50,11 @@ class Snapshotter:
         self.pprof = pprof
         self.pid = pid
 
-    def take(self, heap: bool = True) -> Snapshot:
+    def take(self, heap: bool = True, sockets: bool = False) -> Snapshot:
+        """One reading; ``sockets`` describes socket fds too (fd ignore patterns match on it)."""
         # Goroutines first: the forced GC of the heap read would otherwise
         # finish off goroutines a test left winding down, between the two.
         goroutines = self.pprof.goroutines()
         heap_profile = self.pprof.heap() if heap else None
-        process = read_process(self.pid) if self.pid is not None else None
+        process = read_process(self.pid, describe_sockets=sockets) if self.pid is not None else None
         return Snapshot(goroutines, heap_profile, process)

@@ -10,12 +10,12 @@ snapshots taken after each measured run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
 from pytest_goleak.budget import Budget, format_size
-from pytest_goleak.diff import count_by_identity, diff
+from pytest_goleak.diff import count_by_identity, diff, fd_count
 from pytest_goleak.snapshot import Snapshot
 
 
@@ -68,7 +68,7 @@ def trends(readings: Sequence[Snapshot], budget: Budget, heap_noise: int) -> lis
     found = []
     pairs = list(pairwise(readings))
     if budget.goroutines is not None:
-        steps = tuple(diff(a, b, budget.ignore).goroutines_leaked for a, b in pairs)
+        steps = tuple(diff(a, b, budget).goroutines_leaked for a, b in pairs)
         totals = [sum(count_by_identity(s.goroutines, budget.ignore).values()) for s in readings]
         found.append(Trend("goroutines", steps, *fit(totals)))
     if budget.heap is not None and all(s.heap_bytes is not None for s in readings):
@@ -76,11 +76,17 @@ def trends(readings: Sequence[Snapshot], budget: Budget, heap_noise: int) -> lis
         # Growth within the idle noise is no growth.
         steps = tuple(b - a if b - a > heap_noise else 0 for a, b in pairwise(heaps))
         found.append(Trend("heap", steps, *fit(heaps)))
-    for measure, reading in (("fds", "fd_count"), ("children", "child_count"), ("threads", "thread_count")):
+    readers: dict[str, Callable[[Snapshot], int | None]] = {
+        "fds": lambda s: fd_count(s, budget.ignore_fds),
+        "children": lambda s: s.child_count,
+        "threads": lambda s: s.thread_count,
+    }
+    for measure, read in readers.items():
         if getattr(budget, measure) is None:
             continue
-        counts = [getattr(s, reading) for s in readings]
-        if any(count is None for count in counts):
+        read_counts = [read(s) for s in readings]
+        counts = [count for count in read_counts if count is not None]
+        if len(counts) != len(read_counts):
             continue
         steps = tuple(b - a for a, b in pairwise(counts))
         found.append(Trend(measure, steps, *fit(counts)))

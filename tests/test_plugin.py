@@ -211,3 +211,43 @@ def test_reuse_readings_keeps_the_verdicts(suite: Callable[..., pytest.Pytester]
     result = suite(tests, ini="goleak_reuse_readings = true\n").runpytest()
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["FAILED test_suite.py::test_leaks_one - Failed: goleak: 1 goroutine*"])
+
+
+FD_LEAKS = """
+import pytest
+
+@pytest.mark.goleak({marker})
+def test_open(pytest_goleak):
+    assert pytest_goleak.client.get("/leaky/open").status_code == 200
+
+@pytest.mark.goleak(goroutines=None, {marker})
+def test_http_body(pytest_goleak):
+    assert pytest_goleak.client.get("/leaky/http-body").status_code == 200
+"""
+
+
+@pytest.mark.parametrize(
+    ("patterns", "passing"),
+    [
+        ([], set()),
+        (["*products.csv"], {"test_open"}),
+        # Matched on the socket's description; its raw target is only socket:[inode].
+        (["tcp * ESTABLISHED"], {"test_http_body"}),
+        (["socket:*", "*.csv"], {"test_open", "test_http_body"}),
+        (["*.log", "tcp * -> 10.0.0.1:*"], set()),
+    ],
+)
+def test_ignore_fds_patterns_match_paths_and_sockets(suite, patterns: list[str], passing: set[str]) -> None:  # type: ignore[no-untyped-def]
+    pytester = suite(FD_LEAKS.format(marker=f"ignore_fds={patterns!r}"))
+    reprec = pytester.inline_run()
+    calls = {r.nodeid.rsplit("::", 1)[1]: r for r in reprec.getreports("pytest_runtest_logreport") if r.when == "call"}
+    assert {name for name, report in calls.items() if report.passed} == passing
+    for name in set(calls) - passing:
+        assert "fds +" in calls[name].longreprtext.splitlines()[0]
+
+
+def test_ignore_fds_from_the_ini(suite) -> None:  # type: ignore[no-untyped-def]
+    pytester = suite(FD_LEAKS.format(marker=""), ini="goleak_ignore_fds =\n    *.csv\n")
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*::test_open PASSED*", "*::test_http_body FAILED*"])
