@@ -274,7 +274,8 @@ def test_children_are_found_recursively_with_status(helper: Helper) -> None:
     assert format_child(zombie) == f"pid {zombie.pid} [zombie] true"
 
     shell = by_pid.pop(info["shell"])
-    assert (shell.ppid, shell.status, shell.cmdline) == (helper.pid, "sleeping", "sh -c sleep 30; :")
+    assert (shell.ppid, shell.cmdline) == (helper.pid, "sh -c sleep 30; :")
+    assert shell.status in ("sleeping", "running")
 
     (sleep,) = by_pid.values()
     assert (sleep.ppid, sleep.name, sleep.cmdline) == (shell.pid, "sleep", "sleep 30")
@@ -291,7 +292,8 @@ def test_odd_comm_is_parsed_and_own_process_is_readable(helper: Helper, tmp_path
         assert own.fds[f.fileno()] == str(tmp_path / "mine.txt")
     assert own.threads == psutil.Process().num_threads()
     child = next(c for c in own.children if c.pid == helper.pid)
-    assert (child.ppid, child.name, child.status) == (os.getpid(), "h) Z 1 (x", "sleeping")
+    assert (child.ppid, child.name) == (os.getpid(), "h) Z 1 (x")
+    assert child.status in ("sleeping", "running")  # not misread as a zombie; a busy machine may catch it running
     # The helper's own children are our grandchildren.
     assert helper.info["zombie"] in {c.pid for c in own.children}
 
