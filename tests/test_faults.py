@@ -66,6 +66,33 @@ def test_crash_mid_test_is_reported_with_the_panic_and_the_next_test_gets_a_fres
     assert reports["test_after"].passed, reports["test_after"].longreprtext
 
 
+def test_crash_during_steady_state_runs_is_reported(pytester: pytest.Pytester, write_ini: Callable[..., None]) -> None:
+    write_ini()
+    pytester.makepyfile(
+        """
+        import time
+        import pytest
+
+        RUNS = []
+
+        @pytest.mark.goleak(repeat=3, warmup=1)
+        def test_crashes_on_its_third_run(pytest_goleak):
+            RUNS.append(1)
+            if len(RUNS) == 3:
+                pytest_goleak.client.get("/admin/crash", params={"mode": "panic"})
+                time.sleep(0.3)
+
+        def test_after(pytest_goleak):
+            assert pytest_goleak.client.get("/healthz").text == "ok"
+        """
+    )
+    reports = _call_reports(pytester)
+    crash = reports["test_crashes_on_its_third_run"].longreprtext
+    assert crash.startswith("goleak: example_service exited with code 2 during this test"), crash
+    assert "panic: demo crash requested" in crash
+    assert reports["test_after"].passed, reports["test_after"].longreprtext
+
+
 def test_frozen_service_fails_fast_with_a_goroutine_dump(
     pytester: pytest.Pytester, write_ini: Callable[..., None]
 ) -> None:
