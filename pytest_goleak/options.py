@@ -45,6 +45,7 @@ OPTIONS = (
     Option("args", "arguments; placeholders {port} {addr} {port_NAME} {tmp}", "-addr {addr}"),
     Option("env", "KEY=VALUE lines for the service's environment (same placeholders)", kind="linelist"),
     Option("pprof_url", "where net/http/pprof is served", DEFAULT_PPROF_URL),
+    Option("ready_url", "URL that answers 2xx once the service has finished starting, e.g. http://{addr}/healthz"),
     Option("start_timeout", "seconds to wait for the service to be ready", "10"),
     Option("request_timeout", "seconds any one request to the service may take", "5"),
     Option(
@@ -142,6 +143,7 @@ def service_config(config: pytest.Config) -> ServiceConfig:
         args=str(value(config, "args")),
         env=tuple(str(line) for line in value(config, "env")),  # type: ignore[attr-defined]
         pprof_url=str(value(config, "pprof_url")),
+        ready_url=str(value(config, "ready_url") or ""),
         start_timeout=_seconds(config, "start_timeout"),
         request_timeout=_seconds(config, "request_timeout"),
         allow_remote_pprof=bool(value(config, "allow_remote")),

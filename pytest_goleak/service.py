@@ -61,6 +61,9 @@ class ServiceConfig:
     args: str = "-addr {addr}"
     env: tuple[str, ...] = ()
     pprof_url: str = DEFAULT_PPROF_URL
+    # Answers 2xx once the service has finished initialising; tests wait for
+    # it, so growth during start-up is not charged to the first test.
+    ready_url: str = ""
     start_timeout: float = 10.0
     stop_timeout: float = 5.0
     request_timeout: float = 5.0
@@ -95,17 +98,22 @@ class ServiceConfig:
         for line in self.env:
             if "=" not in line or not line.split("=", 1)[0].strip():
                 raise ConfigError(f"goleak_env line {line!r} is not KEY=VALUE; write one KEY=VALUE per line")
-        for template, option in [(self.args, "goleak_args"), (self.pprof_url, "goleak_pprof_url")]:
-            _check_placeholders(template, option)
+        _check_placeholders(self.args, "goleak_args")
         for line in self.env:
             _check_placeholders(line, "goleak_env")
-        url = urlsplit(self.pprof_url.replace("{", "").replace("}", ""))
+        self._check_url(self.pprof_url, "goleak_pprof_url", DEFAULT_PPROF_URL, "pprof exposes memory contents")
+        if self.ready_url:
+            self._check_url(self.ready_url, "goleak_ready_url", "http://{addr}/healthz", "tests talk to loopback only")
+
+    def _check_url(self, template: str, option: str, example: str, why: str) -> None:
+        _check_placeholders(template, option)
+        url = urlsplit(template.replace("{", "").replace("}", ""))
         if url.scheme not in ("http", "https") or not url.hostname:
-            raise ConfigError(f"goleak_pprof_url {self.pprof_url!r} is not an http URL; e.g. {DEFAULT_PPROF_URL}")
-        host = urlsplit(self.pprof_url.format_map(_Probe())).hostname or ""
+            raise ConfigError(f"{option} {template!r} is not an http URL; e.g. {example}")
+        host = urlsplit(template.format_map(_Probe())).hostname or ""
         if not self.allow_remote_pprof and not is_loopback(host):
             raise ConfigError(
-                f"goleak_pprof_url points at {host}, not loopback; pprof exposes memory contents, "
+                f"{option} points at {host}, not loopback; {why}, "
                 "so opt in with goleak_allow_remote = true if you mean it"
             )
 
@@ -371,42 +379,70 @@ class GoService:
             self.stop()
             raise
 
+    @property
+    def ready_url(self) -> str | None:
+        return self.config.ready_url.format_map(self.running.placeholders) if self.config.ready_url else None
+
     def _wait_ready(self) -> None:
+        """Wait until ``{port}`` accepts, pprof answers and, if configured, the ready URL answers 2xx."""
         run = self.running
         deadline = run.started + self.config.start_timeout
-        pprof_url = self.pprof_url
         port = int(run.placeholders["port"]) if "{port}" in self.config.args or "{addr}" in self.config.args else None
         last_problem = "nothing answered yet"
+        pprof_ok = False
         delay = 0.01
         with client(1.0) as http:
             while True:
                 if run.proc.poll() is not None:
                     raise ServiceError(self._failure("exited during start-up"))
-                if port is None or _accepts("127.0.0.1", port):
-                    try:
-                        response = http.get(pprof_url)
-                    except httpx.HTTPError as exc:
-                        last_problem = f"{pprof_url} did not answer ({type(exc).__name__})"
-                    else:
-                        if response.status_code == 200:
-                            return
-                        if response.status_code == 404:
-                            raise ServiceError(
-                                self._failure(
-                                    f"answers but serves no pprof at {pprof_url} (HTTP 404); add "
-                                    'import _ "net/http/pprof" to the service, or point goleak_pprof_url at it',
-                                    tail=False,
-                                )
-                            )
-                        last_problem = f"{pprof_url} answered HTTP {response.status_code}"
-                else:
+                if port is not None and not _accepts("127.0.0.1", port):
                     last_problem = f"port {port} is not accepting connections"
+                else:
+                    if not pprof_ok:
+                        problem = self._probe_pprof(http)
+                        pprof_ok = problem is None
+                        last_problem = problem or last_problem
+                    if pprof_ok:
+                        problem = self._probe_ready(http)
+                        if problem is None:
+                            return
+                        last_problem = problem
                 if time.monotonic() >= deadline:
                     raise ServiceError(
                         self._failure(f"was not ready within {self.config.start_timeout:g}s ({last_problem})")
                     )
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 2, 0.1)
+
+    def _probe_pprof(self, http: httpx.Client) -> str | None:
+        """None once pprof answers; else what went wrong. A 404 means pprof is not mounted: no use waiting."""
+        url = self.pprof_url
+        try:
+            response = http.get(url)
+        except httpx.HTTPError as exc:
+            return f"{url} did not answer ({type(exc).__name__})"
+        if response.status_code == 404:
+            raise ServiceError(
+                self._failure(
+                    f"answers but serves no pprof at {url} (HTTP 404); add "
+                    'import _ "net/http/pprof" to the service, or point goleak_pprof_url at it',
+                    tail=False,
+                )
+            )
+        return None if response.status_code == 200 else f"{url} answered HTTP {response.status_code}"
+
+    def _probe_ready(self, http: httpx.Client) -> str | None:
+        """None once the ready URL (if any) answers 2xx; else what it answered."""
+        url = self.ready_url
+        if url is None:
+            return None
+        try:
+            response = http.get(url)
+        except httpx.HTTPError as exc:
+            return f"goleak_ready_url {url} did not answer ({type(exc).__name__})"
+        if response.is_success:
+            return None
+        return f"goleak_ready_url {url} answered HTTP {response.status_code}"
 
     def _failure(self, what: str, tail: bool = True) -> str:
         run = self.running

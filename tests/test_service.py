@@ -132,6 +132,30 @@ def test_slow_start_is_waited_for(run_service, go_build) -> None:  # type: ignor
     assert httpx.get(service.pprof_url, trust_env=False).status_code == 200
 
 
+def test_ready_url_is_waited_for_after_pprof_answers(run_service, go_build) -> None:  # type: ignore[no-untyped-def]
+    start = time.monotonic()
+    service = run_service(
+        go_build("tests/goapps/slowstart"), args="-addr {addr} -delay 0s -warmup 600ms", ready_url="http://{addr}/ready"
+    )
+    assert time.monotonic() - start >= 0.5
+    assert service.ready_url == f"{service.url}/ready"
+    assert httpx.get(service.ready_url, trust_env=False).text == "ready"
+
+
+def test_never_ready_url_names_its_answer(run_service, go_build) -> None:  # type: ignore[no-untyped-def]
+    start = time.monotonic()
+    with pytest.raises(
+        ServiceError, match=r"was not ready within 1s \(goleak_ready_url http://.*/ready answered HTTP 503"
+    ):
+        run_service(
+            go_build("tests/goapps/slowstart"),
+            args="-addr {addr} -delay 0s -warmup 60s",
+            ready_url="http://{addr}/ready",
+            start_timeout=1,
+        )
+    assert time.monotonic() - start < 6
+
+
 def test_missing_pprof_says_how_to_mount_it(run_service, go_build) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ServiceError, match=r'serves no pprof .*import _ "net/http/pprof"'):
         run_service(go_build("tests/goapps/nopprof"))
@@ -169,6 +193,11 @@ def test_build_failure_shows_compiler_errors(tmp_path: Path) -> None:
         ({"package": "x", "args": "-config '{unclosed"}, "cannot be split like a shell line"),
         ({"package": "x", "pprof_url": "http://192.168.1.10:6060/debug/pprof/"}, "not loopback"),
         ({"package": "x", "pprof_url": "ftp://{addr}/"}, "not an http URL"),
+        (
+            {"package": "x", "ready_url": "ftp://{addr}/ready"},
+            "goleak_ready_url 'ftp://{addr}/ready' is not an http URL",
+        ),
+        ({"package": "x", "ready_url": "http://10.0.0.1/ready"}, "goleak_ready_url points at 10.0.0.1, not loopback"),
         ({"package": "x", "memprofilerate": -1}, "goleak_memprofilerate = -1 is not a byte count"),
     ],
 )
@@ -252,3 +281,29 @@ def test_suite_without_goleak_fixtures_never_builds(pytester: pytest.Pytester) -
     pytester.makeini("[pytest]\ngoleak_package = does-not-exist\n")
     pytester.makepyfile("def test_x(): pass\n")
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("ready_url", ["", "http://{addr}/ready"])
+def test_ready_url_keeps_start_up_growth_out_of_the_first_test(
+    pytester: pytest.Pytester, go_build: Callable[[str], Path], ready_url: str
+) -> None:
+    binary = go_build("tests/goapps/slowstart")
+    pytester.makeini(
+        f"[pytest]\ngoleak_binary = {binary}\ngoleak_args = -addr {{addr}} -delay 0s -warmup 1s\n"
+        f"goleak_settle = 0.3\ngoleak_ready_url = {ready_url}\n"
+    )
+    pytester.makepyfile(
+        """
+        import time
+
+        def test_first(pytest_goleak):
+            assert pytest_goleak.client.get("/healthz").text == "ok"
+            time.sleep(0.2)
+        """
+    )
+    result = pytester.runpytest()
+    if ready_url:
+        result.assert_outcomes(passed=1)
+    else:  # the warm-up's workers are charged to the first test
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*goleak: * goroutines leaked*", "*main.worker*"])
