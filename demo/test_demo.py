@@ -30,7 +30,7 @@ def test_price_quote(pytest_goleak):
 
 def test_page_cache(pytest_goleak):
     # Every rendered page stays in a global map.
-    assert pytest_goleak.client.get("/leaky/cache", params={"kb": 512, "n": 4}).status_code == 200
+    assert pytest_goleak.client.get("/leaky/cache", params={"kb": 512, "n": 16}).status_code == 200
 
 
 def test_upload(pytest_goleak):

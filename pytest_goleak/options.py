@@ -50,8 +50,8 @@ OPTIONS = (
     Option("request_timeout", "seconds any one request to the service may take", "5"),
     Option(
         "memprofilerate",
-        "bytes per sampled allocation in the services started (GODEBUG memprofilerate); go: Go's 512KiB",
-        "64KiB",
+        "bytes per sampled allocation in the services started, e.g. 64KiB (GODEBUG memprofilerate); go: Go's 512KiB",
+        "go",
     ),
     Option("allow_remote", "allow a pprof URL that is not loopback (it exposes memory)", "false", "bool"),
     Option("goroutines", "goroutines a test may leak (none: unchecked)", "0"),

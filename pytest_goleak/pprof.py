@@ -219,15 +219,16 @@ _HEAP_FRAME = re.compile(r"^#\t0x[0-9a-f]+\t(\S+?)(?:\+0x[0-9a-f]+)?\t+(.*):(\d+
 _HEAP_ALLOC = re.compile(r"^# HeapAlloc = (\d+)$", re.MULTILINE)
 
 
-def _unsample(objects: int, size: int, rate: int) -> int:
-    """Estimate the true bytes behind sampled ones, as ``go tool pprof`` does.
+def _unsample(objects: int, size: int, rate: int) -> tuple[int, int]:
+    """Estimate the true objects and bytes behind sampled ones, as ``go tool pprof`` does.
 
     The runtime records an allocation of ``s`` bytes with probability
-    ``1 - exp(-s / rate)``, so each sampled byte stands for ``1 / p`` bytes.
+    ``1 - exp(-s / rate)``, so each sampled object stands for ``1 / p`` objects.
     """
     if objects == 0 or size == 0 or rate <= 1:
-        return size
-    return int(size / -math.expm1(-(size / objects) / rate))
+        return objects, size
+    scale = 1 / -math.expm1(-(size / objects) / rate)
+    return round(objects * scale), int(size * scale)
 
 
 def parse_heap_profile(data: bytes) -> HeapProfile:
@@ -267,7 +268,8 @@ def parse_heap_sites(data: bytes) -> tuple[HeapSite, ...]:
     def flush() -> None:
         if record is not None and int(record.group(2)):
             objects, size = int(record.group(1)), int(record.group(2))
-            sites.append(HeapSite(tuple(frames), _unsample(objects, size, rate), objects))
+            estimated_objects, estimated_bytes = _unsample(objects, size, rate)
+            sites.append(HeapSite(tuple(frames), estimated_bytes, estimated_objects))
 
     for line in lines[1:]:
         if line.startswith("#\t"):

@@ -24,7 +24,7 @@ def test_demo_shows_clean_tests_passing_and_leaks_reported() -> None:
         "goleak: 3 goroutines leaked (budget 0)",
         "  3 x [chan send] main.(*PriceService).fetchQuote",
         "        created by main.(*PriceService).lookup",
-        "goleak: heap +2.0 MiB (budget 1.0 MiB)",
+        "goleak: heap +8.0 MiB (budget 1.0 MiB)",
         "        main.renderPage  reports.go:",
         "goleak: fds +1 (budget 0)",
         "goleak: fds +1 (budget 0), children +1 (budget 0)",

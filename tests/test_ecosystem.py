@@ -110,7 +110,7 @@ def test_artifacts_open_in_go_tool_pprof(pytester: pytest.Pytester, write_ini: C
 
         @pytest.mark.parametrize("odd", ["a/b::c [x] ../..", "plain"])
         def test_leak(pytest_goleak, odd):
-            pytest_goleak.client.get("/leaky/cache", params={"kb": 2048})
+            pytest_goleak.client.get("/leaky/cache", params={"kb": 8192})  # big enough to be sampled surely
             pytest_goleak.client.get("/leaky/chan-send")
         """
     )

@@ -7,6 +7,7 @@ sends, the parsers raise the plugin's own ProfileError and nothing else.
 from __future__ import annotations
 
 import gzip
+import math
 import re
 
 import httpx
@@ -199,3 +200,18 @@ def test_dump_parser_can_skip_goroutines_that_do_not_matter(real: dict[str, byte
     only_main = parse_goroutine_dump(text, mentioning={"main.main"})
     assert [g.goid for g in only_main] == [g.goid for g in everything if identity(g.stack) == "main.main"]
     assert len(only_main) < len(everything)
+
+
+def test_heap_sites_are_unsampled_in_objects_and_bytes_like_go_tool_pprof() -> None:
+    # One sampled 512 KiB object at Go's rate stands for 1 / (1 - e^-1) = 1.58 of them.
+    text = (
+        b"heap profile: 1: 524288 [1: 524288] @ heap/1048576\n"
+        b"1: 524288 [1: 524288] @ 0x4a1f00\n"
+        b"#\t0x4a1f00\tmain.renderPage+0x40\t/src/reports.go:108\n"
+        b"\n# runtime.MemStats\n# HeapAlloc = 600000\n"
+    )
+    (site,) = parse_heap_sites(text)
+    assert site.inuse_objects == 2
+    assert site.inuse_bytes == int(524288 / -math.expm1(-1))
+    assert site.stack[0].function == "main.renderPage"
+    assert parse_heap_profile(text).sample_rate == 512 << 10

@@ -76,8 +76,8 @@ def test_restart_gives_a_fresh_process(run_service, example_binary: Path) -> Non
 @pytest.mark.parametrize(
     ("config", "rate"),
     [
-        ({}, 64 << 10),
-        ({"memprofilerate": None}, 512 << 10),
+        ({}, 512 << 10),
+        ({"memprofilerate": 64 << 10}, 64 << 10),
         ({"memprofilerate": 4096}, 4096),
         ({"env": ("GODEBUG=madvdontneed=1,memprofilerate=8192",)}, 8192),  # the user's own setting wins
     ],
