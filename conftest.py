@@ -11,14 +11,9 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-import httpcore  # noqa: F401  (see below)
 import pytest
 
 from pytest_goleak.service import build_package
-
-# httpx imports httpcore on its first request. If that happens inside an
-# in-process pytester run, pytester drops the module afterwards and httpx then
-# stops recognising httpcore's exceptions; importing it here keeps it loaded.
 
 ROOT = Path(__file__).resolve().parent
 pytest_plugins = ["pytester"]

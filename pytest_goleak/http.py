@@ -9,7 +9,13 @@ from __future__ import annotations
 import functools
 import ssl
 
+import httpcore  # noqa: F401  (see below)
 import httpx
+
+# httpx imports httpcore on its first request. If that first request happens
+# inside an in-process pytester run (a plugin's own test suite), pytester
+# drops the module afterwards and httpx stops recognising httpcore's
+# exceptions. Loading it with the plugin keeps it loaded.
 
 
 @functools.cache
