@@ -94,7 +94,7 @@ type workFunc func(r *http.Request, n int) (detail string, err error)
 // fixed twin.
 type leakPattern struct {
 	name   string   // route suffix: /leaky/<name>, /fixed/<name>
-	signal string   // where the leak shows: goroutines, heap, fds, children
+	signal string   // where the leak shows: goroutines, heap, fds, children, disk
 	what   string   // what stays behind per unit of n on the leaky route
 	maxN   int      // upper bound for the n query parameter
 	leaky  workFunc // leaks
@@ -115,6 +115,7 @@ var leakPatterns = []leakPattern{
 	{"listener", "goroutines, fds", "a listening socket and its accept-loop goroutine", 5000, listenerLeaky, listenerFixed},
 	{"exec", "children, fds", "a zombie child process (never waited for) and its pidfd", 200, execLeaky, execFixed},
 	{"tempfile", "fds, disk", "an open temp file in -data-dir, never closed nor removed", 5000, tempfileLeaky, tempfileFixed},
+	{"scratch", "disk", "a closed scratch file in os.TempDir() ($TMPDIR), never removed", 5000, scratchLeaky, scratchFixed},
 	{"ticker", "goroutines", "a goroutine looping on a time.Ticker that is never stopped", 100000, tickerLeaky, tickerFixed},
 }
 

@@ -15,6 +15,7 @@ import (
 func setup(t *testing.T) *http.ServeMux {
 	t.Helper()
 	dataDir = t.TempDir()
+	t.Setenv("TMPDIR", t.TempDir()) // where os.CreateTemp("", ...) writes
 	if err := prepareDataDir(); err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +104,9 @@ func TestFixedTwinsAreFlatAndLeakyRoutesLeak(t *testing.T) {
 			t.Errorf("fixed/%s: goroutines %d -> %d, fds %d -> %d", p.name, goroutines, runtime.NumGoroutine(), fds, openFDs())
 		}
 	}
+	if exports, _ := filepath.Glob(filepath.Join(os.TempDir(), "export-*.csv")); len(exports) != 0 {
+		t.Errorf("fixed/scratch left %d export files, want 0", len(exports))
+	}
 	for _, p := range leakPatterns {
 		goroutines, fds := quiet(), openFDs()
 		call(t, mux, "/leaky/"+p.name+"?n=3")
@@ -114,6 +118,9 @@ func TestFixedTwinsAreFlatAndLeakyRoutesLeak(t *testing.T) {
 		if strings.Contains(p.signal, "fds") && dfd < 3 {
 			t.Errorf("leaky/%s: %d new fds, want >= 3", p.name, dfd)
 		}
+	}
+	if exports, _ := filepath.Glob(filepath.Join(os.TempDir(), "export-*.csv")); len(exports) != 3 {
+		t.Errorf("leaky/scratch left %d export files, want 3", len(exports))
 	}
 	if parts, _ := filepath.Glob(filepath.Join(dataDir, "upload-*.part")); len(parts) != 3 {
 		t.Errorf("leaky/tempfile left %d part files, want 3", len(parts))

@@ -1,7 +1,8 @@
 package main
 
 // Uploads: patterns "busy-worker" (the chunk processor), "tempfile" (the
-// upload spool) and "exec" (the post-upload hook).
+// upload spool), "scratch" (the upload export) and "exec" (the post-upload
+// hook).
 
 import (
 	"context"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,7 +133,13 @@ func receiveUploadLeaky(data []byte) (string, error) {
 // receiveUploadFixed spools to the same kind of file but closes and removes
 // it once the upload is processed.
 func receiveUploadFixed(data []byte) (string, error) {
-	f, err := os.CreateTemp(dataDir, "upload-*.part")
+	return spoolAndRemove(dataDir, "upload-*.part", data)
+}
+
+// spoolAndRemove writes data to a new temp file in dir (os.TempDir() if dir
+// is ""), closes it and removes it: what the fixed twins do.
+func spoolAndRemove(dir, pattern string, data []byte) (string, error) {
+	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return "", err
 	}
@@ -154,6 +162,34 @@ func receiveMany(n int, receive func([]byte) (string, error)) (string, error) {
 	}
 	return fmt.Sprintf("received %d uploads into %s", n, dataDir), nil
 }
+
+// ---- upload export: pattern "scratch" ----
+
+// exportUploadLeaky writes an upload's export to a scratch file in
+// os.TempDir() and reports its checksum. BUG: the file is closed but never
+// removed: no fd stays open, yet one file per export piles up on disk until
+// it fills.
+func exportUploadLeaky(data []byte) (string, error) {
+	if err := os.WriteFile(filepathForExport(), data, 0o600); err != nil {
+		return "", err
+	}
+	return checksum(data), nil
+}
+
+// filepathForExport names a new export file in os.TempDir().
+func filepathForExport() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("export-%d.csv", exportSeq.Add(1)))
+}
+
+var exportSeq atomic.Int64
+
+// exportUploadFixed writes the same scratch file and removes it when done.
+func exportUploadFixed(data []byte) (string, error) {
+	return spoolAndRemove("", "export-*.csv", data)
+}
+
+func scratchLeaky(r *http.Request, n int) (string, error) { return receiveMany(n, exportUploadLeaky) }
+func scratchFixed(r *http.Request, n int) (string, error) { return receiveMany(n, exportUploadFixed) }
 
 // ---- post-upload hook: pattern "exec" ----
 

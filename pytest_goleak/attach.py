@@ -9,6 +9,7 @@ service is never stopped, restarted or signalled: it is not ours.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -54,6 +55,7 @@ class AttachedService:
             ) from None
         self.request_timeout = request_timeout
         self.name = f"service at {parts.netloc}"
+        self.tmpdir: Path | None = None  # its TMPDIR is not ours to know: temp files are not counted
         self.exit_reported = False
 
     @property

@@ -123,6 +123,7 @@ class Budget:
     fds: int | None = 0
     children: int | None = 0
     threads: int | None = None
+    tmpfiles: int | None = 0  # entries left in the service's private TMPDIR
     settle: float = 2.0
     ignore: tuple[str, ...] = ()
     ignore_fds: tuple[str, ...] = ()  # fd targets never counted, e.g. "tcp * -> 127.0.0.1:5432 *"
@@ -157,6 +158,7 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "fds": parse_count,
     "children": parse_count,
     "threads": parse_count,
+    "tmpfiles": parse_count,
     "settle": _seconds,
     "ignore": _patterns,
     "ignore_fds": _patterns,
@@ -164,6 +166,6 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "repeat": parse_count,
     "warmup": parse_count,
 }
-_OPTIONAL = {"goroutines", "heap", "fds", "children", "threads"}
+_OPTIONAL = {"goroutines", "heap", "fds", "children", "threads", "tmpfiles"}
 BUDGET_FIELDS = tuple(f.name for f in fields(Budget))
 assert set(BUDGET_FIELDS) == set(_PARSERS), "every Budget field needs a parser"

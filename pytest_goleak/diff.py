@@ -21,6 +21,7 @@ from pytest_goleak.budget import Budget, format_size
 from pytest_goleak.pprof import GoroutineProfile, HeapProfile, Stack
 from pytest_goleak.procfs import ChildInfo, new_children, new_fds
 from pytest_goleak.snapshot import Snapshot
+from pytest_goleak.tmpdir import new_entries
 
 # The goroutine serving the plugin's own profile request, and the reader
 # net/http starts beside any in-flight request (present in some readings and
@@ -105,6 +106,8 @@ class Delta:
     children: int | None = None
     new_children: tuple[ChildInfo, ...] = ()
     threads: int | None = None
+    tmpfiles: int | None = None
+    new_tmpfiles: tuple[tuple[str, int], ...] = ()  # (path under TMPDIR, size or DIRECTORY)
 
     @property
     def goroutines_leaked(self) -> int:
@@ -118,6 +121,7 @@ class Delta:
             "fds": self.fds,
             "children": self.children,
             "threads": self.threads,
+            "tmpfiles": self.tmpfiles,
         }
 
     def exceeded(self, budget: Budget) -> list[str]:
@@ -211,4 +215,6 @@ def diff(before: Snapshot, after: Snapshot, budget: Budget = _ALL) -> Delta:
         children=_minus(after.child_count, before.child_count),
         new_children=children,
         threads=_minus(after.thread_count, before.thread_count),
+        tmpfiles=_minus(after.tmpfile_count, before.tmpfile_count),
+        new_tmpfiles=new_entries(before.tmpfiles or {}, after.tmpfiles or {}),
     )

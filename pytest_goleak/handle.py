@@ -80,7 +80,7 @@ class _Watch:
         self.service = service
         self.budget = budget
         self.pprof = readers.pprof(service)
-        self.snapshotter = Snapshotter(self.pprof, service.pid)
+        self.snapshotter = Snapshotter(self.pprof, service.pid, service.tmpdir)
         self.check = LeakCheck(self.snapshotter, budget) if checking else None
         self.verdict: Verdict | None = None
         self._readers = readers

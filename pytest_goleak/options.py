@@ -59,6 +59,7 @@ OPTIONS = (
     Option("fds", "file descriptors a test may leak (none: unchecked)", "0"),
     Option("children", "child processes a test may leave (none: unchecked)", "0"),
     Option("threads", "OS threads a test may add (default: reported, unchecked)", "none"),
+    Option("tmpfiles", "files and directories a test may leave in the service's TMPDIR (none: unchecked)", "0"),
     Option("settle", "seconds to wait for growth to wind down before failing", "2.0"),
     Option("ignore", "function-name patterns of goroutines to ignore, one per line", kind="linelist"),
     Option(

@@ -25,8 +25,9 @@ from pytest_goleak.state import GoleakState
 from pytest_goleak.timeline import write_timeline
 
 MARKER = (
-    "goleak(goroutines=0, heap='1MiB', fds=0, children=0, threads=None, settle=2.0, ignore=[], ignore_fds=[], "
-    "check=True, repeat=0, warmup=1): leak budget for this test (pytest-goleak); None leaves a measure unchecked"
+    "goleak(goroutines=0, heap='1MiB', fds=0, children=0, threads=None, tmpfiles=0, settle=2.0, ignore=[], "
+    "ignore_fds=[], check=True, repeat=0, warmup=1): leak budget for this test (pytest-goleak); "
+    "None leaves a measure unchecked"
 )
 FIXTURES = frozenset({"goleak_service", "pytest_goleak"})
 
@@ -78,6 +79,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             ("fds", budget.fds),
             ("children", budget.children),
             ("threads", budget.threads),
+            ("tmpfiles", budget.tmpfiles),
         ]
     )
     if state.attached is not None:

@@ -14,6 +14,7 @@ from pytest_goleak.budget import format_size
 from pytest_goleak.check import LeakedGroup, Verdict
 from pytest_goleak.pprof import Frame, Stack
 from pytest_goleak.procfs import format_child
+from pytest_goleak.tmpdir import describe_entry
 
 MAX_GROUPS = 8
 MAX_FRAMES = 14
@@ -97,6 +98,11 @@ def render(verdict: Verdict) -> str:
     if delta.new_children and "children" in verdict.over:
         lines += ["", f"new child processes ({len(delta.new_children)}):"]
         lines += [f"  {format_child(child)}" for child in delta.new_children[:MAX_LISTED]]
+    if delta.new_tmpfiles and "tmpfiles" in verdict.over:
+        lines += ["", f"new entries in the service's TMPDIR ({len(delta.new_tmpfiles)}):"]
+        lines += [f"  {describe_entry(path, size)}" for path, size in delta.new_tmpfiles[:MAX_LISTED]]
+        if len(delta.new_tmpfiles) > MAX_LISTED:
+            lines.append(f"  ... and {len(delta.new_tmpfiles) - MAX_LISTED} more")
     if verdict.waited >= 0.05:
         lines += ["", f"(growth persisted through {verdict.waited:.2f}s of settling)"]
     return "\n".join(lines)
@@ -109,6 +115,7 @@ PROPERTIES = {
     "fds_delta": "fds",
     "children_delta": "children",
     "threads_delta": "threads",
+    "tmpfiles_delta": "tmpfiles",
 }
 
 

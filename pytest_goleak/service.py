@@ -257,6 +257,7 @@ class _Run:
     placeholders: _Placeholders
     command: list[str]
     log_offset: int
+    tmpdir: Path | None  # the private TMPDIR the plugin gave it; None if the user set TMPDIR
     started: float = field(default_factory=time.monotonic)
 
 
@@ -317,6 +318,11 @@ class GoService:
         return Path(self.running.placeholders["tmp"])
 
     @property
+    def tmpdir(self) -> Path | None:
+        """The service's private ``TMPDIR`` (``os.TempDir()``), or None if goleak_env set its own."""
+        return self.running.tmpdir
+
+    @property
     def command(self) -> list[str]:
         return self.running.command
 
@@ -340,9 +346,16 @@ class GoService:
         placeholders = _Placeholders(tmp)
         command = [str(self.binary), *(a.format_map(placeholders) for a in shlex.split(self.config.args))]
         env = dict(os.environ)
+        # A private TMPDIR, so that temp files the service leaves behind can be counted.
+        private_tmp = Path(f"{tmp}-TMPDIR")
+        private_tmp.mkdir()
+        env["TMPDIR"] = str(private_tmp)
+        tmpdir: Path | None = private_tmp
         for line in self.config.env:
             key, value = line.format_map(placeholders).split("=", 1)
             env[key.strip()] = value
+            if key.strip() == "TMPDIR":
+                tmpdir = None  # the user's choice, maybe shared with others: not counted
         if self.config.memprofilerate is not None:
             env["GODEBUG"] = with_memprofilerate(env.get("GODEBUG", ""), self.config.memprofilerate)
         pprof = urlsplit(self.config.pprof_url.format_map(placeholders))
@@ -371,7 +384,7 @@ class GoService:
                 raise ServiceError(f"cannot run {command[0]}: {exc.strerror}; check goleak_binary") from None
         if self._lifeline is not None:
             self._lifeline.guard(proc.pid)
-        self._run = _Run(proc, placeholders, command, offset)
+        self._run = _Run(proc, placeholders, command, offset, tmpdir)
         self.exit_reported = False  # set once a test's report has told of this run's end
         try:
             self._wait_ready()

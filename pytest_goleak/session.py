@@ -18,7 +18,7 @@ from pytest_goleak.budget import format_size, parse_count, parse_size
 from pytest_goleak.check import Verdict
 from pytest_goleak.diff import describe
 
-MEASURES = ("goroutines", "heap", "fds", "children", "threads")
+MEASURES = ("goroutines", "heap", "fds", "children", "threads", "tmpfiles")
 MAX_LISTED = 20
 _SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -33,6 +33,7 @@ def record(service: str, verdict: Verdict, failure: str | None) -> dict[str, Any
             "fds": snapshot.fd_count,
             "children": snapshot.child_count,
             "threads": snapshot.thread_count,
+            "tmpfiles": snapshot.tmpfile_count,
         }
 
     return {

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pytest_goleak.pprof import GoroutineProfile, HeapProfile, PprofClient
 from pytest_goleak.procfs import ProcessState, read_process
+from pytest_goleak.tmpdir import read_tmpdir
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,7 @@ class Snapshot:
     goroutines: GoroutineProfile
     heap: HeapProfile | None = None
     process: ProcessState | None = None
+    tmpfiles: Mapping[str, int] | None = None  # the service's TMPDIR, when the plugin gave it one
     taken_at: float = field(default_factory=time.time)
 
     @property
@@ -39,6 +43,10 @@ class Snapshot:
         return None if self.process is None else len(self.process.children)
 
     @property
+    def tmpfile_count(self) -> int | None:
+        return None if self.tmpfiles is None else len(self.tmpfiles)
+
+    @property
     def thread_count(self) -> int | None:
         return None if self.process is None else self.process.threads
 
@@ -46,9 +54,10 @@ class Snapshot:
 class Snapshotter:
     """Takes snapshots of one service through pprof and, given a PID, /proc."""
 
-    def __init__(self, pprof: PprofClient, pid: int | None) -> None:
+    def __init__(self, pprof: PprofClient, pid: int | None, tmpdir: Path | None = None) -> None:
         self.pprof = pprof
         self.pid = pid
+        self.tmpdir = tmpdir
 
     def take(self, heap: bool = True, sockets: bool = False) -> Snapshot:
         """One reading; ``sockets`` describes socket fds too (fd ignore patterns match on it)."""
@@ -57,4 +66,5 @@ class Snapshotter:
         goroutines = self.pprof.goroutines()
         heap_profile = self.pprof.heap() if heap else None
         process = read_process(self.pid, describe_sockets=sockets) if self.pid is not None else None
-        return Snapshot(goroutines, heap_profile, process)
+        tmpfiles = read_tmpdir(self.tmpdir) if self.tmpdir is not None else None
+        return Snapshot(goroutines, heap_profile, process, tmpfiles)

@@ -80,6 +80,7 @@ def trends(readings: Sequence[Snapshot], budget: Budget, heap_noise: int) -> lis
         "fds": lambda s: fd_count(s, budget.ignore_fds),
         "children": lambda s: s.child_count,
         "threads": lambda s: s.thread_count,
+        "tmpfiles": lambda s: s.tmpfile_count,
     }
     for measure, read in readers.items():
         if getattr(budget, measure) is None:

@@ -64,7 +64,9 @@ def test_none_leaves_a_measure_unchecked() -> None:
         ({"settle": "soon"}, "not a number of seconds"),
         ({"settle": -2}, "0 or more"),
         ({"check": "maybe"}, "not a boolean"),
-        ({"ignore": 3}, "list of function-name patterns"),
+        ({"ignore": 3}, "must be a list of patterns"),
+        ({"ignore_fds": [3]}, "ignore_fds holds 3; each pattern must be a string"),
+        ({"tmpfiles": -1}, "negative"),
         ({"heap": "12 XB"}, "not a size"),
     ],
 )

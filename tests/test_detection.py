@@ -34,6 +34,7 @@ LEAKS: dict[str, tuple[list[str], list[str]]] = {
     "listener": (["1 goroutine leaked", "fds +1"], ["main.(*webhookReceiver).acceptLoop", "LISTEN"]),
     "exec": (["children +1 (budget 0)"], ["[zombie]", "sh"]),
     "tempfile": (["fds +1 (budget 0)"], ["upload-"]),
+    "scratch": (["tmpfiles +1 (budget 0)"], ["new entries in the service's TMPDIR (1):", "export-"]),
     "ticker": (["1 goroutine leaked"], ["main.(*Session).heartbeatLeaky"]),
 }
 
@@ -78,6 +79,29 @@ def test_fixed_twin_passes(pytest_goleak, pattern: str) -> None:  # type: ignore
     assert response.status_code == 200, response.text
 
 
+def test_example_service_own_go_tests_pass() -> None:
+    """The catalogue's Go tests: every leaky route leaks what its signal says, every fixed twin is flat."""
+    done = subprocess.run(
+        ["go", "test", "./..."], cwd=ROOT / "example_service", capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_tmpfiles_are_not_counted_in_a_tmpdir_the_user_chose(
+    pytester: pytest.Pytester, write_ini: Callable[..., None]
+) -> None:
+    write_ini("goleak_env =\n    TMPDIR={tmp}\n")
+    pytester.makepyfile(
+        """
+        def test_scratch(pytest_goleak):
+            assert pytest_goleak.service.tmpdir is None
+            assert pytest_goleak.snapshot().tmpfile_count is None
+            assert pytest_goleak.client.get("/leaky/scratch").status_code == 200
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
 CLEAN_ROUTES = ["/healthz", "/work?n=5000", "/api/products", "/api/orders", "/fixed/http-body", "/fixed/chan-send"]
 
 
@@ -95,6 +119,8 @@ def test_snapshot_is_inspectable(pytest_goleak) -> None:  # type: ignore[no-unty
     assert snapshot.heap_bytes is not None and snapshot.heap_bytes > 0
     assert snapshot.fd_count is not None and snapshot.fd_count >= 3
     assert snapshot.thread_count is not None and snapshot.thread_count >= 1
+    assert snapshot.tmpfile_count is not None
+    assert pytest_goleak.service.tmpdir is not None and pytest_goleak.service.tmpdir.is_dir()
     assert pytest_goleak.service.pid > 0
     assert pytest_goleak.url == pytest_goleak.service.url
 

@@ -97,7 +97,8 @@ def test_report_header_names_service_go_version_and_budgets(
     result.stdout.fnmatch_lines(
         [
             f"goleak: service {example_binary.name} (binary {example_binary}, go1.*)",
-            "goleak: budgets per test: goroutines 0, heap 4.0 MiB, fds 0, children 0, threads unchecked; settle 0.3s",
+            "goleak: budgets per test: goroutines 0, heap 4.0 MiB, fds 0, children 0, threads unchecked, tmpfiles 0;"
+            " settle 0.3s",
         ]
     )
 
