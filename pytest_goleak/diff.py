@@ -32,14 +32,38 @@ OWN_START_FUNCTIONS = frozenset({"net/http.(*connReader).backgroundRead"})
 # goroutine at main.main where profiles show runtime.main below it.
 _HIDDEN_ROOTS = frozenset({"runtime.goexit", "runtime.main"})
 _EXITING = frozenset({"runtime.goexit1", "runtime.goexit0"})
+# Generic launchers run the function they are given: every goroutine of
+# Go 1.25's WaitGroup.Go starts in sync.(*WaitGroup).Go.func1, created by
+# sync.(*WaitGroup).Go. The function one frame in is the one that tells them apart.
+LAUNCHERS = (
+    "sync.(*WaitGroup).Go.func*",
+    "golang.org/x/sync/errgroup.(*Group).Go.func*",
+    "golang.org/x/sync/errgroup.(*Group).TryGo.func*",
+    "github.com/sourcegraph/conc.(*WaitGroup).Go.func*",
+)
+
+
+def _package(function: str) -> str:
+    """``golang.org/x/sync/errgroup`` for ``golang.org/x/sync/errgroup.(*Group).Go.func1``."""
+    slash = function.rfind("/")
+    return function[: function.index(".", slash + 1)] if "." in function[slash + 1 :] else function
 
 
 def identity(stack: Stack) -> str:
-    """The function a goroutine was started with: its outermost frame."""
-    for frame in reversed(stack):
-        if frame.function not in _HIDDEN_ROOTS:
-            return frame.function
-    return stack[-1].function if stack else "?"
+    """The function a goroutine was started with: its outermost frame, looking through launchers.
+
+    A launcher's own work (``wg.Done`` in its defer) is not the goroutine's
+    function: that goroutine keeps the launcher as its identity.
+    """
+    outer = [frame.function for frame in reversed(stack) if frame.function not in _HIDDEN_ROOTS]
+    if not outer:
+        return stack[-1].function if stack else "?"
+    name = outer[0]
+    for inner in outer[1:]:
+        if not any(fnmatchcase(name, pattern) for pattern in LAUNCHERS) or _package(inner) == _package(name):
+            break
+        name = inner
+    return name
 
 
 def is_own(stack: Stack) -> bool:

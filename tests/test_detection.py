@@ -102,6 +102,25 @@ def test_tmpfiles_are_not_counted_in_a_tmpdir_the_user_chose(
     pytester.runpytest().assert_outcomes(passed=1)
 
 
+def test_goroutines_started_by_waitgroup_go_are_told_apart(
+    pytester: pytest.Pytester, write_ini: Callable[..., None], go_build: Callable[[str], Path]
+) -> None:
+    """Ending a WaitGroup.Go poller does not hide a leaked WaitGroup.Go subscriber."""
+    if _go_minor() < 25:
+        pytest.skip("sync.WaitGroup.Go needs Go 1.25 or later")
+    write_ini(binary=go_build("tests/goapps/launchers"), args="-addr {addr}")
+    pytester.makepyfile(
+        """
+        def test_swap(pytest_goleak):
+            assert pytest_goleak.client.get("/stop-poller").status_code == 200
+            assert pytest_goleak.client.get("/leak").status_code == 200
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*goleak: 1 goroutine leaked (budget 0)*", "*1 x [[]chan receive[]] main.subscribe*"])
+
+
 CLEAN_ROUTES = ["/healthz", "/work?n=5000", "/api/products", "/api/orders", "/fixed/http-body", "/fixed/chan-send"]
 
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from pytest_goleak.diff import identity
 from pytest_goleak.errors import GoleakError, ProfileError, ServiceError
 from pytest_goleak.pprof import (
+    Frame,
     PprofClient,
     parse_goroutine_dump,
     parse_goroutine_profile,
@@ -215,3 +216,27 @@ def test_heap_sites_are_unsampled_in_objects_and_bytes_like_go_tool_pprof() -> N
     assert site.inuse_bytes == int(524288 / -math.expm1(-1))
     assert site.stack[0].function == "main.renderPage"
     assert parse_heap_profile(text).sample_rate == 512 << 10
+
+
+def _stack(*functions: str) -> tuple[Frame, ...]:
+    """A stack from innermost to outermost function, as profiles list it."""
+    return tuple(Frame(function, "x.go", 1) for function in functions)
+
+
+@pytest.mark.parametrize(
+    ("functions", "expected"),
+    [
+        (("main.worker", "runtime.goexit"), "main.worker"),
+        (("main.loop", "main.main", "runtime.main", "runtime.goexit"), "main.main"),
+        # Launchers: the function they were given is the identity.
+        (("main.worker", "main.main.func1", "sync.(*WaitGroup).Go.func1", "runtime.goexit"), "main.main.func1"),
+        (("main.poll", "golang.org/x/sync/errgroup.(*Group).Go.func1", "runtime.goexit"), "main.poll"),
+        # A launcher doing its own work (wg.Done in its defer), or just started, stays itself.
+        (("sync.(*WaitGroup).Done", "sync.(*WaitGroup).Go.func1", "runtime.goexit"), "sync.(*WaitGroup).Go.func1"),
+        (("sync.(*WaitGroup).Go.func1", "runtime.goexit"), "sync.(*WaitGroup).Go.func1"),
+        # Not a launcher: a closure in package sync is its own identity.
+        (("sync.(*Cond).Wait", "sync.(*Pool).func1", "runtime.goexit"), "sync.(*Pool).func1"),
+    ],
+)
+def test_identity_is_the_start_function_seen_through_launchers(functions: tuple[str, ...], expected: str) -> None:
+    assert identity(_stack(*functions)) == expected
