@@ -42,6 +42,7 @@ class Option:
 OPTIONS = (
     Option("package", "Go package to build once per session (a directory or import path)"),
     Option("binary", "prebuilt Go binary to run instead of building goleak_package"),
+    Option("build_flags", "flags for go build of goleak_package, e.g. '-race -tags=integration'"),
     Option("args", "arguments; placeholders {port} {addr} {port_NAME} {tmp}", "-addr {addr}"),
     Option("env", "KEY=VALUE lines for the service's environment (same placeholders)", kind="linelist"),
     Option("pprof_url", "where net/http/pprof is served", DEFAULT_PPROF_URL),
@@ -140,6 +141,7 @@ def service_config(config: pytest.Config) -> ServiceConfig:
     return ServiceConfig(
         binary=(base / Path(binary).expanduser()) if binary else None,
         package=package or None,
+        build_flags=str(value(config, "build_flags") or ""),
         base_dir=base,
         args=str(value(config, "args")),
         env=tuple(str(line) for line in value(config, "env")),  # type: ignore[attr-defined]

@@ -20,6 +20,7 @@ import string
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -58,6 +59,7 @@ class ServiceConfig:
 
     binary: Path | None = None
     package: str | None = None
+    build_flags: str = ""  # for `go build`, shell-style: "-race -tags=integration"
     args: str = "-addr {addr}"
     env: tuple[str, ...] = ()
     pprof_url: str = DEFAULT_PPROF_URL
@@ -91,10 +93,13 @@ class ServiceConfig:
             )
         if self.start_timeout <= 0 or self.stop_timeout <= 0 or self.request_timeout <= 0:
             raise ConfigError("goleak timeouts must be positive numbers of seconds")
-        try:
-            shlex.split(self.args)
-        except ValueError as exc:
-            raise ConfigError(f"goleak_args {self.args!r} cannot be split like a shell line ({exc}); fix its quoting")  # noqa: B904
+        for line, option in [(self.args, "goleak_args"), (self.build_flags, "goleak_build_flags")]:
+            try:
+                shlex.split(line)
+            except ValueError as exc:
+                raise ConfigError(f"{option} {line!r} cannot be split like a shell line ({exc}); fix its quoting")  # noqa: B904
+        if self.build_flags and self.binary is not None:
+            raise ConfigError("goleak_build_flags needs goleak_package; goleak_binary is already built")
         for line in self.env:
             if "=" not in line or not line.split("=", 1)[0].strip():
                 raise ConfigError(f"goleak_env line {line!r} is not KEY=VALUE; write one KEY=VALUE per line")
@@ -163,18 +168,19 @@ def find_go() -> str:
     return go
 
 
-def build_package(package: str, rootdir: Path, outdir: Path) -> Path:
+def build_package(package: str, rootdir: Path, outdir: Path, flags: Sequence[str] = ()) -> Path:
     """``go build`` a package once; return the binary's path.
 
     ``package`` is a directory (relative to ``rootdir``) or an import path
-    resolved from ``rootdir``'s module.
+    resolved from ``rootdir``'s module; ``flags`` go to ``go build`` as they
+    are (``-race``, ``-tags=integration``, ``-cover``).
     """
     go = find_go()
     source = (rootdir / package).resolve()
     cwd, target = (source, ".") if source.is_dir() else (rootdir, package)
     outdir.mkdir(parents=True, exist_ok=True)
     binary = outdir / (Path(package.rstrip("/")).name or "service")
-    command = [go, "build", "-o", str(binary), target]
+    command = [go, "build", *flags, "-o", str(binary), target]
     try:
         done = subprocess.run(
             command, cwd=cwd, capture_output=True, text=True, timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL
@@ -183,7 +189,8 @@ def build_package(package: str, rootdir: Path, outdir: Path) -> Path:
         raise ServiceError(f"`go build {target}` in {cwd} took more than {BUILD_TIMEOUT:.0f}s; giving up") from None
     if done.returncode != 0:
         errors = (done.stderr or done.stdout).strip()
-        raise ServiceError(f"`go build {target}` failed in {cwd}; fix the compile errors below:\n{errors}")
+        built = shlex.join(["go", "build", *flags, target])
+        raise ServiceError(f"`{built}` failed in {cwd}; fix the errors below:\n{errors}")
     return binary
 
 

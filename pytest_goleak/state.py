@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,7 +31,7 @@ class GoleakState:
         self.timeline = options.output_path(config, "timeline")
         self.recorder = SessionRecorder(options.session_budget(config))
         self.readers = Readers(reuse=bool(options.value(config, "reuse_readings")))
-        self._binaries: dict[tuple[str, Path], Path] = {}
+        self._binaries: dict[tuple[str, Path, str], Path] = {}
         self._build_dir: Path | None = None
         self._services: list[GoService] = []
         self._main: Service | None = None
@@ -45,12 +46,13 @@ class GoleakState:
         if service.binary is not None:
             return check_binary(service.base_dir / service.binary)
         assert service.package is not None
-        key = (service.package, service.base_dir)
+        key = (service.package, service.base_dir, service.build_flags)
         if key not in self._binaries:
             if self._build_dir is None:
                 self._build_dir = Path(tempfile.mkdtemp(prefix="pytest-goleak-build-"))
             out = self._build_dir / str(len(self._binaries))
-            self._binaries[key] = build_package(service.package, service.base_dir, out)
+            flags = shlex.split(service.build_flags)
+            self._binaries[key] = build_package(service.package, service.base_dir, out, flags)
         return self._binaries[key]
 
     def prepare(self) -> None:

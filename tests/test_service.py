@@ -184,10 +184,44 @@ def test_build_failure_shows_compiler_errors(tmp_path: Path) -> None:
     assert "undefined: undefinedThing" in message
 
 
+def test_build_flags_reach_go_build(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        f"""
+        [pytest]
+        goleak_package = {ROOT / "tests" / "goapps" / "slowstart"}
+        goleak_build_flags = -tags=goleak_tagged
+        goleak_args = -addr {{addr}} -delay 0s
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_tagged(pytest_goleak):
+            assert pytest_goleak.client.get("/tagged").text == "built with -tags=goleak_tagged"
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_bad_build_flag_is_one_usage_error_with_go_s_own_words(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        f"""
+        [pytest]
+        goleak_package = {ROOT / "tests" / "goapps" / "slowstart"}
+        goleak_build_flags = -no-such-flag
+        """
+    )
+    pytester.makepyfile("def test_any(pytest_goleak):\n    pass\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: pytest-goleak: `go build -no-such-flag .` failed in *", "*-no-such-flag*"])
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [
         ({}, "no Go service configured; set goleak_package"),
+        ({"binary": Path("/x"), "build_flags": "-race"}, "goleak_build_flags needs goleak_package"),
+        ({"package": "x", "build_flags": "-tags='a"}, "goleak_build_flags .* cannot be split like a shell line"),
         ({"binary": Path("/x"), "package": "y"}, "both goleak_binary and goleak_package"),
         ({"package": "x", "args": "-addr {host}"}, "unknown placeholder {host}"),
         ({"package": "x", "args": "-config '{unclosed"}, "cannot be split like a shell line"),
