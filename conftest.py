@@ -7,6 +7,9 @@ run pytest inside pytest (``pytester``), so those runs do not rebuild them.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +20,19 @@ from pytest_goleak.service import build_package
 
 ROOT = Path(__file__).resolve().parent
 pytest_plugins = ["pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytester points HOME at a temporary directory, and Go keeps its build
+    # cache under HOME: every nested run that builds a package would compile
+    # the standard library again (30 s for a -race build). Pin the caches.
+    go = shutil.which("go")
+    if go is None:
+        return
+    done = subprocess.run([go, "env", "GOCACHE", "GOMODCACHE"], capture_output=True, text=True, timeout=30)
+    if done.returncode == 0:
+        for name, value in zip(("GOCACHE", "GOMODCACHE"), done.stdout.splitlines(), strict=False):
+            os.environ.setdefault(name, value)
 
 
 @pytest.fixture(scope="session")
