@@ -258,7 +258,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         longrepr = getattr(report, "longrepr", None)
         if text and isinstance(longrepr, ExceptionRepr):
             # The test failed on its own: keep its failure and append the leak to it.
-            longrepr.addsection("goleak: the service also leaked", text)
+            longrepr.addsection("goleak: the leak check failed too", text)
         facts = item.stash.get(RECORD, None)
         if facts is not None:
             # Plain JSON data: it travels from xdist workers to the controller with the report.

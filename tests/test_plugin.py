@@ -122,7 +122,11 @@ def test_own_failure_stays_visible_with_the_leak_appended(suite) -> None:  # typ
     result = suite(tests).runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*AssertionError: the test's own failure*", "*goleak: the service also leaked*", "goleak: 1 goroutine leaked*"]
+        [
+            "*AssertionError: the test's own failure*",
+            "*goleak: the leak check failed too*",
+            "goleak: 1 goroutine leaked*",
+        ]
     )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -341,3 +343,35 @@ def test_ready_url_keeps_start_up_growth_out_of_the_first_test(
     else:  # the warm-up's workers are charged to the first test
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines(["*goleak: * goroutines leaked*", "*main.worker*"])
+
+
+def test_race_build_fails_the_test_that_raced_with_the_race_report(pytester: pytest.Pytester) -> None:
+    env = subprocess.run(["go", "env", "CGO_ENABLED", "CC"], capture_output=True, text=True, check=True).stdout.split()
+    if env[0] != "1" or shutil.which(env[1]) is None:
+        pytest.skip("go build -race needs cgo and a C compiler")
+    pytester.makeini(
+        f"""
+        [pytest]
+        goleak_package = {ROOT / "tests" / "goapps" / "slowstart"}
+        goleak_build_flags = -race
+        goleak_args = -addr {{addr}} -delay 0s
+        goleak_env = GORACE=halt_on_error=1
+        """
+    )
+    pytester.makepyfile(
+        """
+        import httpx
+
+        def test_racy(pytest_goleak):
+            try:
+                pytest_goleak.client.get("/race")
+            except httpx.HTTPError:
+                pass  # the race detector stops the service mid-request
+
+        def test_next_gets_a_fresh_service(pytest_goleak):
+            assert pytest_goleak.client.get("/healthz").text == "ok"
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*goleak: slowstart exited with code 66 during this test*", "WARNING: DATA RACE"])

@@ -22,6 +22,17 @@ import (
 	"time"
 )
 
+// racyCount increments a counter from two goroutines without a lock: a data
+// race for builds with -race to report.
+func racyCount() int {
+	count := 0
+	done := make(chan bool)
+	go func() { count++; done <- true }()
+	count++
+	<-done
+	return count
+}
+
 // worker is one member of the pool the warm-up fills; it lives until shutdown.
 func worker(ctx context.Context) {
 	<-ctx.Done()
@@ -44,6 +55,9 @@ func main() {
 
 	http.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "ok")
+	})
+	http.HandleFunc("GET /race", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, racyCount())
 	})
 	var ready atomic.Bool
 	http.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
