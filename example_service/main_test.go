@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -34,6 +35,15 @@ func call(t *testing.T, mux *http.ServeMux, path string) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("GET %s: %d %s", path, rec.Code, rec.Body)
 	}
+}
+
+// goMinor is the minor version of the Go that built this test: 22 for go1.22.10.
+func goMinor() int {
+	var minor int
+	if _, err := fmt.Sscanf(runtime.Version(), "go1.%d", &minor); err != nil {
+		return 1 << 30 // a development version: assume the newest
+	}
+	return minor
 }
 
 func openFDs() int {
@@ -115,7 +125,9 @@ func TestFixedTwinsAreFlatAndLeakyRoutesLeak(t *testing.T) {
 		if strings.Contains(p.signal, "goroutines") && dg < 3 {
 			t.Errorf("leaky/%s: %d new goroutines, want >= 3", p.name, dg)
 		}
-		if strings.Contains(p.signal, "fds") && dfd < 3 {
+		// Before Go 1.23 os/exec kept no pidfd, so an unreaped child holds no fd.
+		pidfdless := p.name == "exec" && goMinor() < 23
+		if strings.Contains(p.signal, "fds") && !pidfdless && dfd < 3 {
 			t.Errorf("leaky/%s: %d new fds, want >= 3", p.name, dfd)
 		}
 	}
