@@ -352,19 +352,7 @@ class GoService:
         tmp = Path(tempfile.mkdtemp(prefix=f"{self.config.display_name}-", dir=self.workdir))
         placeholders = _Placeholders(tmp)
         command = [str(self.binary), *(a.format_map(placeholders) for a in shlex.split(self.config.args))]
-        env = dict(os.environ)
-        # A private TMPDIR, so that temp files the service leaves behind can be counted.
-        private_tmp = Path(f"{tmp}-TMPDIR")
-        private_tmp.mkdir()
-        env["TMPDIR"] = str(private_tmp)
-        tmpdir: Path | None = private_tmp
-        for line in self.config.env:
-            key, value = line.format_map(placeholders).split("=", 1)
-            env[key.strip()] = value
-            if key.strip() == "TMPDIR":
-                tmpdir = None  # the user's choice, maybe shared with others: not counted
-        if self.config.memprofilerate is not None:
-            env["GODEBUG"] = with_memprofilerate(env.get("GODEBUG", ""), self.config.memprofilerate)
+        env, tmpdir = self._environment(placeholders, tmp)
         pprof = urlsplit(self.config.pprof_url.format_map(placeholders))
         pprof_port = pprof.port or (443 if pprof.scheme == "https" else 80)
         if pprof_port not in placeholders.ports.values() and _accepts(pprof.hostname or "127.0.0.1", pprof_port):
@@ -398,6 +386,23 @@ class GoService:
         except BaseException:
             self.stop()
             raise
+
+    def _environment(self, placeholders: _Placeholders, tmp: Path) -> tuple[dict[str, str], Path | None]:
+        """The service's environment, and the private TMPDIR in it whose contents are counted (if any)."""
+        env = dict(os.environ)
+        # A private TMPDIR, so that temp files the service leaves behind can be counted.
+        private_tmp = Path(f"{tmp}-TMPDIR")
+        private_tmp.mkdir()
+        env["TMPDIR"] = str(private_tmp)
+        tmpdir: Path | None = private_tmp
+        for line in self.config.env:
+            key, value = line.format_map(placeholders).split("=", 1)
+            env[key.strip()] = value
+            if key.strip() == "TMPDIR":
+                tmpdir = None  # the user's choice, maybe shared with others: not counted
+        if self.config.memprofilerate is not None:
+            env["GODEBUG"] = with_memprofilerate(env.get("GODEBUG", ""), self.config.memprofilerate)
+        return env, tmpdir
 
     @property
     def ready_url(self) -> str | None:
