@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import psutil
 
 from pytest_goleak.errors import ConfigError, ServiceError
 from pytest_goleak.http import client
-from pytest_goleak.service import DEFAULT_PPROF_URL, is_loopback
+from pytest_goleak.service import DEFAULT_PPROF_URL, is_loopback, probe_pprof, probe_ready
 
 UNMEASURED_WITHOUT_PID = ("fds", "children", "threads")
 
@@ -32,6 +31,8 @@ class AttachedService:
         pid: int | None = None,
         request_timeout: float = 5.0,
         allow_remote: bool = False,
+        ready_url: str = "",
+        start_timeout: float = 10.0,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -46,13 +47,15 @@ class AttachedService:
         self.url = url.rstrip("/")
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.pid = pid
-        try:
-            self.pprof_url = pprof_url.format(addr=parts.netloc, port=self.port)
-        except (KeyError, IndexError, ValueError) as exc:
+        self.pprof_url = self._fill(pprof_url, "goleak_pprof_url", parts.netloc)
+        self.ready_url = self._fill(ready_url, "goleak_ready_url", parts.netloc) if ready_url else None
+        ready_host = urlsplit(self.ready_url).hostname if self.ready_url else None
+        if ready_host is not None and not allow_remote and not is_loopback(ready_host):
             raise ConfigError(
-                f"goleak_pprof_url {pprof_url!r} uses {exc}, which attach mode cannot fill; "
-                "write the attached service's pprof URL in full"
-            ) from None
+                f"goleak_ready_url points at {ready_host}, not loopback; tests talk to loopback only, "
+                "so opt in with goleak_allow_remote = true if you mean it"
+            )
+        self.start_timeout = start_timeout
         self.request_timeout = request_timeout
         self.name = f"service at {parts.netloc}"
         self.tmpdir: Path | None = None  # its TMPDIR is not ours to know: temp files are not counted
@@ -62,26 +65,36 @@ class AttachedService:
     def unmeasured(self) -> tuple[str, ...]:
         return UNMEASURED_WITHOUT_PID if self.pid is None else ()
 
-    def start(self, timeout: float = 5.0) -> None:
-        """Check that pprof answers; there is nothing to start."""
-        deadline = time.monotonic() + timeout
-        problem = ""
-        with client(min(timeout, 2.0)) as http:
-            while time.monotonic() < deadline:
-                try:
-                    response = http.get(self.pprof_url)
-                except httpx.HTTPError as exc:
-                    problem = f"it did not answer ({type(exc).__name__})"
-                else:
-                    if response.status_code == 200:
+    def _fill(self, template: str, option: str, netloc: str) -> str:
+        try:
+            return template.format(addr=netloc, port=self.port)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"{option} {template!r} uses {exc}, which attach mode cannot fill; "
+                "write the attached service's URL in full"
+            ) from None
+
+    def start(self) -> None:
+        """Wait until pprof answers and, if configured, the ready URL answers 2xx; there is nothing to start."""
+        deadline = time.monotonic() + self.start_timeout
+        with client(min(self.start_timeout, 2.0)) as http:
+            while True:
+                problem = probe_pprof(http, self.pprof_url)
+                if problem is not None and "(HTTP 404)" in problem:
+                    break  # pprof is not mounted there: waiting will not help
+                if problem is None:
+                    problem = probe_ready(http, self.ready_url)
+                    if problem is None:
                         return
-                    problem = f"it answered HTTP {response.status_code}"
-                    if response.status_code == 404:
-                        break
+                    if time.monotonic() >= deadline:
+                        raise ServiceError(
+                            f"attached {self.name} was not ready within {self.start_timeout:g}s ({problem})"
+                        )
+                if time.monotonic() >= deadline:
+                    break
                 time.sleep(0.1)
         raise ServiceError(
-            f"attached {self.name} serves no pprof at {self.pprof_url}: {problem}; "
-            'check goleak_attach_url and goleak_pprof_url, and that it imports _ "net/http/pprof"'
+            f"attached {self.name} serves no pprof: {problem}; check goleak_attach_url and goleak_pprof_url"
         )
 
     def alive(self) -> bool:

@@ -206,4 +206,6 @@ def attached(config: pytest.Config) -> AttachedService | None:
         pid=int(raw_pid) if raw_pid else None,
         request_timeout=_seconds(config, "request_timeout"),
         allow_remote=bool(value(config, "allow_remote")),
+        ready_url=str(value(config, "ready_url") or ""),
+        start_timeout=_seconds(config, "start_timeout"),
     )

@@ -158,6 +158,33 @@ def with_memprofilerate(godebug: str, rate: int) -> str:
     return ",".join([*settings, f"memprofilerate={rate}"])
 
 
+PPROF_MISSING = 'add import _ "net/http/pprof" to the service, or point goleak_pprof_url at it'
+
+
+def probe_pprof(http: httpx.Client, url: str) -> str | None:
+    """None once pprof answers at ``url``; else what went wrong (a 404 names the fix)."""
+    try:
+        response = http.get(url)
+    except httpx.HTTPError as exc:
+        return f"{url} did not answer ({type(exc).__name__})"
+    if response.status_code == 404:
+        return f"{url} (HTTP 404); {PPROF_MISSING}"
+    return None if response.status_code == 200 else f"{url} answered HTTP {response.status_code}"
+
+
+def probe_ready(http: httpx.Client, url: str | None) -> str | None:
+    """None once the ready URL (if any) answers 2xx; else what it answered."""
+    if url is None:
+        return None
+    try:
+        response = http.get(url)
+    except httpx.HTTPError as exc:
+        return f"goleak_ready_url {url} did not answer ({type(exc).__name__})"
+    if response.is_success:
+        return None
+    return f"goleak_ready_url {url} answered HTTP {response.status_code}"
+
+
 def find_go() -> str:
     go = shutil.which("go")
     if go is None:
@@ -441,33 +468,13 @@ class GoService:
 
     def _probe_pprof(self, http: httpx.Client) -> str | None:
         """None once pprof answers; else what went wrong. A 404 means pprof is not mounted: no use waiting."""
-        url = self.pprof_url
-        try:
-            response = http.get(url)
-        except httpx.HTTPError as exc:
-            return f"{url} did not answer ({type(exc).__name__})"
-        if response.status_code == 404:
-            raise ServiceError(
-                self._failure(
-                    f"answers but serves no pprof at {url} (HTTP 404); add "
-                    'import _ "net/http/pprof" to the service, or point goleak_pprof_url at it',
-                    tail=False,
-                )
-            )
-        return None if response.status_code == 200 else f"{url} answered HTTP {response.status_code}"
+        problem = probe_pprof(http, self.pprof_url)
+        if problem is not None and "(HTTP 404)" in problem:
+            raise ServiceError(self._failure(f"answers but serves no pprof at {problem}", tail=False))
+        return problem
 
     def _probe_ready(self, http: httpx.Client) -> str | None:
-        """None once the ready URL (if any) answers 2xx; else what it answered."""
-        url = self.ready_url
-        if url is None:
-            return None
-        try:
-            response = http.get(url)
-        except httpx.HTTPError as exc:
-            return f"goleak_ready_url {url} did not answer ({type(exc).__name__})"
-        if response.is_success:
-            return None
-        return f"goleak_ready_url {url} answered HTTP {response.status_code}"
+        return probe_ready(http, self.ready_url)
 
     def _failure(self, what: str, tail: bool = True) -> str:
         run = self.running

@@ -197,6 +197,33 @@ def test_attach_mode_measures_what_it_can_reach(
     assert outside_service.alive(), "attach mode must never stop the service"
 
 
+@pytest.mark.parametrize("warmup", ["800ms", "60s"])
+def test_attach_mode_waits_for_the_ready_url(
+    pytester: pytest.Pytester, go_build: Callable[[str], Path], tmp_path: Path, warmup: str
+) -> None:
+    binary = go_build("tests/goapps/slowstart")
+    outside = GoService(
+        ServiceConfig(binary=binary, args=f"-addr {{addr}} -delay 0s -warmup {warmup}"), binary, tmp_path
+    )
+    outside.start()  # answers pprof at once; ready only after the warm-up
+    try:
+        pytester.makeini(
+            f"[pytest]\ngoleak_attach_url = {outside.url}\ngoleak_attach_pid = {outside.pid}\n"
+            "goleak_ready_url = http://{addr}/ready\ngoleak_start_timeout = 2\ngoleak_settle = 0.3\n"
+        )
+        pytester.makepyfile("def test_first(pytest_goleak):\n    pytest_goleak.client.get('/healthz')\n")
+        result = pytester.runpytest()
+    finally:
+        outside.stop()
+    if warmup == "800ms":  # the warm-up's workers are not charged to the first test
+        result.assert_outcomes(passed=1)
+    else:
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(
+            [f"*was not ready within 2s (goleak_ready_url {outside.url}/ready answered HTTP 503)*"]
+        )
+
+
 def test_attach_refuses_remote_hosts_without_opt_in(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\ngoleak_attach_url = http://10.20.30.40:8080\n")
     pytester.makepyfile("def test_x(pytest_goleak): pass\n")
