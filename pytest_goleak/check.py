@@ -84,8 +84,11 @@ class LeakCheck:
         self.before: Snapshot | None = None
 
     def take(self) -> Snapshot:
-        """A reading with what this budget checks: the heap only if checked, sockets described for fd patterns."""
-        return self.snapshotter.take(heap=self.budget.heap is not None, sockets=bool(self.budget.ignore_fds))
+        """A reading of what this budget checks: heap and TMPDIR only if checked, sockets described for fd patterns."""
+        budget = self.budget
+        return self.snapshotter.take(
+            heap=budget.heap is not None, sockets=bool(budget.ignore_fds), tmpfiles=budget.tmpfiles is not None
+        )
 
     def begin(self, before: Snapshot | None = None) -> Snapshot:
         """Take the before-reading, or adopt ``before`` (the previous test's after-reading)."""

@@ -49,6 +49,8 @@ class Readers:
         reading = last[1]
         if budget.heap is not None and reading.heap is None:
             return None
+        if budget.tmpfiles is not None and reading.tmpfiles is None and service.tmpdir is not None:
+            return None
         if budget.ignore_fds and reading.process is not None and reading.process.sockets is None:
             return None  # its sockets were not described, so fd patterns cannot match them
         return reading

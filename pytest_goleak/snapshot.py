@@ -59,12 +59,16 @@ class Snapshotter:
         self.pid = pid
         self.tmpdir = tmpdir
 
-    def take(self, heap: bool = True, sockets: bool = False) -> Snapshot:
-        """One reading; ``sockets`` describes socket fds too (fd ignore patterns match on it)."""
+    def take(self, heap: bool = True, sockets: bool = False, tmpfiles: bool = True) -> Snapshot:
+        """One reading; ``sockets`` describes socket fds too (fd ignore patterns match on it).
+
+        ``heap`` and ``tmpfiles`` can be left out when unchecked: a forced GC,
+        and a walk of the service's TMPDIR.
+        """
         # Goroutines first: the forced GC of the heap read would otherwise
         # finish off goroutines a test left winding down, between the two.
         goroutines = self.pprof.goroutines()
         heap_profile = self.pprof.heap() if heap else None
         process = read_process(self.pid, describe_sockets=sockets) if self.pid is not None else None
-        tmpfiles = read_tmpdir(self.tmpdir) if self.tmpdir is not None else None
-        return Snapshot(goroutines, heap_profile, process, tmpfiles)
+        entries = read_tmpdir(self.tmpdir) if tmpfiles and self.tmpdir is not None else None
+        return Snapshot(goroutines, heap_profile, process, entries)

@@ -255,3 +255,22 @@ def test_ignore_fds_from_the_ini(suite) -> None:  # type: ignore[no-untyped-def]
     result = pytester.runpytest("-v")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*::test_open PASSED*", "*::test_http_body FAILED*"])
+
+
+def test_tmpfiles_none_leaves_the_tmpdir_unread_and_unchecked(suite) -> None:  # type: ignore[no-untyped-def]
+    tests = """
+        import pytest
+
+        @pytest.mark.goleak(tmpfiles=None)
+        def test_unchecked(pytest_goleak):
+            assert pytest_goleak.client.get("/leaky/scratch").status_code == 200
+
+        def test_checked(pytest_goleak):
+            assert pytest_goleak.client.get("/leaky/scratch").status_code == 200
+    """
+    pytester = suite(tests)
+    result = pytester.runpytest("--junitxml=out.xml")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*test_checked - Failed: goleak: tmpfiles +1 (budget 0)*"])
+    junit = (pytester.path / "out.xml").read_text()
+    assert junit.count('name="tmpfiles_delta"') == 1  # only the checked test read its TMPDIR
