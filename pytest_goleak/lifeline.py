@@ -4,19 +4,22 @@ pytest's fixture teardown never runs when pytest is killed (SIGKILL, or
 ``os._exit`` from pytest-timeout), and a parent-death signal reaches only the
 service itself, not the processes it spawned. So each pytest process starts
 one lifeline: ``python -m pytest_goleak.lifeline``. pytest writes ``+PGID``
-when a service starts and ``-PGID`` when it has stopped it, on the lifeline's
-stdin. When that pipe closes, however pytest ended, the lifeline SIGKILLs
-every group still listed and exits.
+(or ``+PGID TMPDIR``, the service's private temp directory) when a service
+starts and ``-PGID`` when it has stopped it, on the lifeline's stdin. When
+that pipe closes, however pytest ended, the lifeline SIGKILLs every group
+still listed, removes their temp directories and exits.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 
 
 def _kill_group(pgid: int) -> None:
@@ -32,13 +35,22 @@ def watch(stream: Iterable[str] | None = None) -> None:
     # outlive pytest's own handling of it to clean up after it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     lines = sys.stdin if stream is None else stream
-    groups: set[int] = set()
+    groups: dict[int, str] = {}  # pgid -> its temp directory, or ""
     for line in lines:
-        line = line.strip()
-        if line[:1] in ("+", "-") and line[1:].isdigit():
-            (groups.add if line[0] == "+" else groups.discard)(int(line[1:]))
+        line = line.rstrip("\n")
+        sign = line[:1]
+        pgid, _, tmpdir = line[1:].partition(" ")
+        if sign not in ("+", "-") or not pgid.isdigit():
+            continue
+        if sign == "+":
+            groups[int(pgid)] = tmpdir
+        else:
+            groups.pop(int(pgid), None)
     for pgid in groups:
         _kill_group(pgid)
+    for tmpdir in groups.values():
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 class Lifeline:
@@ -67,8 +79,8 @@ class Lifeline:
             except (BrokenPipeError, ValueError):
                 pass  # the lifeline died; teardown still stops what it can
 
-    def guard(self, pgid: int) -> None:
-        self._send(f"+{pgid}")
+    def guard(self, pgid: int, tmpdir: Path | None = None) -> None:
+        self._send(f"+{pgid} {tmpdir}" if tmpdir is not None else f"+{pgid}")
 
     def release(self, pgid: int) -> None:
         self._send(f"-{pgid}")

@@ -379,7 +379,6 @@ class GoService:
         tmp = Path(tempfile.mkdtemp(prefix=f"{self.config.display_name}-", dir=self.workdir))
         placeholders = _Placeholders(tmp)
         command = [str(self.binary), *(a.format_map(placeholders) for a in shlex.split(self.config.args))]
-        env, tmpdir = self._environment(placeholders, tmp)
         pprof = urlsplit(self.config.pprof_url.format_map(placeholders))
         pprof_port = pprof.port or (443 if pprof.scheme == "https" else 80)
         if pprof_port not in placeholders.ports.values() and _accepts(pprof.hostname or "127.0.0.1", pprof_port):
@@ -387,6 +386,7 @@ class GoService:
                 f"port {pprof_port} of goleak_pprof_url is already in use by another process; "
                 "stop it, or use {port} / {port_NAME} so the plugin picks a free port"
             )
+        env, tmpdir = self._environment(placeholders)
         with self.log_path.open("ab") as log:
             offset = log.tell()
             log.write(f"--- pytest-goleak: starting {shlex.join(command)}\n".encode())
@@ -403,9 +403,11 @@ class GoService:
                     preexec_fn=_set_parent_death_signal,
                 )
             except OSError as exc:
+                if tmpdir is not None:
+                    shutil.rmtree(tmpdir, ignore_errors=True)
                 raise ServiceError(f"cannot run {command[0]}: {exc.strerror}; check goleak_binary") from None
         if self._lifeline is not None:
-            self._lifeline.guard(proc.pid)
+            self._lifeline.guard(proc.pid, tmpdir)
         self._run = _Run(proc, placeholders, command, offset, tmpdir)
         self.exit_reported = False  # set once a test's report has told of this run's end
         try:
@@ -414,19 +416,19 @@ class GoService:
             self.stop()
             raise
 
-    def _environment(self, placeholders: _Placeholders, tmp: Path) -> tuple[dict[str, str], Path | None]:
+    def _environment(self, placeholders: _Placeholders) -> tuple[dict[str, str], Path | None]:
         """The service's environment, and the private TMPDIR in it whose contents are counted (if any)."""
         env = dict(os.environ)
-        # A private TMPDIR, so that temp files the service leaves behind can be counted.
-        private_tmp = Path(f"{tmp}-TMPDIR")
-        private_tmp.mkdir()
-        env["TMPDIR"] = str(private_tmp)
-        tmpdir: Path | None = private_tmp
         for line in self.config.env:
             key, value = line.format_map(placeholders).split("=", 1)
             env[key.strip()] = value
-            if key.strip() == "TMPDIR":
-                tmpdir = None  # the user's choice, maybe shared with others: not counted
+        tmpdir = None  # a TMPDIR the user chose may be shared with others: not counted
+        if not any(line.split("=", 1)[0].strip() == "TMPDIR" for line in self.config.env):
+            # A private TMPDIR, so that temp files the service leaves behind can be
+            # counted. Short, in the system's temp dir: a unix socket path in it must
+            # fit the kernel's 108 bytes, which pytest's deep basetemp could exceed.
+            tmpdir = Path(tempfile.mkdtemp(prefix="goleak-"))
+            env["TMPDIR"] = str(tmpdir)
         if self.config.memprofilerate is not None:
             env["GODEBUG"] = with_memprofilerate(env.get("GODEBUG", ""), self.config.memprofilerate)
         return env, tmpdir
@@ -507,6 +509,8 @@ class GoService:
         finally:
             if self._lifeline is not None:
                 self._lifeline.release(proc.pid)
+            if run.tmpdir is not None:
+                shutil.rmtree(run.tmpdir, ignore_errors=True)
         return proc.returncode
 
     def output_since_start(self, limit: int = 1 << 20) -> str:

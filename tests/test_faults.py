@@ -165,6 +165,7 @@ import pathlib, time
 
 def test_hold(pytest_goleak):
     child = (pytest_goleak.service.tmp / "child.pid").read_text()
+    pathlib.Path("tmpdir").write_text(str(pytest_goleak.service.tmpdir))
     pathlib.Path("pids").write_text(f"{pytest_goleak.service.pid} {child}")
     time.sleep(float(pathlib.Path("hold").read_text()))
 """
@@ -212,6 +213,11 @@ def test_no_process_survives_pytest(tmp_path: Path, go_build: Callable[[str], Pa
             proc.kill()
         proc.wait(30)
         assert _wait_gone([service, child]) == [], f"survivors after a {ending} end of pytest"
+        tmpdir = Path((tmp_path / "tmpdir").read_text())
+        deadline = time.monotonic() + 5
+        while tmpdir.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not tmpdir.exists(), f"the service's TMPDIR {tmpdir} outlived a {ending} end of pytest"
     finally:
         if proc.poll() is None:
             proc.kill()

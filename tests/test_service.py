@@ -56,7 +56,10 @@ def test_start_serves_and_stop_leaves_nothing(run_service, example_binary: Path)
     httpx.get(service.url + "/leaky/exec", trust_env=False)
     children = psutil.Process(pid).children(recursive=True)
     assert children
+    tmpdir = service.tmpdir
+    assert tmpdir is not None and tmpdir.is_dir() and len(str(tmpdir)) < 40  # room for unix socket paths
     assert service.stop() == 0  # SIGTERM: the service shut down gracefully
+    assert not tmpdir.exists()
     assert _gone(pid)
     assert all(_gone(child.pid) for child in children)
 
