@@ -254,7 +254,7 @@ def install(
 
                     record.leak_text = render(verdict)
             if len(readings) >= 3 and verdict is not None:  # before, a first after over budget, more
-                first = diff(readings[0], readings[1], verdict.budget.ignore)
+                first = diff(readings[0], readings[1], verdict.budget)
                 record.first_after_over = tuple(first.over(verdict.budget))
                 record.transient_identities = tuple(f"{g.identity} +{g.leaked}" for g in first.goroutines)
             item.config.stash[RECORDER].records[item.nodeid] = record
