@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from pytest_goleak.diff import diff
@@ -252,7 +253,7 @@ def install(
                 if verdict.failed:
                     from pytest_goleak.report import render
 
-                    record.leak_text = render(verdict)
+                    record.leak_text = render(verdict) + _peers(handle.service.pid)
             if len(readings) >= 3 and verdict is not None:  # before, a first after over budget, more
                 first = diff(readings[0], readings[1], verdict.budget)
                 record.first_after_over = tuple(first.over(verdict.budget))
@@ -285,6 +286,24 @@ def install(
         pytest_runtest_call=pytest_runtest_call,
         pytest_terminal_summary=pytest_terminal_summary,
     )
+
+
+def _peers(pid: int) -> str:
+    """Who holds the other end of each of the server's established TCP connections: which client leaked it."""
+    owners = {}
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.laddr and conn.pid is not None:
+            owners[(conn.laddr.ip, conn.laddr.port)] = conn.pid
+    lines = ["", "established connections of the server (peer -> process holding it):"]
+    for conn in psutil.Process(pid).net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_ESTABLISHED and conn.raddr:
+            owner = owners.get((conn.raddr.ip, conn.raddr.port))
+            try:
+                name = f"{owner} {psutil.Process(owner).name()}" if owner is not None else "?"
+            except psutil.Error:
+                name = f"{owner} (gone)"
+            lines.append(f"  fd {conn.fd} {conn.laddr.port} <- {conn.raddr.port}: {name}")
+    return "\n".join(lines)
 
 
 def summarize(recorder: Recorder) -> dict[str, object]:
