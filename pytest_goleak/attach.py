@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from pytest_goleak.errors import ConfigError, ServiceError
+from pytest_goleak.errors import ConfigError, PprofNotServed, ServiceError
 from pytest_goleak.http import client
-from pytest_goleak.service import DEFAULT_PPROF_URL, is_loopback, probe_pprof, probe_ready
+from pytest_goleak.service import DEFAULT_PPROF_URL, probe_pprof, probe_ready, require_loopback
 
 UNMEASURED_WITHOUT_PID = ("fds", "children", "threads")
 
@@ -37,11 +37,7 @@ class AttachedService:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"goleak_attach_url {url!r} is not an http URL; e.g. http://127.0.0.1:8080")
-        if not allow_remote and not is_loopback(parts.hostname):
-            raise ConfigError(
-                f"goleak_attach_url points at {parts.hostname}, not loopback; pprof exposes memory contents, "
-                "so opt in with goleak_allow_remote = true if you mean it"
-            )
+        require_loopback(parts.hostname, "goleak_attach_url", "pprof exposes memory contents", allow_remote)
         if pid is not None and not psutil.pid_exists(pid):
             raise ConfigError(f"goleak_attach_pid {pid} is not a running process; give the service's local PID")
         self.url = url.rstrip("/")
@@ -49,12 +45,9 @@ class AttachedService:
         self.pid = pid
         self.pprof_url = self._fill(pprof_url, "goleak_pprof_url", parts.netloc)
         self.ready_url = self._fill(ready_url, "goleak_ready_url", parts.netloc) if ready_url else None
-        ready_host = urlsplit(self.ready_url).hostname if self.ready_url else None
-        if ready_host is not None and not allow_remote and not is_loopback(ready_host):
-            raise ConfigError(
-                f"goleak_ready_url points at {ready_host}, not loopback; tests talk to loopback only, "
-                "so opt in with goleak_allow_remote = true if you mean it"
-            )
+        if self.ready_url:
+            ready_host = urlsplit(self.ready_url).hostname or ""
+            require_loopback(ready_host, "goleak_ready_url", "tests talk to loopback only", allow_remote)
         self.start_timeout = start_timeout
         self.request_timeout = request_timeout
         self.name = f"service at {parts.netloc}"
@@ -79,8 +72,10 @@ class AttachedService:
         deadline = time.monotonic() + self.start_timeout
         with client(min(self.start_timeout, 2.0)) as http:
             while True:
-                problem = probe_pprof(http, self.pprof_url)
-                if problem is not None and "(HTTP 404)" in problem:
+                try:
+                    problem = probe_pprof(http, self.pprof_url)
+                except PprofNotServed as exc:
+                    problem = str(exc)
                     break  # pprof is not mounted there: waiting will not help
                 if problem is None:
                     problem = probe_ready(http, self.ready_url)

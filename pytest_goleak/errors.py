@@ -26,6 +26,10 @@ class ServiceUnresponsive(ServiceError):
     """The service did not answer in time, or dropped the connection: frozen, wedged or dying."""
 
 
+class PprofNotServed(ServiceError):
+    """The service answers, but not with pprof (HTTP 404): waiting will not help."""
+
+
 class ProfileError(GoleakError):
     """A pprof endpoint answered with something that is not a usable profile."""
 

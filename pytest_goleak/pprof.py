@@ -30,7 +30,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from pytest_goleak._proto.profile_descriptor import SERIALIZED
-from pytest_goleak.errors import ProfileError, ServiceError, ServiceUnresponsive
+from pytest_goleak.errors import PprofNotServed, ProfileError, ServiceError, ServiceUnresponsive
 from pytest_goleak.http import client
 
 # A profile bigger than this is refused rather than decoded: a real goroutine
@@ -373,12 +373,14 @@ class PprofClient:
         url = self.url(profile)
         try:
             with self._http.stream("GET", url, params=params) as response:
+                if response.status_code == 404:
+                    response.read()
+                    raise PprofNotServed(
+                        f'pprof {url} answered HTTP 404: is net/http/pprof mounted there? (import _ "net/http/pprof")'
+                    )
                 if response.status_code != 200:
                     response.read()
-                    hint = ""
-                    if response.status_code == 404:
-                        hint = ': is net/http/pprof mounted there? (import _ "net/http/pprof")'
-                    raise ServiceError(f"pprof {url} answered HTTP {response.status_code}{hint}")
+                    raise ServiceError(f"pprof {url} answered HTTP {response.status_code}")
                 body = bytearray()
                 for chunk in response.iter_raw():
                     body += chunk
@@ -411,7 +413,5 @@ class PprofClient:
         """
         try:
             return parse_goroutine_profile(self.fetch("goroutineleak"))
-        except ServiceError as exc:
-            if "HTTP 404" in str(exc):
-                return None
-            raise
+        except PprofNotServed:
+            return None  # this Go does not serve it

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from pytest_goleak.errors import ConfigError, ServiceError
+from pytest_goleak.errors import ConfigError, PprofNotServed, ServiceError
 from pytest_goleak.http import client
 from pytest_goleak.lifeline import Lifeline
 
@@ -46,6 +46,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def require_loopback(host: str, option: str, why: str, allow_remote: bool) -> None:
+    """The loopback rule: the plugin talks to this machine only, unless the user opts in."""
+    if not allow_remote and not is_loopback(host):
+        raise ConfigError(
+            f"{option} points at {host}, not loopback; {why}, so opt in with goleak_allow_remote = true if you mean it"
+        )
 
 
 @dataclass(frozen=True)
@@ -115,12 +123,7 @@ class ServiceConfig:
         url = urlsplit(template.replace("{", "").replace("}", ""))
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ConfigError(f"{option} {template!r} is not an http URL; e.g. {example}")
-        host = urlsplit(template.format_map(_Probe())).hostname or ""
-        if not self.allow_remote_pprof and not is_loopback(host):
-            raise ConfigError(
-                f"{option} points at {host}, not loopback; {why}, "
-                "so opt in with goleak_allow_remote = true if you mean it"
-            )
+        require_loopback(urlsplit(template.format_map(_Probe())).hostname or "", option, why, self.allow_remote_pprof)
 
     @property
     def display_name(self) -> str:
@@ -162,13 +165,13 @@ PPROF_MISSING = 'add import _ "net/http/pprof" to the service, or point goleak_p
 
 
 def probe_pprof(http: httpx.Client, url: str) -> str | None:
-    """None once pprof answers at ``url``; else what went wrong (a 404 names the fix)."""
+    """None once pprof answers at ``url``; else what went wrong. Raises :class:`PprofNotServed` on a 404."""
     try:
         response = http.get(url)
     except httpx.HTTPError as exc:
         return f"{url} did not answer ({type(exc).__name__})"
     if response.status_code == 404:
-        return f"{url} (HTTP 404); {PPROF_MISSING}"
+        raise PprofNotServed(f"{url} (HTTP 404); {PPROF_MISSING}")
     return None if response.status_code == 200 else f"{url} answered HTTP {response.status_code}"
 
 
@@ -470,10 +473,10 @@ class GoService:
 
     def _probe_pprof(self, http: httpx.Client) -> str | None:
         """None once pprof answers; else what went wrong. A 404 means pprof is not mounted: no use waiting."""
-        problem = probe_pprof(http, self.pprof_url)
-        if problem is not None and "(HTTP 404)" in problem:
-            raise ServiceError(self._failure(f"answers but serves no pprof at {problem}", tail=False))
-        return problem
+        try:
+            return probe_pprof(http, self.pprof_url)
+        except PprofNotServed as exc:
+            raise ServiceError(self._failure(f"answers but serves no pprof at {exc}", tail=False)) from None
 
     def _probe_ready(self, http: httpx.Client) -> str | None:
         return probe_ready(http, self.ready_url)
