@@ -421,12 +421,13 @@ class GoService:
 
     def _environment(self, placeholders: _Placeholders) -> tuple[dict[str, str], Path | None]:
         """The service's environment, and the private TMPDIR in it whose contents are counted (if any)."""
-        env = dict(os.environ)
+        overrides = {}
         for line in self.config.env:
             key, value = line.format_map(placeholders).split("=", 1)
-            env[key.strip()] = value
+            overrides[key.strip()] = value
+        env = {**os.environ, **overrides}
         tmpdir = None  # a TMPDIR the user chose may be shared with others: not counted
-        if not any(line.split("=", 1)[0].strip() == "TMPDIR" for line in self.config.env):
+        if "TMPDIR" not in overrides:
             # A private TMPDIR, so that temp files the service leaves behind can be
             # counted. Short, in the system's temp dir: a unix socket path in it must
             # fit the kernel's 108 bytes, which pytest's deep basetemp could exceed.
@@ -460,7 +461,7 @@ class GoService:
                         pprof_ok = problem is None
                         last_problem = problem or last_problem
                     if pprof_ok:
-                        problem = self._probe_ready(http)
+                        problem = probe_ready(http, self.ready_url)
                         if problem is None:
                             return
                         last_problem = problem
@@ -477,9 +478,6 @@ class GoService:
             return probe_pprof(http, self.pprof_url)
         except PprofNotServed as exc:
             raise ServiceError(self._failure(f"answers but serves no pprof at {exc}", tail=False)) from None
-
-    def _probe_ready(self, http: httpx.Client) -> str | None:
-        return probe_ready(http, self.ready_url)
 
     def _failure(self, what: str, tail: bool = True) -> str:
         run = self.running
