@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -222,6 +223,19 @@ def test_attach_mode_waits_for_the_ready_url(
         result.stdout.fnmatch_lines(
             [f"*was not ready within 2s (goleak_ready_url {outside.url}/ready answered HTTP 503)*"]
         )
+
+
+def test_attach_to_a_url_without_pprof_says_so_at_once(pytester: pytest.Pytester, outside_service: GoService) -> None:
+    pytester.makeini(
+        f"[pytest]\ngoleak_attach_url = {outside_service.url}\ngoleak_pprof_url = http://{{addr}}/nope/\n"
+        "goleak_start_timeout = 30\n"
+    )
+    pytester.makepyfile("def test_any(pytest_goleak):\n    pass\n")
+    started = time.monotonic()
+    result = pytester.runpytest()
+    assert time.monotonic() - started < 10, "a 404 must not be waited on until the start timeout"
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*attached service at {outside_service.url[7:]} serves no pprof: *(HTTP 404)*"])
 
 
 def test_attach_refuses_remote_hosts_without_opt_in(pytester: pytest.Pytester) -> None:
