@@ -14,15 +14,28 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from pytest_goleak.errors import ConfigError, PprofNotServed, ServiceError
-from pytest_goleak.http import client
-from pytest_goleak.service import DEFAULT_PPROF_URL, probe_pprof, probe_ready, require_loopback
+from pytest_goleak.errors import ConfigError, GoleakError, PprofNotServed, ServiceError
+from pytest_goleak.loopback import require_loopback
+from pytest_goleak.readiness import NotReady, probes, wait_ready
+from pytest_goleak.service_config import DEFAULT_PPROF_URL, Where
+from pytest_goleak.service_protocol import unreadable
 
 UNMEASURED_WITHOUT_PID = ("fds", "children", "threads")
 
 
+def _keyword(name: str) -> str:
+    return f"AttachedService({name}=...)"
+
+
 class AttachedService:
-    """A running service reached by URL, with an optional local PID."""
+    """A running service reached by URL, with an optional local PID.
+
+    ``where`` maps a parameter's name to the phrase naming its source in an
+    error (the ini options, when attach mode is configured there).
+    """
+
+    binary: Path | None = None  # not ours: profiles are kept without it
+    tmpdir: Path | None = None  # its TMPDIR is not ours to know: temp files are not counted
 
     def __init__(
         self,
@@ -33,63 +46,60 @@ class AttachedService:
         allow_remote: bool = False,
         ready_url: str = "",
         start_timeout: float = 10.0,
+        where: Where = _keyword,
     ) -> None:
+        self.where = where
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"goleak_attach_url {url!r} is not an http URL; e.g. http://127.0.0.1:8080")
-        require_loopback(parts.hostname, "goleak_attach_url", "pprof exposes memory contents", allow_remote)
+            raise ConfigError(f"{where('url')} {url!r} is not an http URL; e.g. http://127.0.0.1:8080")
+        opt_in = where("allow_remote")
+        require_loopback(parts.hostname, where("url"), "pprof exposes memory contents", allow_remote, opt_in)
         if pid is not None and not psutil.pid_exists(pid):
-            raise ConfigError(f"goleak_attach_pid {pid} is not a running process; give the service's local PID")
+            raise ConfigError(f"{where('pid')} {pid} is not a running process; give the service's local PID")
         self.url = url.rstrip("/")
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.pid = pid
-        self.pprof_url = self._fill(pprof_url, "goleak_pprof_url", parts.netloc)
-        self.ready_url = self._fill(ready_url, "goleak_ready_url", parts.netloc) if ready_url else None
+        self.pprof_url = self._fill(pprof_url, "pprof_url", parts.netloc)
+        self.ready_url = self._fill(ready_url, "ready_url", parts.netloc) if ready_url else None
         if self.ready_url:
             ready_host = urlsplit(self.ready_url).hostname or ""
-            require_loopback(ready_host, "goleak_ready_url", "tests talk to loopback only", allow_remote)
+            require_loopback(ready_host, where("ready_url"), "tests talk to loopback only", allow_remote, opt_in)
         self.start_timeout = start_timeout
         self.request_timeout = request_timeout
         self.name = f"service at {parts.netloc}"
-        self.tmpdir: Path | None = None  # its TMPDIR is not ours to know: temp files are not counted
-        self.exit_reported = False
 
     @property
     def unmeasured(self) -> tuple[str, ...]:
         return UNMEASURED_WITHOUT_PID if self.pid is None else ()
 
-    def _fill(self, template: str, option: str, netloc: str) -> str:
+    def _fill(self, template: str, name: str, netloc: str) -> str:
         try:
             return template.format(addr=netloc, port=self.port)
         except (KeyError, IndexError, ValueError) as exc:
             raise ConfigError(
-                f"{option} {template!r} uses {exc}, which attach mode cannot fill; "
+                f"{self.where(name)} {template!r} uses {exc}, which attach mode cannot fill; "
                 "write the attached service's URL in full"
             ) from None
 
     def start(self) -> None:
         """Wait until pprof answers and, if configured, the ready URL answers 2xx; there is nothing to start."""
         deadline = time.monotonic() + self.start_timeout
-        with client(min(self.start_timeout, 2.0)) as http:
-            while True:
-                try:
-                    problem = probe_pprof(http, self.pprof_url)
-                except PprofNotServed as exc:
-                    problem = str(exc)
-                    break  # pprof is not mounted there: waiting will not help
-                if problem is None:
-                    problem = probe_ready(http, self.ready_url)
-                    if problem is None:
-                        return
-                    if time.monotonic() >= deadline:
-                        raise ServiceError(
-                            f"attached {self.name} was not ready within {self.start_timeout:g}s ({problem})"
-                        )
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(0.1)
-        raise ServiceError(
-            f"attached {self.name} serves no pprof: {problem}; check goleak_attach_url and goleak_pprof_url"
+        try:
+            wait_ready(probes(self.pprof_url, self.ready_url), deadline, self.alive, min(self.start_timeout, 2.0))
+        except PprofNotServed as exc:  # pprof is not mounted there: waiting will not help
+            raise self._no_pprof(str(exc)) from None
+        except NotReady as exc:
+            if exc.exited:
+                raise ServiceError(f"attached {self.name} (pid {self.pid}) exited before it was ready") from None
+            if exc.waits_for == "pprof":
+                raise self._no_pprof(exc.problem) from None
+            raise ServiceError(
+                f"attached {self.name} was not ready within {self.start_timeout:g}s ({exc.problem})"
+            ) from None
+
+    def _no_pprof(self, problem: str) -> ServiceError:
+        return ServiceError(
+            f"attached {self.name} serves no pprof: {problem}; check {self.where('url')} and {self.where('pprof_url')}"
         )
 
     def alive(self) -> bool:
@@ -105,3 +115,17 @@ class AttachedService:
 
     def restart(self) -> None:
         raise ServiceError(f"attached {self.name} is gone and was not started by pytest-goleak; restart it yourself")
+
+    # -- what to say when it fails: it is never signalled ---------------
+
+    def output_since_start(self, limit: int = 1 << 20) -> str:
+        return ""  # its output goes wherever its owner sent it
+
+    def describe_crash(self) -> str:
+        return f"attached {self.name} (pid {self.pid}) exited during this test"
+
+    def diagnose_unreadable(self, error: GoleakError, when: str) -> str:
+        return unreadable(error, when)
+
+    def unreported_exit(self) -> str | None:
+        return None  # it is never restarted, so there is nothing to warn of

@@ -10,18 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pytest_goleak import http
-from pytest_goleak.attach import AttachedService
 from pytest_goleak.budget import Budget
 from pytest_goleak.check import LeakCheck, Verdict, gather_evidence
 from pytest_goleak.diff import diff
-from pytest_goleak.errors import GoleakError, ServiceUnresponsive
+from pytest_goleak.errors import GoleakError
 from pytest_goleak.pprof import PprofClient
 from pytest_goleak.report import render
-from pytest_goleak.service import GoService, describe_exit
+from pytest_goleak.service_protocol import Service
 from pytest_goleak.snapshot import Snapshot, Snapshotter
 from pytest_goleak.steady import noise_floor, trends
-
-Service = GoService | AttachedService
 
 
 class Readers:
@@ -234,27 +231,10 @@ class GoleakHandle:
 
 
 def crash_text(service: Service) -> str:
-    service.exit_reported = True
-    if isinstance(service, AttachedService):
-        return f"goleak: attached {service.name} (pid {service.pid}) exited during this test"
-    code = service.returncode
-    status = describe_exit(code) if code is not None else "stopped"
-    output = service.crash_output()
-    return f"goleak: {service.name} {status} during this test\nits output ({service.log_path}):\n{output}"
+    """The report of a service that ended during the test, in its own words."""
+    return f"goleak: {service.describe_crash()}"
 
 
 def unreadable_text(service: Service, error: GoleakError, when: str) -> str:
-    """The service could not be read: it crashed, or it is wedged and gets killed with a stack dump."""
-    if isinstance(service, GoService) and service.wait_exit(0.5) is not None:
-        return crash_text(service)
-    text = f"goleak: could not read the service {when} the test: {error}"
-    if isinstance(service, GoService) and isinstance(error, ServiceUnresponsive) and service.alive():
-        dump = service.kill_with_dump()
-        service.exit_reported = True
-        lines = dump.splitlines()
-        shown = "\n".join(lines[:120]) + (f"\n... {len(lines) - 120} more lines" if len(lines) > 120 else "")
-        text += (
-            f"\n{service.name} was killed after a SIGQUIT goroutine dump "
-            f"(in full in {service.log_path}); the next test gets a fresh service.\n{shown}"
-        )
-    return text
+    """The report of a service that could not be read; the service diagnoses (and acts) itself."""
+    return f"goleak: {service.diagnose_unreadable(error, when)}"

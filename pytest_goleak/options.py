@@ -17,7 +17,7 @@ import pytest
 from pytest_goleak.attach import AttachedService
 from pytest_goleak.budget import BUDGET_FIELDS, Budget, parse_size
 from pytest_goleak.errors import ConfigError
-from pytest_goleak.service import DEFAULT_PPROF_URL, ServiceConfig
+from pytest_goleak.service_config import DEFAULT_PPROF_URL, ServiceConfig
 from pytest_goleak.session import SessionBudget
 
 IniType = Literal["string", "linelist", "bool"]
@@ -151,6 +151,7 @@ def service_config(config: pytest.Config) -> ServiceConfig:
         request_timeout=_seconds(config, "request_timeout"),
         allow_remote_pprof=bool(value(config, "allow_remote")),
         memprofilerate=memprofilerate(config),
+        where=lambda field: "goleak_" + {"allow_remote_pprof": "allow_remote"}.get(field, field),
     )
 
 
@@ -208,4 +209,5 @@ def attached(config: pytest.Config) -> AttachedService | None:
         allow_remote=bool(value(config, "allow_remote")),
         ready_url=str(value(config, "ready_url") or ""),
         start_timeout=_seconds(config, "start_timeout"),
+        where=lambda name: "goleak_" + {"url": "attach_url", "pid": "attach_pid"}.get(name, name),
     )

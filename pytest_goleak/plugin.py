@@ -17,12 +17,15 @@ from _pytest._code.code import ExceptionRepr
 from pytest_goleak import options
 from pytest_goleak.budget import Budget, format_size
 from pytest_goleak.errors import ConfigError, GoleakError
-from pytest_goleak.handle import GoleakHandle, Service, unreadable_text
+from pytest_goleak.handle import GoleakHandle, unreadable_text
 from pytest_goleak.report import junit_properties
-from pytest_goleak.service import GoService, ServiceConfig, describe_exit, go_version
+from pytest_goleak.service import GoService
+from pytest_goleak.service_config import ServiceConfig
+from pytest_goleak.service_protocol import Service
 from pytest_goleak.session import record
 from pytest_goleak.state import GoleakState
 from pytest_goleak.timeline import write_timeline
+from pytest_goleak.toolchain import go_version
 
 MARKER = (
     "goleak(goroutines=0, heap='1MiB', fds=0, children=0, threads=None, tmpfiles=0, settle=2.0, ignore=[], "
@@ -181,10 +184,9 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> I
     state = request.config.stash[STATE]
     problem = None
     if not goleak_service.alive():
-        if isinstance(goleak_service, GoService) and not goleak_service.exit_reported:
-            code = goleak_service.returncode
-            status = describe_exit(code) if code is not None else "stopped"
-            warnings.warn(GoleakWarning(f"{goleak_service.name} {status} between tests; restarted it"), stacklevel=1)
+        ended = goleak_service.unreported_exit()
+        if ended is not None:
+            warnings.warn(GoleakWarning(f"{ended} between tests; restarted it"), stacklevel=1)
         try:
             goleak_service.restart()
         except GoleakError as exc:
@@ -225,9 +227,7 @@ def _judge(item: pytest.Item, handle: GoleakHandle, body_passed: bool) -> str | 
     state = item.config.stash[STATE]
     if state.artifacts is not None:
         service = handle.service
-        log = service.output_since_start() if isinstance(service, GoService) else ""
-        binary = state.main_binary() if isinstance(service, GoService) else None
-        lines = state.artifacts.write(item.nodeid, verdict, text, log, binary)
+        lines = state.artifacts.write(item.nodeid, verdict, text, service.output_since_start(), service.binary)
         text += "\n\n" + "\n".join(lines)
     return text
 

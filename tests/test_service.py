@@ -18,7 +18,9 @@ import pytest
 
 from pytest_goleak.errors import ConfigError, ServiceError
 from pytest_goleak.pprof import PprofClient
-from pytest_goleak.service import GoService, ServiceConfig, build_package
+from pytest_goleak.service import GoService
+from pytest_goleak.service_config import ServiceConfig
+from pytest_goleak.toolchain import build_package
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -242,13 +244,39 @@ def test_bad_build_flag_is_one_usage_error_with_go_s_own_words(pytester: pytest.
 )
 def test_bad_service_config(config: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message) as error:
-        ServiceConfig(**config)  # type: ignore[arg-type]
+        ServiceConfig(**config, where=lambda field: f"goleak_{field}")  # type: ignore[arg-type]
     assert "\n" not in str(error.value)
 
 
 def test_remote_pprof_needs_an_explicit_opt_in() -> None:
     url = "http://192.168.1.10:6060/debug/pprof/"
     assert ServiceConfig(package="x", pprof_url=url, allow_remote_pprof=True).pprof_url == url
+
+
+def test_service_config_errors_name_factory_keywords_by_default() -> None:
+    with pytest.raises(
+        ConfigError, match=r"^goleak_service_factory\(build_flags=\.\.\.\) needs goleak_service_factory\("
+    ):
+        ServiceConfig(binary=Path("/x"), build_flags="-race")
+    with pytest.raises(ConfigError, match=r"opt in with goleak_service_factory\(allow_remote_pprof=\.\.\.\) = true"):
+        ServiceConfig(package="x", pprof_url="http://10.0.0.1/debug/pprof/")
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        ('args="\'unclosed"', '*goleak_service_factory(args=...) "\'unclosed" cannot be split like a shell line*'),
+        ("args='-addr {host}'", "*goleak_service_factory(args=...) uses unknown placeholder {host}*"),
+    ],
+)
+def test_factory_config_errors_name_the_factory_keyword(pytester: pytest.Pytester, keywords: str, message: str) -> None:
+    pytester.makepyfile(
+        f"def test_peer(goleak_service_factory):\n    goleak_service_factory(package='example_service', {keywords})\n"
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([message])
+    assert "goleak_args" not in result.stdout.str()
 
 
 def test_ini_only_third_party_server_runs_under_the_fixtures(pytester: pytest.Pytester, go_build) -> None:  # type: ignore[no-untyped-def]
