@@ -32,10 +32,8 @@ from collections.abc import Generator
 import psutil
 import pytest
 
-try:
-    from pytest_goleak.plugin import HANDLE
-except ImportError:  # another version of the plugin: just no settle times
-    HANDLE = None  # type: ignore[assignment]
+from pytest_goleak.check import Verdict
+from pytest_goleak.service_protocol import Service
 
 _OUT = os.environ.get("GOLEAK_BENCH_OUT", "")
 _PROFILE = os.environ.get("GOLEAK_BENCH_PROFILE", "")
@@ -116,19 +114,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         )
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, object, object]:
-    report = yield
-    if call.when == "call":
-        # Read-only look at the plugin's verdict: how long the after-test
-        # readings took (settle retakes included) and what the check saw.
-        handle = item.stash.get(HANDLE, None) if HANDLE is not None else None
-        verdict = getattr(handle, "verdict", None)
-        if verdict is not None:
-            info = _REPORTS.setdefault(item.nodeid, {"outcome": "passed"})
-            info["settle_ms"] = verdict.waited * 1000
-            info["goroutines_grew"] = verdict.delta.goroutine_total
-    return report
+def pytest_goleak_verdict(item: pytest.Item, service: Service, verdict: Verdict) -> None:
+    # How long the after-test readings took (settle retakes included) and what the check saw.
+    info = _REPORTS.setdefault(item.nodeid, {"outcome": "passed"})
+    info["settle_ms"] = verdict.waited * 1000
+    info["goroutines_grew"] = verdict.delta.goroutine_total
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

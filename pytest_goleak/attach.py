@@ -16,11 +16,14 @@ import psutil
 
 from pytest_goleak.errors import ConfigError, GoleakError, PprofNotServed, ServiceError
 from pytest_goleak.loopback import require_loopback
+from pytest_goleak.measures import MEASURES
 from pytest_goleak.readiness import NotReady, probes, wait_ready
-from pytest_goleak.service_config import DEFAULT_PPROF_URL, Where
+from pytest_goleak.service_config import DEFAULT_PPROF_URL, REQUEST_TIMEOUT, START_TIMEOUT, Where
 from pytest_goleak.service_protocol import unreadable
+from pytest_goleak.snapshot import Part
 
-UNMEASURED_WITHOUT_PID = ("fds", "children", "threads")
+# What /proc gives, and a service with no local PID cannot.
+UNMEASURED_WITHOUT_PID = tuple(measure.name for measure in MEASURES if measure.part is Part.PROCESS)
 
 
 def _keyword(name: str) -> str:
@@ -42,10 +45,10 @@ class AttachedService:
         url: str,
         pprof_url: str = DEFAULT_PPROF_URL,
         pid: int | None = None,
-        request_timeout: float = 5.0,
+        request_timeout: float = REQUEST_TIMEOUT,
         allow_remote: bool = False,
         ready_url: str = "",
-        start_timeout: float = 10.0,
+        start_timeout: float = START_TIMEOUT,
         where: Where = _keyword,
     ) -> None:
         self.where = where

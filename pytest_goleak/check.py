@@ -15,23 +15,21 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain, repeat
+from typing import Literal
 
 from pytest_goleak.budget import Budget
-from pytest_goleak.diff import (
-    Delta,
-    GoroutineGrowth,
-    SiteGrowth,
-    count_by_identity,
-    diff,
-    heap_growth,
-    identity,
-    is_own,
-    matches,
-)
+from pytest_goleak.diff import Delta, GoroutineGrowth, SiteGrowth, diff, heap_growth
 from pytest_goleak.errors import GoleakError
+from pytest_goleak.goroutines import count_by_identity, identity, is_own, matches
+from pytest_goleak.measures import FDS, GOROUTINES, Measure
 from pytest_goleak.pprof import DumpedGoroutine, Frame, Stack, parse_goroutine_dump
 from pytest_goleak.procfs import describe_fds
 from pytest_goleak.snapshot import Snapshot, Snapshotter
+
+# What a reading was taken for: before the test, the first after it, a retake
+# while over budget, one after a measured steady-state run.
+Phase = Literal["before", "after", "settle", "steady"]
+OnReading = Callable[[Snapshot, Phase], None]
 
 _BACKOFF = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
 _DURATION = re.compile(r", \d+ minutes?$")
@@ -56,7 +54,7 @@ class Verdict:
     delta: Delta
     violations: tuple[str, ...]  # report phrases, the headline
     budget: Budget
-    over: tuple[str, ...] = ()  # the measures that failed: "goroutines", "heap", ...
+    over: tuple[Measure, ...] = ()  # the measures that failed
     waited: float = 0.0
     leaked_groups: tuple[LeakedGroup, ...] = ()
     heap_sites: tuple[SiteGrowth, ...] = ()
@@ -76,23 +74,25 @@ class LeakCheck:
         budget: Budget,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        on_reading: OnReading | None = None,
     ) -> None:
         self.snapshotter = snapshotter
         self.budget = budget
         self._sleep = sleep
         self._clock = clock
+        self._on_reading = on_reading
         self.before: Snapshot | None = None
 
-    def take(self) -> Snapshot:
-        """A reading of what this budget checks: heap and TMPDIR only if checked, sockets described for fd patterns."""
-        budget = self.budget
-        return self.snapshotter.take(
-            heap=budget.heap is not None, sockets=bool(budget.ignore_fds), tmpfiles=budget.tmpfiles is not None
-        )
+    def take(self, phase: Phase) -> Snapshot:
+        """A reading of what this budget checks (sockets described for fd patterns), told to ``on_reading``."""
+        reading = self.snapshotter.take(self.budget.parts, sockets=bool(self.budget.ignore_fds))
+        if self._on_reading is not None:
+            self._on_reading(reading, phase)
+        return reading
 
     def begin(self, before: Snapshot | None = None) -> Snapshot:
         """Take the before-reading, or adopt ``before`` (the previous test's after-reading)."""
-        self.before = before if before is not None else self.take()
+        self.before = before if before is not None else self.take("before")
         return self.before
 
     def finish(self) -> Verdict:
@@ -100,30 +100,31 @@ class LeakCheck:
             raise RuntimeError("LeakCheck.finish() before begin()")
         before = self.before
         start = self._clock()
-        after = self.take()
+        after = self.take("after")
         delta = diff(before, after, self.budget)
-        over = delta.over(self.budget)
         for pause in _backoff():
-            if not over or self._clock() + pause - start > self.budget.settle:
+            if not delta.exceeded(self.budget) or self._clock() + pause - start > self.budget.settle:
                 break
             self._sleep(pause)
-            after = self.take()
+            after = self.take("settle")
             delta = diff(before, after, self.budget)
-            over = delta.over(self.budget)
-        verdict = Verdict(
-            before,
-            after,
-            delta,
-            tuple(over),
-            self.budget,
-            over=tuple(delta.exceeded(self.budget)),
-            waited=self._clock() - start,
-        )
+        verdict = judged(before, after, delta, self.budget, waited=self._clock() - start)
         if not verdict.failed:
             return verdict
         verdict = gather_evidence(self.snapshotter, verdict)
         # Ignoring goroutines by their creator can bring a test back within budget.
-        return replace(verdict, violations=tuple(verdict.delta.over(self.budget)))
+        return rejudged(verdict)
+
+
+def judged(before: Snapshot, after: Snapshot, delta: Delta, budget: Budget, waited: float = 0.0) -> Verdict:
+    """The verdict on ``delta``: its headline phrases and the measures over budget, from one computation."""
+    return Verdict(before, after, delta, tuple(delta.over(budget)), budget, tuple(delta.exceeded(budget)), waited)
+
+
+def rejudged(verdict: Verdict) -> Verdict:
+    """``verdict`` judged again on its (evidence-trimmed) delta, keeping the evidence."""
+    fresh = judged(verdict.before, verdict.after, verdict.delta, verdict.budget, verdict.waited)
+    return replace(verdict, violations=fresh.violations, over=fresh.over)
 
 
 def gather_evidence(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
@@ -136,7 +137,7 @@ def gather_evidence(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
     groups: list[LeakedGroup] = []
     delta = verdict.delta
     dump_text = ""
-    if "goroutines" in verdict.over:
+    if GOROUTINES in verdict.over:
         try:
             dump_text = pprof.goroutine_dump()
             proof = pprof.leaked_goroutines()
@@ -149,7 +150,9 @@ def gather_evidence(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
             mine = [g for g in dump if identity(g.stack) == growth.identity and not is_own(g.stack)]
             creators = [g.created_by.function for g in mine if g.created_by is not None]
             # Ignore patterns also match the `created by` frame, which only the dump carries.
-            if budget.ignore and mine and len(creators) == len(mine) and matches(budget.ignore, creators):
+            # Every creator must match: one leaked goroutine started elsewhere keeps the growth.
+            ignored = [creator for creator in creators if matches(budget.ignore, (creator,))]
+            if budget.ignore and mine and len(ignored) == len(mine):
                 continue
             kept.append(growth)
             if mine:
@@ -157,8 +160,8 @@ def gather_evidence(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
             else:
                 groups.extend(_from_profile(growth))
         if len(kept) != len(delta.goroutines):
-            delta = replace(delta, goroutines=tuple(kept))
-    if delta.new_fds and snapshotter.pid is not None:
+            delta = delta.without_goroutines([g for g in delta.goroutines if g not in kept])
+    if delta.new_fds and FDS in verdict.over and snapshotter.pid is not None:
         described = describe_fds(snapshotter.pid, dict(delta.new_fds))
         delta = replace(delta, new_fds=tuple(sorted(described.items())))
     sites: list[SiteGrowth] = []

@@ -8,16 +8,18 @@ wrong with a service (a crash, a freeze, garbage) into report text.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from pytest_goleak import http
 from pytest_goleak.budget import Budget
-from pytest_goleak.check import LeakCheck, Verdict, gather_evidence
+from pytest_goleak.check import LeakCheck, Phase, Verdict, gather_evidence, judged
 from pytest_goleak.diff import diff
 from pytest_goleak.errors import GoleakError
+from pytest_goleak.measures import HEAP, values
 from pytest_goleak.pprof import PprofClient
 from pytest_goleak.report import render
 from pytest_goleak.service_protocol import Service
-from pytest_goleak.snapshot import Snapshot, Snapshotter
+from pytest_goleak.snapshot import Part, Snapshot, Snapshotter
 from pytest_goleak.steady import noise_floor, trends
 
 
@@ -44,9 +46,8 @@ class Readers:
         if not self.reuse or last is None or last[0] != scope:
             return None
         reading = last[1]
-        if budget.heap is not None and reading.heap is None:
-            return None
-        if budget.tmpfiles is not None and reading.tmpfiles is None and service.tmpdir is not None:
+        # A part this budget checks that the reading lacks (though the service has it) rules it out.
+        if any(not reading.has(part) and _serves(service, part) for part in budget.parts):
             return None
         if budget.ignore_fds and reading.process is not None and reading.process.sockets is None:
             return None  # its sockets were not described, so fd patterns cannot match them
@@ -72,23 +73,48 @@ class Readers:
         self._clients.clear()
 
 
+def _serves(service: Service, part: Part) -> bool:
+    """Whether ``service`` can be read for ``part`` at all."""
+    return (part is not Part.PROCESS or service.pid is not None) and (
+        part is not Part.TMPDIR or service.tmpdir is not None
+    )
+
+
+def _nobody(*args: object) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """Who hears of each reading and verdict: the plugin passes its hooks here, so this module needs no pytest."""
+
+    reading: Callable[[Service, Snapshot, Phase], None] = _nobody
+    verdict: Callable[[Service, Verdict], None] = _nobody
+
+
 class _Watch:
     """The leak check of one service during one test."""
 
-    def __init__(self, service: Service, budget: Budget, checking: bool, readers: Readers, scope: str) -> None:
+    def __init__(
+        self, service: Service, budget: Budget, checking: bool, readers: Readers, scope: str, listeners: Listeners
+    ) -> None:
         self.service = service
         self.budget = budget
         self.pprof = readers.pprof(service)
         self.snapshotter = Snapshotter(self.pprof, service.pid, service.tmpdir)
-        self.check = LeakCheck(self.snapshotter, budget) if checking else None
+        self.listeners = listeners
+        self.check = LeakCheck(self.snapshotter, budget, on_reading=self._heard) if checking else None
         self.verdict: Verdict | None = None
         self._readers = readers
         self._scope = scope
 
+    def _heard(self, reading: Snapshot, phase: Phase) -> None:
+        self.listeners.reading(self.service, reading, phase)
+
     def begin(self) -> None:
         if self.check is None:
             return
-        if self.budget.steady and self.budget.heap is not None:
+        if self.budget.steady and HEAP in self.budget.checked:
             self.heap_noise()
         self.check.begin(self._readers.recall(self.service, self._scope, self.budget))
 
@@ -97,9 +123,16 @@ class _Watch:
         self._readers.remember(self.service, self._scope, verdict.after)
         return verdict
 
-    def reading(self) -> Snapshot:
-        """A reading of what this watch's budget checks."""
-        return self.check.take() if self.check is not None else self.snapshotter.take()
+    def _announce(self, verdict: Verdict) -> Verdict:
+        """The final verdict: kept, and told to the listeners."""
+        self.verdict = verdict
+        self.listeners.verdict(self.service, verdict)
+        return verdict
+
+    def steady_reading(self) -> Snapshot:
+        """A reading of what this watch's budget checks, after one measured steady-state run."""
+        assert self.check is not None
+        return self.check.take("steady")
 
     def heap_noise(self) -> int:
         """How much the live heap moves between readings of this service at rest (measured once)."""
@@ -120,7 +153,7 @@ class _Watch:
         if not self.service.alive():
             return self._failure()
         try:
-            verdict = self._judged(self.check.finish())
+            verdict = self._announce(self._judged(self.check.finish()))
         except GoleakError as exc:
             return self._failure(exc)
         return render(verdict) if verdict.failed else None
@@ -129,30 +162,32 @@ class _Watch:
         """Steady-state verdict: a measure leaks only if it grew in every measured run."""
         before, after = readings[0], readings[-1]
         growing = [t for t in trends(readings, self.budget, self.heap_noise()) if t.grows_every_run]
-        delta = diff(before, after, self.budget)
+        verdict = judged(before, after, diff(before, after, self.budget), self.budget)
         verdict = self._judged(
-            Verdict(
-                before,
-                after,
-                delta,
-                tuple(t.phrase() for t in growing),
-                self.budget,
-                over=tuple(t.measure for t in growing),
-            )
+            replace(verdict, violations=tuple(t.phrase() for t in growing), over=tuple(t.measure for t in growing))
         )
         if not growing:
+            self._announce(verdict)
             return None
         try:
-            self.verdict = gather_evidence(self.snapshotter, verdict)
+            verdict = self._announce(gather_evidence(self.snapshotter, verdict))
         except GoleakError as exc:
             return self._failure(exc)
-        return render(self.verdict)
+        return render(verdict)
 
 
 class GoleakHandle:
     """What a test gets from the ``pytest_goleak`` fixture."""
 
-    def __init__(self, service: Service, budget: Budget, checking: bool, readers: Readers, scope: str = "") -> None:
+    def __init__(
+        self,
+        service: Service,
+        budget: Budget,
+        checking: bool,
+        readers: Readers,
+        scope: str = "",
+        listeners: Listeners = Listeners(),
+    ) -> None:
         self.service = service
         self.url = service.url
         self.budget = budget
@@ -160,7 +195,8 @@ class GoleakHandle:
         self._readers = readers
         self.client = http.client(service.request_timeout, base_url=service.url)
         self._scope = scope
-        self._watches = [_Watch(service, budget, checking, readers, scope)]
+        self._listeners = listeners
+        self._watches = [_Watch(service, budget, checking, readers, scope, listeners)]
 
     @property
     def checking(self) -> bool:
@@ -172,12 +208,16 @@ class GoleakHandle:
         return self._watches[0].verdict
 
     def snapshot(self) -> Snapshot:
-        """A reading of the service now: goroutines, live heap, fds, children, threads."""
-        return self._watches[0].snapshotter.take()
+        """A reading of the service now: goroutines, live heap, fds, children, threads, temp files."""
+        return self._watches[0].snapshotter.take(sockets=bool(self.budget.ignore_fds))
+
+    def values(self) -> dict[str, int | None]:
+        """Each measure of the service now, by name, counted as this test's budget counts it."""
+        return values(self.snapshot(), self.budget)
 
     def watch(self, service: Service) -> None:
         """Check another service for leaks during this test too (see ``goleak_service_factory``)."""
-        watch = _Watch(service, self.budget, self._checking, self._readers, self._scope)
+        watch = _Watch(service, self.budget, self._checking, self._readers, self._scope, self._listeners)
         watch.begin()
         self._watches.append(watch)
 
@@ -217,7 +257,7 @@ class GoleakHandle:
                 continue
             for index, watch in enumerate(self._watches):
                 try:
-                    readings[index].append(watch.reading())
+                    readings[index].append(watch.steady_reading())
                 except GoleakError as exc:  # a dead service fails here too, and _failure says it died
                     self.client.close()
                     return self._combine([w._failure(exc) if w is watch else None for w in self._watches])

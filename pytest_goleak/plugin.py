@@ -14,24 +14,21 @@ from pathlib import Path
 import pytest
 from _pytest._code.code import ExceptionRepr
 
-from pytest_goleak import options
-from pytest_goleak.budget import Budget, format_size
+from pytest_goleak import hooks, settings
+from pytest_goleak.budget import Budget
+from pytest_goleak.check import Phase, Verdict
 from pytest_goleak.errors import ConfigError, GoleakError
-from pytest_goleak.handle import GoleakHandle, unreadable_text
+from pytest_goleak.handle import GoleakHandle, Listeners, unreadable_text
 from pytest_goleak.report import junit_properties
 from pytest_goleak.service import GoService
 from pytest_goleak.service_config import ServiceConfig
 from pytest_goleak.service_protocol import Service
 from pytest_goleak.session import record
+from pytest_goleak.snapshot import Snapshot
 from pytest_goleak.state import GoleakState
 from pytest_goleak.timeline import write_timeline
 from pytest_goleak.toolchain import go_version
 
-MARKER = (
-    "goleak(goroutines=0, heap='1MiB', fds=0, children=0, threads=None, tmpfiles=0, settle=2.0, ignore=[], "
-    "ignore_fds=[], check=True, repeat=0, warmup=1): leak budget for this test (pytest-goleak); "
-    "None leaves a measure unchecked"
-)
 FIXTURES = frozenset({"goleak_service", "pytest_goleak"})
 
 
@@ -50,14 +47,18 @@ def _usage_error(exc: GoleakError) -> pytest.UsageError:
     return pytest.UsageError(f"pytest-goleak: {exc}")
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    options.register(parser)
+    settings.register(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", MARKER)
+    config.addinivalue_line("markers", settings.marker_help())
     try:
-        state = config.stash[STATE] = GoleakState(config)
+        state = config.stash[STATE] = GoleakState(config, settings.resolve(config))
     except ConfigError as exc:
         raise _usage_error(exc) from None
     config.pluginmanager.register(SessionHooks(config, state), "goleak-session")
@@ -73,18 +74,6 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     state = config.stash[STATE]
     if not state.enabled:
         return ["goleak: checks disabled"]
-    budget = state.defaults
-    limits = ", ".join(
-        f"{name} {('unchecked' if value is None else format_size(value) if name == 'heap' else value)}"
-        for name, value in [
-            ("goroutines", budget.goroutines),
-            ("heap", budget.heap),
-            ("fds", budget.fds),
-            ("children", budget.children),
-            ("threads", budget.threads),
-            ("tmpfiles", budget.tmpfiles),
-        ]
-    )
     if state.attached is not None:
         what = f"attached to {state.attached.url}"
         if state.attached.unmeasured:
@@ -97,17 +86,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         what = f"service {service.display_name} ({source}, {go_version(service) or 'Go version unknown'})"
     else:
         what = "no service configured"
-    return [f"goleak: {what}", f"goleak: budgets per test: {limits}; settle {budget.settle:g}s"]
+    return [f"goleak: {what}", f"goleak: budgets per test: {state.settings.header_budgets}"]
 
 
 def _budget_for(item: pytest.Item, defaults: Budget) -> Budget:
     budget = defaults
     # iter_markers yields the closest marker first; apply it last so it wins.
     for mark in reversed(list(item.iter_markers("goleak"))):
-        source = f"{item.nodeid}: @pytest.mark.goleak"
         if mark.args:
-            raise ConfigError(f"{source} takes keyword arguments only, e.g. goleak(goroutines=2)")
-        budget = budget.updated(mark.kwargs, source)
+            raise ConfigError(
+                f"@pytest.mark.goleak on {item.nodeid} takes keyword arguments only, e.g. goleak(goroutines=2)"
+            )
+        budget = budget.updated(mark.kwargs, settings.marker_where(item.nodeid))
     return budget
 
 
@@ -167,7 +157,7 @@ def goleak_service_factory_fixture(
         fields.setdefault("base_dir", state.require_config().base_dir if state.service_config else Path.cwd())
         problem = None
         try:
-            fields.setdefault("memprofilerate", options.memprofilerate(request.config))
+            fields.setdefault("memprofilerate", state.settings.memprofilerate)
             config = ServiceConfig(**fields)  # type: ignore[arg-type]
             return state.start(config, tmp_path_factory.mktemp("goleak"))
         except GoleakError as exc:
@@ -194,7 +184,9 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> I
     _fail(problem)
     budget = request.node.stash.get(BUDGET, state.defaults)
     scope = request.node.parent.nodeid if request.node.parent is not None else ""
-    handle = GoleakHandle(goleak_service, budget, state.enabled and budget.check, state.readers, scope)
+    handle = GoleakHandle(
+        goleak_service, budget, state.enabled and budget.check, state.readers, scope, _listeners(request.node)
+    )
     try:
         handle.begin()
     except GoleakError as exc:
@@ -208,6 +200,18 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> I
     finally:
         del request.node.stash[HANDLE]
         handle.close()
+
+
+def _listeners(item: pytest.Item) -> Listeners:
+    """The handle's events, sent to the plugin's own hooks (pytest_goleak.hooks)."""
+
+    def reading(service: Service, snapshot: Snapshot, phase: Phase) -> None:
+        item.ihook.pytest_goleak_reading(item=item, service=service, reading=snapshot, phase=phase)
+
+    def verdict(service: Service, verdict: Verdict) -> None:
+        item.ihook.pytest_goleak_verdict(item=item, service=service, verdict=verdict)
+
+    return Listeners(reading, verdict)
 
 
 def _judge(item: pytest.Item, handle: GoleakHandle, body_passed: bool) -> str | None:
@@ -294,7 +298,7 @@ class SessionHooks:
         if self.worker:
             return
         recorder = self.state.recorder
-        lines = recorder.lines(self.config.get_verbosity()) if options.summary_enabled(self.config) else []
+        lines = recorder.lines(self.config.get_verbosity()) if self.state.settings.summary else []
         if not lines and recorder.drift():
             lines = [f"SESSION DRIFT {problem}" for problem in recorder.drift()]
         if self.state.timeline is not None and recorder.points:

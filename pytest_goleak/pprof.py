@@ -353,7 +353,7 @@ class PprofClient:
     the next snapshot would see.
     """
 
-    def __init__(self, base_url: str, timeout: float = 5.0) -> None:
+    def __init__(self, base_url: str, timeout: float) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.timeout = timeout
         # One connection, kept alive: see the class docstring.

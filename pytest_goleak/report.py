@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pytest_goleak.budget import format_size
 from pytest_goleak.check import LeakedGroup, Verdict
+from pytest_goleak.measures import CHILDREN, FDS, HEAP, MEASURES, TMPFILES
 from pytest_goleak.pprof import Frame, Stack
 from pytest_goleak.procfs import format_child
 from pytest_goleak.tmpdir import describe_entry
+from pytest_goleak.units import format_size
 
 MAX_GROUPS = 8
 MAX_FRAMES = 14
@@ -64,6 +65,14 @@ def _site_line(stack: Stack) -> list[str]:
     return [f"        {f.function}  {f.file.rsplit('/', 1)[-1]}:{f.line}" for f in frames[:SITE_FRAMES]]
 
 
+def _listed(title: str, items: Sequence[str]) -> list[str]:
+    """A titled list of new things, capped at MAX_LISTED entries."""
+    lines = ["", f"{title} ({len(items)}):", *(f"  {item}" for item in items[:MAX_LISTED])]
+    if len(items) > MAX_LISTED:
+        lines.append(f"  ... and {len(items) - MAX_LISTED} more")
+    return lines
+
+
 def render(verdict: Verdict) -> str:
     """The whole failure text: headline, then each leaking measure in detail."""
     delta = verdict.delta
@@ -76,54 +85,34 @@ def render(verdict: Verdict) -> str:
             lines += _group_lines(group)
         if len(verdict.leaked_groups) > MAX_GROUPS:
             lines.append(f"  ... and {len(verdict.leaked_groups) - MAX_GROUPS} more groups")
-    if verdict.heap_sites and "heap" in verdict.over:
-        grew = format_size(delta.heap_bytes or 0)
+    if verdict.heap_sites and HEAP in verdict.over:
+        grew = format_size(delta.of(HEAP) or 0)
         lines += ["", f"live heap grew {grew}; allocation sites that grew (sampled estimates):"]
         for site in verdict.heap_sites[:MAX_SITES]:
             lines.append(f"  +{format_size(site.bytes)} ({site.objects} objects live)")
             lines += _site_line(site.stack)
-    elif "heap" in verdict.over:
+    elif HEAP in verdict.over:
         rate = verdict.after.heap.sample_rate if verdict.after.heap is not None else 512 << 10
         lines += [
             "",
             f"no sampled allocation site grew: this service samples one allocation per {format_size(rate)} "
             "(runtime.MemProfileRate), so a small leak may show no site; lower goleak_memprofilerate to see one",
         ]
-    if delta.new_fds and "fds" in verdict.over:
-        lines += ["", f"new file descriptors ({len(delta.new_fds)}):"]
-        for fd, target in delta.new_fds[:MAX_LISTED]:
-            lines.append(f"  fd {fd}: {target}")
-        if len(delta.new_fds) > MAX_LISTED:
-            lines.append(f"  ... and {len(delta.new_fds) - MAX_LISTED} more")
-    if delta.new_children and "children" in verdict.over:
-        lines += ["", f"new child processes ({len(delta.new_children)}):"]
-        lines += [f"  {format_child(child)}" for child in delta.new_children[:MAX_LISTED]]
-    if delta.new_tmpfiles and "tmpfiles" in verdict.over:
-        lines += ["", f"new entries in the service's TMPDIR ({len(delta.new_tmpfiles)}):"]
-        lines += [f"  {describe_entry(path, size)}" for path, size in delta.new_tmpfiles[:MAX_LISTED]]
-        if len(delta.new_tmpfiles) > MAX_LISTED:
-            lines.append(f"  ... and {len(delta.new_tmpfiles) - MAX_LISTED} more")
+    if delta.new_fds and FDS in verdict.over:
+        lines += _listed("new file descriptors", [f"fd {fd}: {target}" for fd, target in delta.new_fds])
+    if delta.new_children and CHILDREN in verdict.over:
+        lines += _listed("new child processes", [format_child(child) for child in delta.new_children])
+    if delta.new_tmpfiles and TMPFILES in verdict.over:
+        entries = [describe_entry(path, size) for path, size in delta.new_tmpfiles]
+        lines += _listed("new entries in the service's TMPDIR", entries)
     if verdict.waited >= 0.05:
         lines += ["", f"(growth persisted through {verdict.waited:.2f}s of settling)"]
     return "\n".join(lines)
 
 
-# JUnit property name -> the Delta measure it carries.
-PROPERTIES = {
-    "goroutines_leaked": "goroutines",
-    "heap_delta_bytes": "heap",
-    "fds_delta": "fds",
-    "children_delta": "children",
-    "threads_delta": "threads",
-    "tmpfiles_delta": "tmpfiles",
-}
-
-
 def junit_properties(verdict: Verdict) -> list[tuple[str, object]]:
     """Per-test growth, for ``item.user_properties`` (JUnit XML ``<property>`` elements)."""
-    measures = verdict.delta.measures()
-    properties: list[tuple[str, object]] = [
-        (name, measures[measure]) for name, measure in PROPERTIES.items() if measures[measure] is not None
-    ]
-    properties.append(("goroutines_delta", verdict.delta.goroutine_total))
+    delta = verdict.delta
+    properties: list[tuple[str, object]] = [(m.junit, delta.of(m)) for m in MEASURES if delta.of(m) is not None]
+    properties.append(("goroutines_delta", delta.goroutine_total))
     return properties

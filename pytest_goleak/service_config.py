@@ -20,6 +20,10 @@ from pytest_goleak.loopback import require_loopback
 
 DEFAULT_PPROF_URL = "http://{addr}/debug/pprof/"
 
+# Attach mode shares these defaults; the settings take theirs from ServiceConfig's fields.
+START_TIMEOUT = 10.0
+REQUEST_TIMEOUT = 5.0
+
 Where = Callable[[str], str]
 """Maps a field's name to the phrase that names its source in an error, e.g. ``goleak_args``."""
 
@@ -47,9 +51,9 @@ class ServiceConfig:
     # Answers 2xx once the service has finished initialising; tests wait for
     # it, so growth during start-up is not charged to the first test.
     ready_url: str = ""
-    start_timeout: float = 10.0
+    start_timeout: float = START_TIMEOUT
     stop_timeout: float = 5.0
-    request_timeout: float = 5.0
+    request_timeout: float = REQUEST_TIMEOUT
     allow_remote_pprof: bool = False
     # runtime.MemProfileRate, set through GODEBUG; None keeps Go's 512 KiB.
     # Lower rates name the sites of smaller leaks but make every heap reading dearer.

@@ -9,38 +9,29 @@ restarted service, or another worker's, starts a series of its own.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from pytest_goleak.budget import format_size, parse_count, parse_size
 from pytest_goleak.check import Verdict
-from pytest_goleak.diff import describe
+from pytest_goleak.measures import BY_NAME, CHARTED, MEASURES, SESSION, Measure, values
 
-MEASURES = ("goroutines", "heap", "fds", "children", "threads", "tmpfiles")
 MAX_LISTED = 20
 _SPARKS = "▁▂▃▄▅▆▇█"
 
 
 def record(service: str, verdict: Verdict, failure: str | None) -> dict[str, Any]:
-    """The JSON-able facts of one checked test, to ride on its report."""
+    """The JSON-able facts of one checked test, to ride on its report.
 
-    def readings(snapshot: Any) -> dict[str, int | None]:
-        return {
-            "goroutines": snapshot.goroutine_count,
-            "heap": snapshot.heap_bytes,
-            "fds": snapshot.fd_count,
-            "children": snapshot.child_count,
-            "threads": snapshot.thread_count,
-            "tmpfiles": snapshot.tmpfile_count,
-        }
-
+    Readings are counted as the test's verdict counts them: under its ignore patterns.
+    """
     return {
         "service": service,
-        "before": readings(verdict.before),
-        "after": readings(verdict.after),
-        "grew": verdict.delta.measures(),
+        "before": values(verdict.before, verdict.budget),
+        "after": values(verdict.after, verdict.budget),
+        "grew": dict(verdict.delta.grew),
         "failure": failure,
     }
 
@@ -57,25 +48,12 @@ class Point:
 
 @dataclass(frozen=True)
 class SessionBudget:
-    """How much a service may grow across the whole session (None: unchecked)."""
+    """How much a service may grow across the whole session, by measure name (absent or None: unchecked)."""
 
-    goroutines: int | None = None
-    heap: int | None = None
-    fds: int | None = None
+    limits: Mapping[str, int | None] = field(default_factory=dict)
 
-    @classmethod
-    def parse(cls, goroutines: object, heap: object, fds: object) -> SessionBudget:
-        def optional(value: object, parse: Any, name: str) -> int | None:
-            if value is None or str(value).strip().lower() in ("", "none", "off"):
-                return None
-            result: int = parse(value, f"goleak_session_{name}")
-            return result
-
-        return cls(
-            optional(goroutines, parse_count, "goroutines"),
-            optional(heap, parse_size, "heap"),
-            optional(fds, parse_count, "fds"),
-        )
+    def limit(self, measure: Measure) -> int | None:
+        return self.limits.get(measure.name)
 
 
 def sparkline(values: list[int], width: int = 40) -> str:
@@ -122,32 +100,25 @@ class SessionRecorder:
         found: dict[str, tuple[int, str]] = {}
         for point in self.points:
             for measure in MEASURES:
-                grew = point.grew.get(measure)
-                if isinstance(grew, int) and grew > found.get(measure, (0, ""))[0]:
-                    found[measure] = (grew, point.nodeid)
+                grew = point.grew.get(measure.name)
+                if isinstance(grew, int) and grew > found.get(measure.name, (0, ""))[0]:
+                    found[measure.name] = (grew, point.nodeid)
         return found
 
     def drift(self) -> list[str]:
         """Session-budget violations, one line each, naming the tests that added most."""
         problems = []
         for service, points in self.by_service().items():
-            for measure in ("goroutines", "heap", "fds"):
-                limit = getattr(self.budget, measure)
-                first, last = points[0].before.get(measure), points[-1].after.get(measure)
+            for measure in SESSION:
+                name, limit = measure.name, self.budget.limit(measure)
+                first, last = points[0].before.get(name), points[-1].after.get(name)
                 if limit is None or first is None or last is None or last - first <= limit:
                     continue
-                grew = last - first
-                shown = format_size(grew) if measure == "heap" else str(grew)
-                allowed = format_size(limit) if measure == "heap" else str(limit)
-                added = sorted(((p.after.get(measure) or 0) - (p.before.get(measure) or 0), p.nodeid) for p in points)
-                top = ", ".join(
-                    f"{nodeid} (+{format_size(n) if measure == 'heap' else n})"
-                    for n, nodeid in reversed(added[-3:])
-                    if n > 0
-                )
+                added = sorted(((p.after.get(name) or 0) - (p.before.get(name) or 0), p.nodeid) for p in points)
+                top = ", ".join(f"{nodeid} ({measure.signed(n)})" for n, nodeid in reversed(added[-3:]) if n > 0)
                 problems.append(
-                    f"{service}: {measure} grew +{shown} over {len(points)} tests (session budget {allowed}); "
-                    f"most added by: {top or 'no single test'}"
+                    f"{service}: {name} grew {measure.signed(last - first)} over {len(points)} tests "
+                    f"(session budget {measure.show(limit)}); most added by: {top or 'no single test'}"
                 )
         return problems
 
@@ -169,18 +140,14 @@ class SessionRecorder:
         largest = self.largest()
         if largest:
             lines.append("largest growth in one test:")
-            lines += [f"  {describe(measure, grew)}  {nodeid}" for measure, (grew, nodeid) in largest.items()]
+            lines += [f"  {BY_NAME[name].phrase(grew)}  {nodeid}" for name, (grew, nodeid) in largest.items()]
         for service, points in self.by_service().items():
             lines.append(f"after each test ({service}, {len(points)} tests):")
-            for measure in ("goroutines", "heap", "fds", "threads"):
-                values = [p.after.get(measure) for p in points]
-                if any(v is None for v in values):
+            for measure in CHARTED:
+                after = [p.after.get(measure.name) for p in points]
+                if any(v is None for v in after):
                     continue
-                numbers = [int(v or 0) for v in values]
-                ends = (
-                    f"{format_size(numbers[0])} -> {format_size(numbers[-1])}"
-                    if measure == "heap"
-                    else f"{numbers[0]} -> {numbers[-1]}"
-                )
-                lines.append(f"  {measure:<10} {sparkline(numbers)} {ends}")
+                numbers = [int(v or 0) for v in after]
+                ends = f"{measure.show(numbers[0])} -> {measure.show(numbers[-1])}"
+                lines.append(f"  {measure.name:<10} {sparkline(numbers)} {ends}")
         return lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,12 +13,22 @@ from pytest_goleak.procfs import ProcessState, read_process
 from pytest_goleak.tmpdir import read_tmpdir
 
 
+class Part(enum.Enum):
+    """A part of a reading, read from one source; a measure is read from one part."""
+
+    GOROUTINES = "goroutine profile"
+    HEAP = "heap profile after a forced GC"
+    PROCESS = "/proc"
+    TMPDIR = "the service's TMPDIR"
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """What the service held at one moment.
 
-    ``heap`` is None when the heap is not checked (a forced GC is the dearest
-    part of a reading), ``process`` when there is no local PID to read.
+    ``heap`` is None when the heap was not read (a forced GC is the dearest
+    part of a reading), ``process`` when there is no local PID to read,
+    ``tmpfiles`` when the service has no private TMPDIR or it was not walked.
     """
 
     goroutines: GoroutineProfile
@@ -26,29 +37,16 @@ class Snapshot:
     tmpfiles: Mapping[str, int] | None = None  # the service's TMPDIR, when the plugin gave it one
     taken_at: float = field(default_factory=time.time)
 
-    @property
-    def goroutine_count(self) -> int:
-        return self.goroutines.total
+    def has(self, part: Part) -> bool:
+        """Whether this reading holds ``part``."""
+        held = {Part.GOROUTINES: True, Part.HEAP: self.heap, Part.PROCESS: self.process, Part.TMPDIR: self.tmpfiles}
+        return held[part] is not None
 
-    @property
-    def heap_bytes(self) -> int | None:
-        return None if self.heap is None else self.heap.live_bytes
 
-    @property
-    def fd_count(self) -> int | None:
-        return None if self.process is None else len(self.process.fds)
-
-    @property
-    def child_count(self) -> int | None:
-        return None if self.process is None else len(self.process.children)
-
-    @property
-    def tmpfile_count(self) -> int | None:
-        return None if self.tmpfiles is None else len(self.tmpfiles)
-
-    @property
-    def thread_count(self) -> int | None:
-        return None if self.process is None else self.process.threads
+ALL_PARTS = frozenset(Part)
+# Always read: cheap, and what an unchecked measure (threads) still reports.
+# The heap (a forced GC) and the TMPDIR walk are read only when checked.
+CHEAP_PARTS = frozenset({Part.GOROUTINES, Part.PROCESS})
 
 
 class Snapshotter:
@@ -59,16 +57,18 @@ class Snapshotter:
         self.pid = pid
         self.tmpdir = tmpdir
 
-    def take(self, heap: bool = True, sockets: bool = False, tmpfiles: bool = True) -> Snapshot:
-        """One reading; ``sockets`` describes socket fds too (fd ignore patterns match on it).
+    def take(self, parts: frozenset[Part] = ALL_PARTS, sockets: bool = False) -> Snapshot:
+        """One reading of ``parts``; ``sockets`` describes socket fds too (fd ignore patterns match on it).
 
-        ``heap`` and ``tmpfiles`` can be left out when unchecked: a forced GC,
-        and a walk of the service's TMPDIR.
+        The goroutine profile is always read. The heap (a forced GC) and the
+        TMPDIR walk are left out when no checked measure needs them.
         """
         # Goroutines first: the forced GC of the heap read would otherwise
         # finish off goroutines a test left winding down, between the two.
         goroutines = self.pprof.goroutines()
-        heap_profile = self.pprof.heap() if heap else None
-        process = read_process(self.pid, describe_sockets=sockets) if self.pid is not None else None
-        entries = read_tmpdir(self.tmpdir) if tmpfiles and self.tmpdir is not None else None
+        heap_profile = self.pprof.heap() if Part.HEAP in parts else None
+        process = None
+        if Part.PROCESS in parts and self.pid is not None:
+            process = read_process(self.pid, describe_sockets=sockets)
+        entries = read_tmpdir(self.tmpdir) if Part.TMPDIR in parts and self.tmpdir is not None else None
         return Snapshot(goroutines, heap_profile, process, entries)

@@ -9,31 +9,32 @@ from pathlib import Path
 
 import pytest
 
-from pytest_goleak import options
 from pytest_goleak.artifacts import ArtifactWriter
+from pytest_goleak.attach import AttachedService
 from pytest_goleak.handle import Readers
 from pytest_goleak.lifeline import Lifeline
 from pytest_goleak.service import GoService
 from pytest_goleak.service_config import ServiceConfig
 from pytest_goleak.service_protocol import Service
 from pytest_goleak.session import SessionRecorder
+from pytest_goleak.settings import Settings
 from pytest_goleak.toolchain import build_package, check_binary
 
 
 class GoleakState:
     """Per pytest process: the resolved options, built binaries, running services."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
-        self.enabled = options.checks_enabled(config)
-        self.defaults = options.default_budget(config)
-        self.attached = options.attached(config)
-        self.service_config = options.service_config(config) if options.configured(config) else None
-        artifacts = options.output_path(config, "artifacts")
-        self.artifacts = ArtifactWriter(artifacts) if artifacts is not None else None
-        self.timeline = options.output_path(config, "timeline")
-        self.recorder = SessionRecorder(options.session_budget(config))
-        self.readers = Readers(reuse=bool(options.value(config, "reuse_readings")))
+        self.settings = settings
+        self.enabled = settings.enabled
+        self.defaults = settings.budget
+        self.attached = _attached(settings)
+        self.service_config = settings.service
+        self.artifacts = ArtifactWriter(settings.artifacts) if settings.artifacts is not None else None
+        self.timeline = settings.timeline
+        self.recorder = SessionRecorder(settings.session_budget)
+        self.readers = Readers(reuse=settings.reuse_readings)
         self._binaries: dict[tuple[str, Path, str], Path] = {}
         self._build_dir: Path | None = None
         self._services: list[GoService] = []
@@ -42,7 +43,7 @@ class GoleakState:
 
     def require_config(self) -> ServiceConfig:
         # With nothing configured this raises the one-line "set goleak_package" error.
-        return self.service_config if self.service_config is not None else options.service_config(self.config)
+        return self.service_config if self.service_config is not None else ServiceConfig(where=self.settings.where)
 
     def binary_for(self, service: ServiceConfig) -> Path:
         """The binary of ``service``: checked, or built on first use and reused for the session."""
@@ -88,3 +89,19 @@ class GoleakState:
             self._lifeline.close()
         if self._build_dir is not None:
             shutil.rmtree(self._build_dir, ignore_errors=True)
+
+
+def _attached(settings: Settings) -> AttachedService | None:
+    """The service to attach to, if goleak_attach_url is set."""
+    if not settings.attach_url:
+        return None
+    return AttachedService(
+        settings.attach_url,
+        pprof_url=settings.pprof_url,
+        pid=settings.attach_pid,
+        request_timeout=settings.request_timeout,
+        allow_remote=settings.allow_remote,
+        ready_url=settings.ready_url,
+        start_timeout=settings.start_timeout,
+        where=settings.where,
+    )

@@ -10,12 +10,13 @@ snapshots taken after each measured run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from pytest_goleak.budget import Budget, format_size
-from pytest_goleak.diff import count_by_identity, diff, fd_count
+from pytest_goleak.budget import Budget
+from pytest_goleak.diff import diff
+from pytest_goleak.measures import HEAP, NOTHING_IGNORED, Measure
 from pytest_goleak.snapshot import Snapshot
 
 
@@ -23,7 +24,7 @@ from pytest_goleak.snapshot import Snapshot
 class Trend:
     """One measure across the measured runs."""
 
-    measure: str
+    measure: Measure
     steps: tuple[int, ...]  # growth in each measured run
     slope: float  # growth per run, least squares
     r2: float  # how well a straight line fits the readings
@@ -33,14 +34,7 @@ class Trend:
         return bool(self.steps) and all(step > 0 for step in self.steps)
 
     def phrase(self) -> str:
-        runs = len(self.steps)
-        if self.measure == "heap":
-            rate = f"heap +{format_size(self.slope)} per iteration"
-        elif self.measure == "goroutines":
-            rate = f"+{self.slope:.3g} goroutine{'s' if round(self.slope, 3) != 1 else ''} per iteration"
-        else:
-            rate = f"{self.measure} +{self.slope:.3g} per iteration"
-        return f"{rate} (r² {self.r2:.2f}) over {runs} iterations"
+        return f"{self.measure.rate(self.slope)} (r² {self.r2:.2f}) over {len(self.steps)} iterations"
 
 
 def fit(values: Sequence[float]) -> tuple[float, float]:
@@ -59,36 +53,21 @@ def fit(values: Sequence[float]) -> tuple[float, float]:
 
 def noise_floor(idle: Sequence[Snapshot]) -> int:
     """The largest heap change between consecutive readings of an idle service."""
-    heaps = [s.heap_bytes for s in idle if s.heap_bytes is not None]
+    heaps = [size for size in (HEAP.read(s, NOTHING_IGNORED) for s in idle) if size is not None]
     return max((abs(b - a) for a, b in pairwise(heaps)), default=0)
 
 
 def trends(readings: Sequence[Snapshot], budget: Budget, heap_noise: int) -> list[Trend]:
     """How each checked measure moved across ``readings`` (one per measured run, plus the one before)."""
     found = []
-    pairs = list(pairwise(readings))
-    if budget.goroutines is not None:
-        steps = tuple(diff(a, b, budget).goroutines_leaked for a, b in pairs)
-        totals = [sum(count_by_identity(s.goroutines, budget.ignore).values()) for s in readings]
-        found.append(Trend("goroutines", steps, *fit(totals)))
-    if budget.heap is not None and all(s.heap_bytes is not None for s in readings):
-        heaps = [s.heap_bytes or 0 for s in readings]
-        # Growth within the idle noise is no growth.
-        steps = tuple(b - a if b - a > heap_noise else 0 for a, b in pairwise(heaps))
-        found.append(Trend("heap", steps, *fit(heaps)))
-    readers: dict[str, Callable[[Snapshot], int | None]] = {
-        "fds": lambda s: fd_count(s, budget.ignore_fds),
-        "children": lambda s: s.child_count,
-        "threads": lambda s: s.thread_count,
-        "tmpfiles": lambda s: s.tmpfile_count,
-    }
-    for measure, read in readers.items():
-        if getattr(budget, measure) is None:
+    deltas = [diff(a, b, budget) for a, b in pairwise(readings)]
+    for measure in budget.checked:
+        counts = [measure.read(s, budget) for s in readings]
+        if any(count is None for count in counts):
             continue
-        read_counts = [read(s) for s in readings]
-        counts = [count for count in read_counts if count is not None]
-        if len(counts) != len(read_counts):
-            continue
-        steps = tuple(b - a for a, b in pairwise(counts))
-        found.append(Trend(measure, steps, *fit(counts)))
+        series = [count or 0 for count in counts]
+        steps = tuple(delta.of(measure) or 0 for delta in deltas)
+        if measure is HEAP:
+            steps = tuple(step if step > heap_noise else 0 for step in steps)  # growth within idle noise is none
+        found.append(Trend(measure, steps, *fit(series)))
     return found

@@ -14,41 +14,32 @@ import html
 import json
 from pathlib import Path
 
-from pytest_goleak.budget import format_size
+from pytest_goleak.measures import CHARTED, Measure
 from pytest_goleak.session import Point, SessionRecorder
 
-CHARTS = (("goroutines", "goroutines"), ("heap", "live heap"), ("fds", "file descriptors"), ("threads", "OS threads"))
 WIDTH, HEIGHT, PAD, LEFT = 960, 180, 48, 84
 COLORS = ("#2f6fdf", "#1b9e77", "#7570b3", "#d95f02", "#66a61e", "#e7298a")
-# Growth from a series' low point to its end that counts as drift worth marking.
-DRIFT = {"goroutines": 3, "heap": 1 << 20, "fds": 3, "threads": 3}
 
 
-def _label(measure: str, value: float) -> str:
-    return format_size(value) if measure == "heap" else f"{value:.0f}"
-
-
-# Readings within this much of a series' low point count as still at the low.
-TOLERANCE = {"goroutines": 0, "heap": 64 << 10, "fds": 0, "threads": 0}
-
-
-def drift_start(values: list[int], measure: str) -> int | None:
+def drift_start(values: list[int], measure: Measure) -> int | None:
     """The first reading of the climb a series ended on, if it climbed enough to call it drift.
 
-    That is the reading right after the last one still at the series' low.
+    That is the reading right after the last one still at the series' low
+    (within the measure's tolerance).
     """
     if len(values) < 3:
         return None
     low = min(values)
-    if values[-1] - low < DRIFT[measure]:
+    if values[-1] - low < measure.drift:
         return None
-    last_low = max(i for i, v in enumerate(values) if v <= low + TOLERANCE[measure])
+    last_low = max(i for i, v in enumerate(values) if v <= low + measure.tolerance)
     return last_low + 1 if last_low < len(values) - 1 else None
 
 
-def _chart(measure: str, title: str, points: list[Point], series: dict[str, list[int]]) -> str:
+def _chart(measure: Measure, points: list[Point], series: dict[str, list[int]]) -> str:
     x_step = (WIDTH - LEFT - PAD) / max(len(points) - 1, 1)
-    values = [p.after.get(measure) for p in points]
+    values = [p.after.get(measure.name) for p in points]
+    title = measure.title
     known = [v for v in values if v is not None]
     if not known:
         return ""
@@ -59,11 +50,11 @@ def _chart(measure: str, title: str, points: list[Point], series: dict[str, list
         return HEIGHT - PAD / 2 - (value - low) / span * (HEIGHT - PAD)
 
     parts = [
-        f'<section><h2>{html.escape(title)}</h2><svg class="chart" data-measure="{measure}" '
+        f'<section><h2>{html.escape(title)}</h2><svg class="chart" data-measure="{measure.name}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{html.escape(title)} after each test">',
         f'<line class="axis" x1="{LEFT}" y1="{y(low):.1f}" x2="{WIDTH - PAD}" y2="{y(low):.1f}"/>',
-        f'<text class="tick" x="{LEFT - 6}" y="{y(high) + 4:.1f}">{_label(measure, high)}</text>',
-        f'<text class="tick" x="{LEFT - 6}" y="{y(low) + 4:.1f}">{_label(measure, low)}</text>',
+        f'<text class="tick" x="{LEFT - 6}" y="{y(high) + 4:.1f}">{measure.show(high)}</text>',
+        f'<text class="tick" x="{LEFT - 6}" y="{y(low) + 4:.1f}">{measure.show(low)}</text>',
     ]
     for color, (service, indices) in zip(COLORS * 10, series.items(), strict=False):
         coords = [(LEFT + i * x_step, y(values[i] or 0)) for i in indices if values[i] is not None]
@@ -139,7 +130,7 @@ def render_timeline(recorder: SessionRecorder) -> str:
         {
             "test": p.nodeid,
             "failure": p.failure,
-            **{m: (_label(m, p.after[m] or 0) if p.after.get(m) is not None else "-") for m, _ in CHARTS},
+            **{m.name: (m.show(p.after[m.name] or 0) if p.after.get(m.name) is not None else "-") for m in CHARTED},
         }
         for p in points
     ]
@@ -148,7 +139,7 @@ def render_timeline(recorder: SessionRecorder) -> str:
         f'<span style="color:{color}">&#9632; {html.escape(service)}</span>'
         for color, service in zip(COLORS * 10, series, strict=False)
     )
-    charts = "\n".join(_chart(measure, title, points, series) for measure, title in CHARTS)
+    charts = "\n".join(_chart(measure, points, series) for measure in CHARTED)
     drift = "".join(f"<li>{html.escape(problem)}</li>" for problem in recorder.drift())
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>

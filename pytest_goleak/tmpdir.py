@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pytest_goleak.budget import format_size
+from pytest_goleak.units import format_size
 
 # A reading walks the whole tree; a service that leaked this many entries has
 # failed anyway, and the walk must stay cheap.

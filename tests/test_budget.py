@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_goleak.budget import Budget, format_size, parse_size
+from pytest_goleak.budget import Budget
 from pytest_goleak.errors import ConfigError
+from pytest_goleak.measures import FDS, GOROUTINES, HEAP, THREADS
+from pytest_goleak.units import format_size, parse_size
+
+
+def marker(name: str) -> str:
+    return f"@pytest.mark.goleak({name}=...) on test_x"
 
 
 @pytest.mark.parametrize(
@@ -33,7 +39,7 @@ def test_bad_sizes_name_the_value_and_the_fix(bad: object) -> None:
         parse_size(bad, "heap")
     message = str(error.value)
     assert "\n" not in message
-    assert "heap=" in message
+    assert message.startswith("heap: ")
     assert "MiB" in message or "0 or more" in message
 
 
@@ -44,15 +50,18 @@ def test_format_size() -> None:
 
 
 def test_marker_values_apply_over_defaults() -> None:
-    budget = Budget().updated({"goroutines": 2, "heap": "4MiB", "ignore": ["main.worker"], "threads": 3}, "m")
-    assert (budget.goroutines, budget.heap, budget.ignore, budget.threads) == (2, 4 << 20, ("main.worker",), 3)
-    assert budget.fds == 0 and budget.settle == 2.0
+    budget = Budget().updated({"goroutines": 2, "heap": "4MiB", "ignore": ["main.worker"], "threads": 3}, marker)
+    limits = (budget.limit(GOROUTINES), budget.limit(HEAP), budget.ignore, budget.limit(THREADS))
+    assert limits == (2, 4 << 20, ("main.worker",), 3)
+    assert budget.limit(FDS) == 0 and budget.settle == 2.0
 
 
 def test_none_leaves_a_measure_unchecked() -> None:
-    assert Budget().updated({"heap": None, "fds": "none"}, "m").heap is None
-    with pytest.raises(ConfigError, match="settle cannot be None"):
-        Budget().updated({"settle": None}, "m")
+    budget = Budget().updated({"heap": None, "fds": "none", "threads": "unchecked"}, marker)
+    assert budget.limit(HEAP) is None and budget.limit(FDS) is None
+    assert budget.checked == tuple(m for m in budget.checked if m not in (HEAP, FDS))
+    with pytest.raises(ConfigError, match=r"goleak\(settle=\.\.\.\) on test_x: settle cannot be None"):
+        Budget().updated({"settle": None}, marker)
 
 
 @pytest.mark.parametrize(
@@ -65,11 +74,12 @@ def test_none_leaves_a_measure_unchecked() -> None:
         ({"settle": -2}, "0 or more"),
         ({"check": "maybe"}, "not a boolean"),
         ({"ignore": 3}, "must be a list of patterns"),
-        ({"ignore_fds": [3]}, "ignore_fds holds 3; each pattern must be a string"),
+        ({"ignore_fds": [3]}, r"ignore_fds=\.\.\.\) on test_x holds 3; each pattern must be a string"),
         ({"tmpfiles": -1}, "negative"),
         ({"heap": "12 XB"}, "not a size"),
     ],
 )
 def test_bad_marker_values(values: dict[str, object], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        Budget().updated(values, "@pytest.mark.goleak")
+    with pytest.raises(ConfigError, match=message) as error:
+        Budget().updated(values, marker)
+    assert str(error.value).startswith("@pytest.mark.goleak(")

@@ -398,11 +398,6 @@ created by main.handleUpload in goroutine 35
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gather_evidence drops an identity's whole growth when ANY of its goroutines has an ignored creator "
-    "(matches() over all creators), hiding a leaked goroutine of that identity whose creator is not ignored",
-)
 def test_an_ignored_creator_does_not_hide_a_leak_of_the_same_function_from_elsewhere() -> None:
     # Three workers of the ignored pool were there before; the test leaked a fourth, started by an upload handler.
     budget = Budget(ignore=("main.startWorkers",))

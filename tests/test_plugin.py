@@ -143,20 +143,25 @@ def test_bad_marker_is_one_usage_error_at_collection(suite, marker: str, message
     tests = f"import pytest\n\n@pytest.mark.{marker}" + LEAKY
     result = suite(tests).runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: pytest-goleak: test_suite.py::test_leaks_one: *{message}*"])
+    # The error names its source: the marker, and the test it is on.
+    result.stderr.fnmatch_lines(
+        [f"ERROR: pytest-goleak: @pytest.mark.goleak* on test_suite.py::test_leaks_one*{message}*"]
+    )
     assert "Traceback" not in result.stderr.str()
 
 
 @pytest.mark.parametrize(
     ("ini", "message"),
     [
-        ("goleak_heap = lots", "goleak ini/CLI option heap='lots' is not a size"),
+        ("goleak_heap = lots", "goleak_heap in tox.ini: 'lots' is not a size"),
         ("goleak_goroutines = many", "is not a count"),
         ("goleak_threads = -1", "negative"),
-        ("goleak_start_timeout = soon", "goleak_start_timeout = 'soon' is not a number of seconds"),
+        ("goleak_start_timeout = soon", "goleak_start_timeout in tox.ini: 'soon' is not a number of seconds"),
+        ("goleak_start_timeout = 0", "goleak_start_timeout in tox.ini: '0' must be a number of seconds, more than 0"),
+        ("goleak_session_heap = lots", "goleak_session_heap in tox.ini: 'lots' is not a size"),
         ("goleak_pprof_url = http://{adr}/debug/pprof/", "unknown placeholder {adr}"),
         ("goleak_env = NOEQUALS", "not KEY=VALUE"),
-        ("goleak_memprofilerate = often", "goleak_memprofilerate='often' is not a size"),
+        ("goleak_memprofilerate = often", "goleak_memprofilerate in tox.ini: 'often' is not a size"),
         ("goleak_pprof_url = http://10.1.2.3:6060/debug/pprof/", "not loopback"),
     ],
 )
@@ -165,6 +170,27 @@ def test_bad_ini_is_one_usage_error(suite, ini: str, message: str) -> None:  # t
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: pytest-goleak: *{message}*"])
     assert len(result.stderr.str().strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--goleak-heap=lots", "--goleak-heap: 'lots' is not a size"),
+        ("--goleak-settle=-1", "--goleak-settle: '-1' must be a number of seconds, 0 or more"),
+        ("--goleak-request-timeout=never", "--goleak-request-timeout: 'never' is not a number of seconds"),
+    ],
+)
+def test_bad_flag_names_the_flag(suite, flag: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    result = suite(CLEAN, ini="goleak_heap = 4MiB\n").runpytest(flag)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: pytest-goleak: {message}*"])
+
+
+def test_unchecked_words_are_the_same_everywhere(suite) -> None:  # type: ignore[no-untyped-def]
+    ini = "goleak_heap = unchecked\ngoleak_session_heap = unchecked\ngoleak_session_fds = off\ngoleak_fds = none\n"
+    result = suite(CLEAN, ini=ini).runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["goleak: budgets per test: goroutines 0, heap unchecked, fds unchecked, *"])
 
 
 def test_strict_markers_accepts_goleak(suite) -> None:  # type: ignore[no-untyped-def]
@@ -178,25 +204,24 @@ def test_help_lists_every_flag(pytester: pytest.Pytester) -> None:
         result.stdout.fnmatch_lines([f"*{flag}*"])
 
 
+COUNT_READINGS = """
+FRESH = []
+
+def pytest_goleak_reading(item, service, reading, phase):
+    if phase == "before":  # a before-reading taken now, not carried over
+        FRESH.append(item.nodeid)
+"""
+
 READINGS = """
 import pytest
-from pytest_goleak.check import LeakCheck
-
-FRESH = []
-_begin = LeakCheck.begin
-
-def counting_begin(self, before=None):
-    FRESH.append(before is None)  # a before-reading taken now, not carried over
-    return _begin(self, before)
-
-LeakCheck.begin = counting_begin
+from conftest import FRESH
 
 @pytest.mark.parametrize("route", ["healthz", "work", "healthz", "fixed/open", "api/products"])
 def test_route(pytest_goleak, route):
     pytest_goleak.client.get("/" + route)
 
 def test_count(pytest_goleak):
-    print("READINGS", sum(FRESH))
+    print("READINGS", len(FRESH))
 """
 
 
@@ -204,7 +229,9 @@ def test_count(pytest_goleak):
 def test_reuse_readings_takes_one_reading_per_test(
     suite: Callable[..., pytest.Pytester], reuse: bool, readings: int
 ) -> None:
-    result = suite(READINGS, ini=f"goleak_reuse_readings = {str(reuse).lower()}\n").runpytest("-s")
+    pytester = suite(READINGS, ini=f"goleak_reuse_readings = {str(reuse).lower()}\n")
+    pytester.makeconftest(COUNT_READINGS)
+    result = pytester.runpytest("-s")
     result.assert_outcomes(passed=6)
     # Six tests: each takes its own before-reading, or only the first does.
     result.stdout.fnmatch_lines([f"*READINGS {readings}*"])

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_goleak.diff import identity
 from pytest_goleak.errors import GoleakError, ProfileError, ServiceError
+from pytest_goleak.goroutines import identity
 from pytest_goleak.pprof import (
     Frame,
     PprofClient,
@@ -30,7 +30,7 @@ from pytest_goleak.service import GoService
 
 @pytest.fixture(scope="module")
 def pprof(goleak_service: GoService) -> PprofClient:
-    client = PprofClient(goleak_service.pprof_url)
+    client = PprofClient(goleak_service.pprof_url, goleak_service.request_timeout)
     yield client
     client.close()
 
@@ -100,9 +100,9 @@ def test_dump_parser_survives_elided_frames_and_a_cut_off_end() -> None:
         (b"", "empty body"),
         (b"<html><body>502 Bad Gateway</body></html>", "got text"),
         (b"404 page not found\n", "got text"),
-        (gzip.compress(b"\x0a\x05hello")[:-6], "truncated gzip"),
+        (gzip.compress(b"\x0a\x05hello", mtime=0)[:-6], "truncated gzip"),
         (b"\x1f\x8b\x08\x00garbage-garbage", "corrupt gzip"),
-        (gzip.compress(b"\xff" * 64), "corrupt protobuf"),
+        (gzip.compress(b"\xff" * 64, mtime=0), "corrupt protobuf"),
     ],
 )
 def test_bad_goroutine_bodies_give_clear_errors(body: bytes, message: str) -> None:
@@ -187,7 +187,7 @@ def test_proxy_settings_never_apply_to_pprof(
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
-    client = PprofClient(goleak_service.pprof_url)
+    client = PprofClient(goleak_service.pprof_url, goleak_service.request_timeout)
     try:
         assert client.goroutines().total > 0
     finally:

@@ -91,7 +91,7 @@ def test_restart_gives_a_fresh_process(run_service, example_binary: Path) -> Non
 )
 def test_heap_sample_rate_reaches_the_go_runtime(run_service, example_binary: Path, config, rate: int) -> None:  # type: ignore[no-untyped-def]
     service = run_service(example_binary, args="-addr {addr} -data-dir {tmp}", **config)
-    pprof = PprofClient(service.pprof_url)
+    pprof = PprofClient(service.pprof_url, service.request_timeout)
     try:
         assert pprof.heap().sample_rate == rate
     finally:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_goleak.measures import GOROUTINES, HEAP
 from pytest_goleak.session import Point, SessionBudget, SessionRecorder, sparkline
 from pytest_goleak.steady import fit
 from pytest_goleak.timeline import drift_start, render_timeline
@@ -145,6 +146,34 @@ def test_without_a_session_budget_drift_is_only_shown(
     assert "SESSION DRIFT" not in result.stdout.str()
 
 
+KEEPS_IGNORED_FILES = """
+import pytest
+
+@pytest.mark.parametrize("i", range(3))
+def test_keeps_a_file_open(pytest_goleak, i):
+    assert pytest_goleak.client.get("/leaky/open").status_code == 200
+"""
+
+
+def test_session_drift_counts_what_the_verdicts_count(
+    pytester: pytest.Pytester, write_ini: Callable[..., None]
+) -> None:
+    # Each test leaves products.csv open, which goleak_ignore_fds says is fine:
+    # the session's fd count must leave it out too, as each verdict does.
+    write_ini("goleak_ignore_fds =\n    *products.csv\ngoleak_session_fds = 0\n")
+    pytester.makepyfile(test_files=KEEPS_IGNORED_FILES)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=3)
+    assert "SESSION DRIFT" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.OK
+    # Without the pattern, the same session drifts: the check can fail.
+    write_ini("goleak_session_fds = 0\ngoleak_fds = none\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["SESSION DRIFT example_service pid *: fds grew +3 over 3 tests*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
 def _points(count: int) -> list[Point]:
     return [
         Point(
@@ -160,7 +189,7 @@ def _points(count: int) -> list[Point]:
 
 
 def test_timeline_stays_small_for_a_thousand_tests() -> None:
-    recorder = SessionRecorder(SessionBudget(heap=1 << 20))
+    recorder = SessionRecorder(SessionBudget({"heap": 1 << 20}))
     recorder.points.extend(_points(1000))
     page = render_timeline(recorder)
     assert len(page.encode()) < 300 << 10
@@ -169,9 +198,9 @@ def test_timeline_stays_small_for_a_thousand_tests() -> None:
 
 def test_drift_start_marks_the_last_low_point() -> None:
     # The climb starts with the reading after the last one at the low.
-    assert drift_start([5, 5, 5, 5, 6, 7, 8, 9], "goroutines") == 4
-    assert drift_start([5, 6, 5, 6, 5, 6], "goroutines") is None
-    assert drift_start([100, 100 + (2 << 20)], "heap") is None  # too short to call
+    assert drift_start([5, 5, 5, 5, 6, 7, 8, 9], GOROUTINES) == 4
+    assert drift_start([5, 6, 5, 6, 5, 6], GOROUTINES) is None
+    assert drift_start([100, 100 + (2 << 20)], HEAP) is None  # too short to call
 
 
 def test_sparkline_and_fit() -> None:

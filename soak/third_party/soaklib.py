@@ -31,8 +31,12 @@ import httpx
 import psutil
 import pytest
 
+from pytest_goleak.check import Verdict
 from pytest_goleak.diff import diff
+from pytest_goleak.measures import FDS, HEAP, THREADS
 from pytest_goleak.service import GoService
+from pytest_goleak.service_protocol import Service
+from pytest_goleak.snapshot import Snapshot
 
 # (method, path, json-body-or-None). A callable may produce one per call.
 Request = tuple[str, str, object]
@@ -150,15 +154,8 @@ class Recorder:
 
 
 RECORDER = pytest.StashKey[Recorder]()
-READINGS = pytest.StashKey[list]()
-
-
-def _internals(handle):  # type: ignore[no-untyped-def]
-    """The handle's snapshotter and leak check (private; the layout changed across plugin versions)."""
-    if hasattr(handle, "_watches"):  # one _Watch per watched service; the first is the main one
-        watch = handle._watches[0]
-        return watch.snapshotter, watch.check
-    return handle._snapshotter, handle._check
+READINGS = pytest.StashKey[list[Snapshot]]()
+VERDICT = pytest.StashKey[tuple[Verdict, Service]]()
 
 
 def install(
@@ -206,26 +203,12 @@ def install(
             except Exception as exc:  # diagnostics only
                 recorder.server_notes = {"error": repr(exc)}
 
-    @pytest.fixture(autouse=True)
-    def soak_watch_readings(request: pytest.FixtureRequest) -> Iterator[None]:
-        """Record every snapshot the plugin takes for this test (wraps the handle's snapshotter)."""
-        readings: list = []
-        request.node.stash[READINGS] = readings
-        if "pytest_goleak" in request.fixturenames:
-            handle = request.getfixturevalue("pytest_goleak")
-            snapshotter, check = _internals(handle)
-            original = snapshotter.take
-            # The fixture already took the before reading; fetch it from the check.
-            if check is not None and check.before is not None:
-                readings.append(check.before)
+    def pytest_goleak_reading(item: pytest.Item, service: Service, reading: Snapshot, phase: str) -> None:
+        """Record every reading the plugin takes for this test, in order: before, after, settle retakes."""
+        item.stash.setdefault(READINGS, []).append(reading)
 
-            def take(*args, **kwargs):  # type: ignore[no-untyped-def]
-                snap = original(*args, **kwargs)
-                readings.append(snap)
-                return snap
-
-            snapshotter.take = take
-        return
+    def pytest_goleak_verdict(item: pytest.Item, service: Service, verdict: Verdict) -> None:
+        item.stash.setdefault(VERDICT, (verdict, service))  # the first is the main service's
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
@@ -240,20 +223,19 @@ def install(
             raise
         finally:
             record = TestRecord(item.nodeid, time.monotonic() - started, outcome)
-            handle = item.funcargs.get("pytest_goleak") if hasattr(item, "funcargs") else None
-            verdict = getattr(handle, "verdict", None)
+            verdict, service = item.stash.get(VERDICT, (None, None))
             readings = item.stash.get(READINGS, [])
             record.readings = len(readings)
             if verdict is not None:
                 record.waited = verdict.waited
                 record.goroutine_total = verdict.delta.goroutine_total
-                record.heap_delta = verdict.delta.heap_bytes
-                record.fd_delta = verdict.delta.fds
-                record.thread_delta = verdict.delta.threads
+                record.heap_delta = verdict.delta.of(HEAP)
+                record.fd_delta = verdict.delta.of(FDS)
+                record.thread_delta = verdict.delta.of(THREADS)
                 if verdict.failed:
                     from pytest_goleak.report import render
 
-                    record.leak_text = render(verdict) + _peers(handle.service.pid)
+                    record.leak_text = render(verdict) + _peers(service.pid)
             if len(readings) >= 3 and verdict is not None:  # before, a first after over budget, more
                 first = diff(readings[0], readings[1], verdict.budget)
                 record.first_after_over = tuple(first.over(verdict.budget))
@@ -282,7 +264,8 @@ def install(
     namespace.update(
         pytest_configure=pytest_configure,
         soak_background=soak_background,
-        soak_watch_readings=soak_watch_readings,
+        pytest_goleak_reading=pytest_goleak_reading,
+        pytest_goleak_verdict=pytest_goleak_verdict,
         pytest_runtest_call=pytest_runtest_call,
         pytest_terminal_summary=pytest_terminal_summary,
     )

@@ -1,0 +1,39 @@
+"""pytest-goleak's own hooks: the seam for dashboards, soaks and benchmarks.
+
+Implement them in a ``conftest.py`` or a plugin. They are called in the
+process that runs the test (an xdist worker, under xdist); what they receive
+is the plugin's own data: :class:`~pytest_goleak.snapshot.Snapshot` and
+:class:`~pytest_goleak.check.Verdict`, plain frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_goleak.check import Phase, Verdict
+    from pytest_goleak.service_protocol import Service
+    from pytest_goleak.snapshot import Snapshot
+
+
+@pytest.hookspec
+def pytest_goleak_reading(item: pytest.Item, service: Service, reading: Snapshot, phase: Phase) -> None:
+    """A reading of ``service`` was taken for ``item``.
+
+    ``phase`` says what for: ``"before"`` the test (not called when
+    ``goleak_reuse_readings`` adopts the previous test's after-reading),
+    ``"after"`` it (the first reading), ``"settle"`` (a retake while the growth
+    was over budget), or ``"steady"`` (after one measured steady-state run).
+    The verdict is judged on the last ``after`` or ``settle`` reading.
+    """
+
+
+@pytest.hookspec
+def pytest_goleak_verdict(item: pytest.Item, service: Service, verdict: Verdict) -> None:
+    """The leak check of ``service`` during ``item`` reached ``verdict`` (``verdict.failed`` tells which way).
+
+    Called once per watched service, after the evidence of a failure was
+    gathered and before the test's report is made.
+    """

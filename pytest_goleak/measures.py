@@ -1,0 +1,184 @@
+"""The measures: one row each, and the one place that reads a measure from a snapshot.
+
+Budgets, the report header and marker help, the delta, the JUnit
+properties, steady-state trends, session drift, the summary and the timeline
+all loop over :data:`MEASURES`. Adding a measure is one row here plus its
+reader. Ignore patterns are applied in the readers, so that every consumer
+counts what a test's verdict counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from pytest_goleak.goroutines import count_by_identity
+from pytest_goleak.snapshot import Part, Snapshot
+from pytest_goleak.units import MiB, format_size, parse_count, parse_size
+
+
+class Ignores(Protocol):
+    """The ignore patterns a reading is counted under (a :class:`~pytest_goleak.budget.Budget` has them)."""
+
+    @property
+    def ignore(self) -> tuple[str, ...]: ...
+
+    @property
+    def ignore_fds(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True)
+class NoIgnores:
+    ignore: tuple[str, ...] = ()
+    ignore_fds: tuple[str, ...] = ()
+
+
+NOTHING_IGNORED = NoIgnores()
+Reader = Callable[[Snapshot, Ignores], int | None]
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One thing a test can leak, and everything the plugin says and does about it."""
+
+    name: str  # the budget's key: marker argument, goleak_NAME, --goleak-NAME
+    help: str  # what the budget allows, for the ini/flag help
+    default: int | None  # the per-test budget; None: read and reported, not checked
+    part: Part  # the part of a reading it is read from
+    read: Reader  # its value in one reading, ignore patterns applied
+    junit: str  # the JUnit property that carries a test's growth
+    title: str  # its chart's title in the timeline
+    charted: bool = True  # the summary's sparklines and the timeline chart it
+    session: bool = False  # a session-wide budget (goleak_session_NAME) can limit it
+    bytes: bool = False  # its values are byte counts
+    noun: str = ""  # for a count of things that leak: "3 goroutines leaked" rather than "goroutines +3"
+    drift: int = 3  # timeline: a climb at least this large is marked as drift
+    tolerance: int = 0  # timeline: readings this close to the low still count as the low
+
+    def parse(self, value: object, where: str) -> int:
+        return parse_size(value, where) if self.bytes else parse_count(value, where)
+
+    def show(self, value: float) -> str:
+        """A value as a user reads it: ``4.0 MiB``, ``12``."""
+        return format_size(value) if self.bytes else f"{value:.0f}"
+
+    def signed(self, value: float) -> str:
+        return ("+" if value >= 0 else "") + self.show(value)
+
+    def phrase(self, grew: int, allowed: int | None = None) -> str:
+        """``3 goroutines leaked (budget 0)``, ``heap +4.0 MiB (budget 1.0 MiB)``, ``fds +1``."""
+        if self.noun:
+            text = f"{grew} {self.noun}{'s' if grew != 1 else ''} leaked"
+        else:
+            text = f"{self.name} {self.signed(grew)}"
+        return text if allowed is None else f"{text} (budget {self.show(allowed)})"
+
+    def rate(self, slope: float) -> str:
+        """Growth per steady-state iteration: ``heap +24.1 KiB per iteration``, ``+1 goroutine per iteration``."""
+        if self.bytes:
+            return f"{self.name} +{format_size(slope)} per iteration"
+        if self.noun:
+            return f"+{slope:.3g} {self.noun}{'s' if round(slope, 3) != 1 else ''} per iteration"
+        return f"{self.name} +{slope:.3g} per iteration"
+
+
+def _goroutines(snapshot: Snapshot, ignores: Ignores) -> int:
+    return sum(count_by_identity(snapshot.goroutines, ignores.ignore).values())
+
+
+def _heap(snapshot: Snapshot, ignores: Ignores) -> int | None:
+    return None if snapshot.heap is None else snapshot.heap.live_bytes
+
+
+def _fds(snapshot: Snapshot, ignores: Ignores) -> int | None:
+    return None if snapshot.process is None else len(snapshot.process.counted_fds(ignores.ignore_fds))
+
+
+def _children(snapshot: Snapshot, ignores: Ignores) -> int | None:
+    return None if snapshot.process is None else len(snapshot.process.children)
+
+
+def _threads(snapshot: Snapshot, ignores: Ignores) -> int | None:
+    return None if snapshot.process is None else snapshot.process.threads
+
+
+def _tmpfiles(snapshot: Snapshot, ignores: Ignores) -> int | None:
+    return None if snapshot.tmpfiles is None else len(snapshot.tmpfiles)
+
+
+# Goroutine growth is not after - before of this count but a sum over
+# identities (see diff.py); the count is what drift and the timeline chart.
+GOROUTINES = Measure(
+    "goroutines",
+    "goroutines a test may leak",
+    0,
+    Part.GOROUTINES,
+    _goroutines,
+    junit="goroutines_leaked",
+    title="goroutines",
+    session=True,
+    noun="goroutine",
+)
+HEAP = Measure(
+    "heap",
+    "live heap growth a test may leave, e.g. 1MiB",
+    MiB,
+    Part.HEAP,
+    _heap,
+    junit="heap_delta_bytes",
+    title="live heap",
+    session=True,
+    bytes=True,
+    drift=MiB,
+    tolerance=64 << 10,
+)
+FDS = Measure(
+    "fds",
+    "file descriptors a test may leak",
+    0,
+    Part.PROCESS,
+    _fds,
+    junit="fds_delta",
+    title="file descriptors",
+    session=True,
+)
+CHILDREN = Measure(
+    "children",
+    "child processes a test may leave",
+    0,
+    Part.PROCESS,
+    _children,
+    junit="children_delta",
+    title="child processes",
+    charted=False,
+)
+THREADS = Measure(
+    "threads",
+    "OS threads a test may add",
+    None,
+    Part.PROCESS,
+    _threads,
+    junit="threads_delta",
+    title="OS threads",
+)
+TMPFILES = Measure(
+    "tmpfiles",
+    "files and directories a test may leave in the service's TMPDIR",
+    0,
+    Part.TMPDIR,
+    _tmpfiles,
+    junit="tmpfiles_delta",
+    title="temp files",
+    charted=False,
+)
+
+MEASURES: tuple[Measure, ...] = (GOROUTINES, HEAP, FDS, CHILDREN, THREADS, TMPFILES)
+BY_NAME: Mapping[str, Measure] = {measure.name: measure for measure in MEASURES}
+CHARTED = tuple(measure for measure in MEASURES if measure.charted)
+SESSION = tuple(measure for measure in MEASURES if measure.session)
+
+
+def values(snapshot: Snapshot, ignores: Ignores = NOTHING_IGNORED) -> dict[str, int | None]:
+    """Every measure's value in ``snapshot``, by name; None for a part the reading does not hold."""
+    return {measure.name: measure.read(snapshot, ignores) for measure in MEASURES}
