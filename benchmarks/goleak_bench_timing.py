@@ -28,12 +28,14 @@ import json
 import os
 import time
 from collections.abc import Generator
+from typing import TYPE_CHECKING
 
 import psutil
 import pytest
 
-from pytest_goleak.check import Verdict
-from pytest_goleak.service_protocol import Service
+if TYPE_CHECKING:  # at run time a --ref of an older plugin may lack these modules
+    from pytest_goleak.check import Verdict
+    from pytest_goleak.service_protocol import Service
 
 _OUT = os.environ.get("GOLEAK_BENCH_OUT", "")
 _PROFILE = os.environ.get("GOLEAK_BENCH_PROFILE", "")
@@ -114,6 +116,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         )
 
 
+@pytest.hookimpl(optionalhook=True)  # an older plugin (--ref) has no such hook
 def pytest_goleak_verdict(item: pytest.Item, service: Service, verdict: Verdict) -> None:
     # How long the after-test readings took (settle retakes included) and what the check saw.
     info = _REPORTS.setdefault(item.nodeid, {"outcome": "passed"})
