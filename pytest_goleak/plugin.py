@@ -298,7 +298,7 @@ class SessionHooks:
         if self.worker:
             return
         recorder = self.state.recorder
-        lines = recorder.lines(self.config.get_verbosity()) if self.state.settings.summary else []
+        lines = recorder.lines(self.config.getoption("verbose")) if self.state.settings.summary else []
         if not lines and recorder.drift():
             lines = [f"SESSION DRIFT {problem}" for problem in recorder.drift()]
         if self.state.timeline is not None and recorder.points:
