@@ -48,6 +48,20 @@ KNOBS = (
 
 
 @dataclass(frozen=True)
+class Known:
+    """Growth a baseline file records as already known for one test: allowed on top of the budget."""
+
+    growth: Mapping[str, int] = field(default_factory=dict)  # by measure name, goroutines aside
+    goroutines: Mapping[str, int] = field(default_factory=dict)  # by goroutine identity
+
+    def describe(self) -> str:
+        """``2 x main.worker, heap +3.0 MiB``."""
+        parts = [f"{count} x {name}" for name, count in sorted(self.goroutines.items())]
+        parts += [BY_NAME[name].phrase(grew) for name, grew in sorted(self.growth.items()) if name in BY_NAME]
+        return ", ".join(parts) or "nothing"
+
+
+@dataclass(frozen=True)
 class Budget:
     """The growth one test may leave behind, by measure name (None: not checked), and its check's knobs."""
 
@@ -58,6 +72,7 @@ class Budget:
     check: bool = True
     repeat: int = 0  # steady-state mode: measured runs after the warm-up (0: off)
     warmup: int = 1  # unmeasured runs first, in steady-state mode
+    known: Known | None = None  # this test's entry in the baseline file, if any
 
     def limit(self, measure: Measure) -> int | None:
         return self.limits.get(measure.name)
@@ -94,5 +109,5 @@ class Budget:
 
 _KNOBS = {knob.name: knob for knob in KNOBS}
 NAMES = tuple(measure.name for measure in MEASURES) + tuple(_KNOBS)
-assert {f.name for f in fields(Budget)} - {"limits"} == set(_KNOBS), "every knob is a Budget field"
+assert {f.name for f in fields(Budget)} - {"limits", "known"} == set(_KNOBS), "every knob is a Budget field"
 KNOB_DEFAULTS: Mapping[str, object] = {f.name: f.default for f in fields(Budget) if f.name in _KNOBS}

@@ -145,22 +145,28 @@ def gather_evidence(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
             dump_text, proof = "", None  # the profile's stacks still go into the report
         dump = parse_goroutine_dump(dump_text, mentioning={growth.identity for growth in delta.goroutines})
         proven = count_by_identity(proof) if proof is not None else Counter[str]()
-        kept = []
+
+        def ours(growth: GoroutineGrowth) -> list[DumpedGoroutine]:
+            return [g for g in dump if identity(g.stack) == growth.identity and not is_own(g.stack)]
+
+        dropped = []
         for growth in delta.goroutines:
-            mine = [g for g in dump if identity(g.stack) == growth.identity and not is_own(g.stack)]
+            mine = ours(growth)
             creators = [g.created_by.function for g in mine if g.created_by is not None]
             # Ignore patterns also match the `created by` frame, which only the dump carries.
             # Every creator must match: one leaked goroutine started elsewhere keeps the growth.
             ignored = [creator for creator in creators if matches(budget.ignore, (creator,))]
             if budget.ignore and mine and len(ignored) == len(mine):
-                continue
-            kept.append(growth)
+                dropped.append(growth)
+        if dropped:
+            delta = delta.without_goroutines(dropped)
+        # Show what is new: with a baseline, only the goroutines beyond what it knows of.
+        for growth in delta.beyond(budget.known).goroutines:
+            mine = ours(growth)
             if mine:
                 groups.extend(_group(growth.identity, _newest(mine, growth.leaked), proven[growth.identity]))
             else:
                 groups.extend(_from_profile(growth))
-        if len(kept) != len(delta.goroutines):
-            delta = delta.without_goroutines([g for g in delta.goroutines if g not in kept])
     if delta.new_fds and FDS in verdict.over and snapshotter.pid is not None:
         described = describe_fds(snapshotter.pid, dict(delta.new_fds))
         delta = replace(delta, new_fds=tuple(sorted(described.items())))

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from pytest_goleak.budget import Budget
+from pytest_goleak.budget import Budget, Known
 from pytest_goleak.goroutines import count_by_identity, identity, is_own
 from pytest_goleak.measures import GOROUTINES, MEASURES, Ignores, Measure
 from pytest_goleak.pprof import GoroutineProfile, HeapProfile, Stack
@@ -65,18 +65,33 @@ class Delta:
     def of(self, measure: Measure) -> int | None:
         return self.grew.get(measure.name)
 
+    def beyond(self, known: Known | None) -> Delta:
+        """The growth beyond what a baseline knows of: more of a known identity, a new one, or more bytes."""
+        if known is None:
+            return self
+        goroutines = tuple(
+            GoroutineGrowth(g.identity, g.before + known.goroutines.get(g.identity, 0), g.after, g.stacks)
+            for g in self.goroutines
+            if g.leaked > known.goroutines.get(g.identity, 0)
+        )
+        grew = {name: None if v is None else v - known.growth.get(name, 0) for name, v in self.grew.items()}
+        grew[GOROUTINES.name] = sum(growth.leaked for growth in goroutines)
+        return replace(self, grew=grew, goroutines=goroutines)
+
     def exceeded(self, budget: Budget) -> list[Measure]:
-        """The measures whose growth exceeds ``budget``."""
+        """The measures whose growth, beyond the budget's known growth, exceeds the budget."""
+        judged = self.beyond(budget.known)
         over = []
         for measure in MEASURES:
-            allowed, grew = budget.limit(measure), self.of(measure)
+            allowed, grew = budget.limit(measure), judged.of(measure)
             if allowed is not None and grew is not None and grew > allowed:
                 over.append(measure)
         return over
 
     def over(self, budget: Budget) -> list[str]:
         """The measures that exceed ``budget``, as report phrases; empty if within it."""
-        return [m.phrase(self.of(m) or 0, budget.limit(m)) for m in self.exceeded(budget)]
+        judged = self.beyond(budget.known)
+        return [m.phrase(judged.of(m) or 0, budget.limit(m)) for m in self.exceeded(budget)]
 
     def without_goroutines(self, dropped: Sequence[GoroutineGrowth]) -> Delta:
         """This delta with some identities' growth taken out (ignored by their creator)."""

@@ -19,6 +19,7 @@ from pytest_goleak.budget import Budget
 from pytest_goleak.check import Phase, Verdict
 from pytest_goleak.errors import ConfigError, GoleakError
 from pytest_goleak.handle import GoleakHandle, Listeners, unreadable_text
+from pytest_goleak.json_report import write_json
 from pytest_goleak.report import junit_properties
 from pytest_goleak.service import GoService
 from pytest_goleak.service_config import ServiceConfig
@@ -105,7 +106,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     state = config.stash[STATE]
     try:
         for item in items:
-            item.stash[BUDGET] = _budget_for(item, state.defaults)
+            item.stash[BUDGET] = state.budget_for(item.nodeid, _budget_for(item, state.defaults))
     except ConfigError as exc:
         raise _usage_error(exc) from None
 
@@ -225,10 +226,10 @@ def _judge(item: pytest.Item, handle: GoleakHandle, body_passed: bool) -> str | 
     if verdict is not None:
         item.user_properties.extend(junit_properties(verdict))
         item.stash[RECORD] = record(f"{handle.service.name} pid {handle.service.pid}", verdict, headline)
-    if text is None:
-        return None
-    item.user_properties.append(("goleak_failure", headline))
     state = item.config.stash[STATE]
+    if text is None or state.settings.update_baseline:
+        return None  # recording the baseline: what it found goes into the file, not a failure
+    item.user_properties.append(("goleak_failure", headline))
     if state.artifacts is not None:
         service = handle.service
         lines = state.artifacts.write(item.nodeid, verdict, text, service.output_since_start(), service.binary)
@@ -293,6 +294,11 @@ class SessionHooks:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.state.timeline is not None:
             write_timeline(self.state.timeline, self.state.recorder)
+        baseline = self.state.baseline
+        if self.state.settings.json is not None:
+            write_json(self.state.settings.json, self.state.recorder.points, baseline.entries if baseline else {})
+        if baseline is not None and self.state.settings.update_baseline:
+            baseline.write(self.state.recorder.leaks())
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.worker:
@@ -301,8 +307,14 @@ class SessionHooks:
         lines = recorder.lines(self.config.getoption("verbose")) if self.state.settings.summary else []
         if not lines and recorder.drift():
             lines = [f"SESSION DRIFT {problem}" for problem in recorder.drift()]
+        baseline = self.state.baseline
+        if baseline is not None and recorder.points:
+            failed = [point.nodeid for point in recorder.failures]
+            lines += baseline.summary(recorder.leaks(), failed, self.state.settings.update_baseline)
         if self.state.timeline is not None and recorder.points:
             lines.append(f"timeline: {self.state.timeline}")
+        if self.state.settings.json is not None and recorder.points:
+            lines.append(f"json: {self.state.settings.json}")
         if lines:
             terminalreporter.write_sep("=", "goleak")
             for line in lines:

@@ -73,10 +73,28 @@ def _listed(title: str, items: Sequence[str]) -> list[str]:
     return lines
 
 
+def _baseline_lines(verdict: Verdict) -> list[str]:
+    """What is new against the baseline file's entry for this test: new identities, more of known ones."""
+    known = verdict.budget.known
+    if known is None:
+        return []
+    lines = ["", f"beyond the baseline, which knows of {known.describe()} for this test:"]
+    for growth in verdict.delta.goroutines:
+        allowed = known.goroutines.get(growth.identity, 0)
+        if growth.leaked > allowed:
+            what = f"{growth.leaked} leaked, {allowed} known" if allowed else "a new identity"
+            lines.append(f"  {growth.identity}: {what}")
+    for measure in verdict.over:
+        if measure.name in known.growth:
+            grew = verdict.delta.of(measure) or 0
+            lines.append(f"  {measure.phrase(grew)} in all, {measure.signed(known.growth[measure.name])} known")
+    return lines
+
+
 def render(verdict: Verdict) -> str:
     """The whole failure text: headline, then each leaking measure in detail."""
     delta = verdict.delta
-    lines = [headline(verdict)]
+    lines = [headline(verdict), *_baseline_lines(verdict)]
     if verdict.leaked_groups:
         total = sum(group.count for group in verdict.leaked_groups)
         groups = len(verdict.leaked_groups)

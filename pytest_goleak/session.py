@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from pytest_goleak.baseline import entry
 from pytest_goleak.check import Verdict
 from pytest_goleak.measures import BY_NAME, CHARTED, MEASURES, SESSION, Measure, values
 
@@ -27,12 +28,16 @@ def record(service: str, verdict: Verdict, failure: str | None) -> dict[str, Any
 
     Readings are counted as the test's verdict counts them: under its ignore patterns.
     """
+    judged = verdict.delta.beyond(verdict.budget.known)
     return {
         "service": service,
         "before": values(verdict.before, verdict.budget),
         "after": values(verdict.after, verdict.budget),
         "grew": dict(verdict.delta.grew),
         "failure": failure,
+        # What it leaked without any baseline (the baseline's entry for it), and the identities that failed it.
+        "leaks": entry(verdict),
+        "leaked_goroutines": {g.identity: g.leaked for g in judged.goroutines} if failure else {},
     }
 
 
@@ -44,6 +49,9 @@ class Point:
     after: dict[str, int | None]
     grew: dict[str, int | None]
     failure: str | None
+    outcome: str = "passed"  # the test's call-phase outcome
+    leaks: dict[str, Any] | None = None  # what it leaked judged without a baseline (see baseline.entry)
+    leaked_goroutines: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -81,10 +89,24 @@ class SessionRecorder:
             return
         try:
             self.points.append(
-                Point(report.nodeid, data["service"], data["before"], data["after"], data["grew"], data["failure"])
+                Point(
+                    report.nodeid,
+                    data["service"],
+                    data["before"],
+                    data["after"],
+                    data["grew"],
+                    data["failure"],
+                    report.outcome,
+                    data.get("leaks"),
+                    data.get("leaked_goroutines", {}),
+                )
             )
         except KeyError:
             return  # a record from another version of the plugin
+
+    def leaks(self) -> dict[str, dict[str, Any] | None]:
+        """Each checked test's leaks judged without a baseline (None: clean), by test id; the last run wins."""
+        return {point.nodeid: point.leaks for point in self.points}
 
     @property
     def failures(self) -> list[Point]:

@@ -146,6 +146,15 @@ OTHER_OPTIONS = (
         "bool",
     ),
     Option("artifacts", "directory for each failing test's profiles, dump and log (go tool pprof opens them)"),
+    Option("json", "write the session's readings and verdicts to this JSON file (merged across xdist workers)"),
+    Option("baseline", "JSON file of known leaks per test (relative to the rootdir): only new leaks fail"),
+    Option(
+        "update_baseline",
+        "record this run's leaks into goleak_baseline instead of failing tests for them",
+        parse_bool,
+        False,
+        "bool",
+    ),
     Option("attach_url", "check an already running service at this URL instead of starting one"),
     Option("attach_pid", "local PID of the attached service, so fds, children and threads are measured too"),
 )
@@ -250,6 +259,9 @@ class Settings:
     attach_pid: int | None
     artifacts: Path | None
     timeline: Path | None
+    json: Path | None
+    baseline: Path | None  # relative paths start at the rootdir, from the ini file or a flag alike
+    update_baseline: bool
     reuse_readings: bool
     # Settings the services and attach mode are built from, for the factory fixture and AttachedService.
     pprof_url: str
@@ -280,6 +292,9 @@ def resolve(config: pytest.Config) -> Settings:
     budget = Budget().updated(given_budget, sources.where)
     session = SessionBudget({m.name: sources.value(f"session_{m.name}") for m in SESSION})
     attach_url, attach_pid = _attach(sources)
+    baseline, update_baseline = sources.value("baseline"), sources.value("update_baseline")
+    if update_baseline and not baseline:
+        raise ConfigError("--goleak-update-baseline needs a file to write: set goleak_baseline or --goleak-baseline")
     service = _service_config(sources, base) if (sources.value("binary") or sources.value("package")) else None
     if attach_url and service is not None:
         raise ConfigError("goleak_attach_url is set along with goleak_binary/goleak_package; keep one of them")
@@ -295,6 +310,9 @@ def resolve(config: pytest.Config) -> Settings:
         attach_pid=attach_pid,
         artifacts=_output_path(sources, "artifacts", base),
         timeline=_output_path(sources, "timeline", base),
+        json=_output_path(sources, "json", base),
+        baseline=config.rootpath / Path(baseline).expanduser() if baseline else None,
+        update_baseline=update_baseline,
         reuse_readings=sources.value("reuse_readings"),
         allow_remote=sources.value("allow_remote"),
         where=sources.field_where,

@@ -5,12 +5,15 @@ from __future__ import annotations
 import shlex
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from pytest_goleak.artifacts import ArtifactWriter
 from pytest_goleak.attach import AttachedService
+from pytest_goleak.baseline import Baseline
+from pytest_goleak.budget import Budget
 from pytest_goleak.handle import Readers
 from pytest_goleak.lifeline import Lifeline
 from pytest_goleak.service import GoService
@@ -35,11 +38,19 @@ class GoleakState:
         self.timeline = settings.timeline
         self.recorder = SessionRecorder(settings.session_budget)
         self.readers = Readers(reuse=settings.reuse_readings)
+        path = settings.baseline
+        self.baseline = Baseline.load(path, missing_ok=settings.update_baseline) if path is not None else None
         self._binaries: dict[tuple[str, Path, str], Path] = {}
         self._build_dir: Path | None = None
         self._services: list[GoService] = []
         self._main: Service | None = None
         self._lifeline: Lifeline | None = None
+
+    def budget_for(self, test: str, budget: Budget) -> Budget:
+        """``budget`` with what the baseline knows of ``test``; none while the baseline is being rewritten."""
+        if self.baseline is None or self.settings.update_baseline:
+            return budget
+        return replace(budget, known=self.baseline.known(test))
 
     def require_config(self) -> ServiceConfig:
         # With nothing configured this raises the one-line "set goleak_package" error.
