@@ -14,7 +14,14 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from pytest_goleak.errors import ConfigError, GoleakError, PprofNotServed, ServiceError
+from pytest_goleak.errors import (
+    ConfigError,
+    GoleakError,
+    PprofNotServed,
+    ReadyRefused,
+    ServiceError,
+    ServiceMisconfigured,
+)
 from pytest_goleak.loopback import require_loopback
 from pytest_goleak.measures import MEASURES
 from pytest_goleak.readiness import NotReady, probes, wait_ready
@@ -90,7 +97,9 @@ class AttachedService:
         try:
             wait_ready(probes(self.pprof_url, self.ready_url), deadline, self.alive, min(self.start_timeout, 2.0))
         except PprofNotServed as exc:  # pprof is not mounted there: waiting will not help
-            raise self._no_pprof(str(exc)) from None
+            raise self._no_pprof(str(exc), ServiceMisconfigured) from None
+        except ReadyRefused as exc:  # nor will a 404 turn into a 2xx
+            raise ServiceMisconfigured(f"attached {self.name} answers, but {exc}") from None
         except NotReady as exc:
             if exc.exited:
                 raise ServiceError(f"attached {self.name} (pid {self.pid}) exited before it was ready") from None
@@ -100,8 +109,8 @@ class AttachedService:
                 f"attached {self.name} was not ready within {self.start_timeout:g}s ({exc.problem})"
             ) from None
 
-    def _no_pprof(self, problem: str) -> ServiceError:
-        return ServiceError(
+    def _no_pprof(self, problem: str, kind: type[ServiceError] = ServiceError) -> ServiceError:
+        return kind(
             f"attached {self.name} serves no pprof: {problem}; check {self.where('url')} and {self.where('pprof_url')}"
         )
 

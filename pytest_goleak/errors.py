@@ -30,6 +30,20 @@ class PprofNotServed(ServiceError):
     """The service answers, but not with pprof (HTTP 404): waiting will not help."""
 
 
+class ReadyRefused(ServiceError):
+    """The ready URL answers a 4xx that waiting will not change (404: no such path): the URL is wrong."""
+
+
+class ServiceMisconfigured(ServiceError):
+    """A service's first start showed that its configuration is wrong, not that it died.
+
+    pprof or the ready URL is not where the configuration says, the binary
+    exits before it is ready, or it listens on ports nobody told it. The same
+    configuration would fail the same way for every test, so the session
+    stops. The first line names the cause and the fix.
+    """
+
+
 class ProfileError(GoleakError):
     """A pprof endpoint answered with something that is not a usable profile."""
 

@@ -17,7 +17,7 @@ from _pytest._code.code import ExceptionRepr
 from pytest_goleak import hooks, settings
 from pytest_goleak.budget import Budget
 from pytest_goleak.check import Phase, Verdict
-from pytest_goleak.errors import ConfigError, GoleakError
+from pytest_goleak.errors import ConfigError, GoleakError, ServiceMisconfigured
 from pytest_goleak.handle import GoleakHandle, Listeners, unreadable_text
 from pytest_goleak.json_report import write_json
 from pytest_goleak.report import junit_properties
@@ -130,6 +130,21 @@ def _fail(message: str | None) -> None:
         pytest.fail(message, pytrace=False)
 
 
+def _start_failed(request: pytest.FixtureRequest, exc: GoleakError) -> str:
+    """What a failed start fails its test with. A wrong configuration also stops the session after that test.
+
+    The same configuration would fail every later test the same way (a
+    session fixture's error repeats for each), so the first start's
+    configuration error is reported once, by the test that needed the
+    service, and ``session.shouldstop`` ends the run after it, xdist workers
+    included. A service that started once and died later is restarted per
+    test, as before.
+    """
+    if isinstance(exc, (ConfigError, ServiceMisconfigured)):
+        request.session.shouldstop = f"pytest-goleak stopped the session: {str(exc).splitlines()[0]}"
+    return str(exc)
+
+
 @pytest.fixture(scope="session", name="goleak_service")
 def goleak_service_fixture(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Service:
     """The service under test, started once per session (and restarted if it dies)."""
@@ -137,7 +152,7 @@ def goleak_service_fixture(request: pytest.FixtureRequest, tmp_path_factory: pyt
     try:
         return request.config.stash[STATE].main_service(tmp_path_factory.mktemp("goleak"))
     except GoleakError as exc:
-        problem = str(exc)
+        problem = _start_failed(request, exc)
     _fail(problem)
     raise AssertionError("unreachable")
 
@@ -156,13 +171,14 @@ def goleak_service_factory_fixture(
 
     def start(**fields: object) -> GoService:
         fields.setdefault("base_dir", state.require_config().base_dir if state.service_config else Path.cwd())
+        fields.setdefault("rootdir", request.config.rootpath)
         problem = None
         try:
             fields.setdefault("memprofilerate", state.settings.memprofilerate)
             config = ServiceConfig(**fields)  # type: ignore[arg-type]
             return state.start(config, tmp_path_factory.mktemp("goleak"))
         except GoleakError as exc:
-            problem = str(exc)
+            problem = _start_failed(request, exc)
         _fail(problem)
         raise AssertionError("unreachable")
 

@@ -396,3 +396,28 @@ def _still_points_to(pid: int, fd: int, target: str) -> bool:
         return os.readlink(f"/proc/{pid}/fd/{fd}") == target
     except OSError:
         return False
+
+
+def listening(pid: int) -> tuple[tuple[int, str], ...]:
+    """The TCP ports that ``pid`` and its descendants listen on, as (port, address) sorted by port.
+
+    E.g. ``((9093, "[::]:9093"), (41234, "127.0.0.1:41234"))``. A service the
+    plugin starts leads its own process group, so these are the group's
+    listeners. Report text: never raises; a process gone, or not ours,
+    listens on nothing.
+    """
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return ()
+    found: set[tuple[int, str]] = set()
+    for process in processes:
+        try:
+            conns = process.net_connections(kind="tcp")
+        except (psutil.Error, OSError):
+            continue
+        for conn in conns:
+            if conn.status == psutil.CONN_LISTEN and isinstance(conn.laddr, tuple) and len(conn.laddr) == 2:
+                found.add((int(conn.laddr[1]), _format_addr(conn.family, conn.laddr)))
+    return tuple(sorted(found))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from pytest_goleak.errors import PprofNotServed, ServiceError
+from pytest_goleak.errors import PprofNotServed, ReadyRefused, ServiceError
 from pytest_goleak.http import client
 
 PPROF_MISSING = 'add import _ "net/http/pprof" to the service, or point goleak_pprof_url at it'
@@ -39,8 +39,17 @@ def probe_pprof(http: httpx.Client, url: str) -> str | None:
     return None if response.status_code == 200 else f"{url} answered HTTP {response.status_code}"
 
 
+# 4xx answers that can change while a service starts: the rest say the URL or the request is wrong.
+TRANSIENT_4XX = frozenset({408, 425, 429})  # Request Timeout, Too Early, Too Many Requests
+
+
 def probe_ready(http: httpx.Client, url: str | None) -> str | None:
-    """None once the ready URL (if any) answers 2xx; else what it answered."""
+    """None once the ready URL (if any) answers 2xx; else what it answered.
+
+    Raises :class:`ReadyRefused` on a 4xx other than :data:`TRANSIENT_4XX`:
+    no such path (404), or a plain GET refused (401, 403, 405). Waiting will
+    not change those. A 5xx or no answer is a service still starting.
+    """
     if url is None:
         return None
     try:
@@ -49,7 +58,13 @@ def probe_ready(http: httpx.Client, url: str | None) -> str | None:
         return f"goleak_ready_url {url} did not answer ({type(exc).__name__})"
     if response.is_success:
         return None
-    return f"goleak_ready_url {url} answered HTTP {response.status_code}"
+    code = response.status_code
+    if 400 <= code < 500 and code not in TRANSIENT_4XX:
+        raise ReadyRefused(
+            f"goleak_ready_url {url} answered HTTP {code}, which waiting will not change; "
+            "point goleak_ready_url at a path that answers a plain GET with 2xx once the service is ready"
+        )
+    return f"goleak_ready_url {url} answered HTTP {code}"
 
 
 @dataclass(frozen=True)
@@ -90,7 +105,8 @@ def wait_ready(
 
     Raises :class:`NotReady` with the last problem once ``alive()`` is false
     or the deadline (a ``time.monotonic()`` value) has passed, and lets a
-    probe's :class:`PprofNotServed` through at once: waiting will not mount pprof.
+    probe's :class:`PprofNotServed` or :class:`ReadyRefused` through at once:
+    waiting will not mount pprof or change a 404.
     """
     problem, passed, delay = "nothing answered yet", 0, 0.01
     with client(request_timeout) as http:

@@ -37,9 +37,11 @@ def factory_where(name: str) -> str:
 class ServiceConfig:
     """How to get and run one Go service; placeholders are filled per start.
 
-    Placeholders in ``args``, ``env`` and ``pprof_url``: ``{port}``, ``{addr}``
-    (``127.0.0.1:{port}``), ``{port_NAME}`` (one more free port per NAME) and
-    ``{tmp}`` (a fresh private directory for each start).
+    Placeholders in ``args``, ``env``, ``pprof_url`` and ``ready_url``:
+    ``{port}``, ``{addr}`` (``127.0.0.1:{port}``), ``{port_NAME}`` (one more
+    free port per NAME), ``{tmp}`` (a fresh private directory for each start)
+    and ``{rootdir}`` (``rootdir``: pytest's rootdir, absolute; the current
+    directory when the config is made outside the plugin).
     """
 
     binary: Path | None = None
@@ -60,11 +62,14 @@ class ServiceConfig:
     memprofilerate: int | None = None
     name: str = ""
     base_dir: Path = Path(".")  # where relative binary and package paths start
+    rootdir: Path | None = None  # what {rootdir} stands for; None: the current directory
     where: Where = field(default=factory_where, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.binary, str):  # accept a plain path from the factory fixture too
             object.__setattr__(self, "binary", Path(self.binary))
+        if isinstance(self.rootdir, str):
+            object.__setattr__(self, "rootdir", Path(self.rootdir))
         where = self.where
         if self.binary is None and not self.package:
             raise ConfigError(
@@ -118,6 +123,27 @@ class ServiceConfig:
             return self.binary.name
         return Path(str(self.package).rstrip("/")).name or "service"
 
+    @property
+    def filled_rootdir(self) -> str:
+        """What ``{rootdir}`` stands for: an absolute path."""
+        return str((self.rootdir or Path.cwd()).absolute())
+
+    def untold_ports(self) -> list[tuple[str, str]]:
+        """The ports the pprof and ready URLs wait on that neither ``args`` nor ``env`` passes to the service.
+
+        As (URL field, placeholder) pairs, e.g. ``("pprof_url", "addr")``;
+        ``{addr}`` and ``{port}`` are one port. The plugin picks these ports
+        afresh for each start, so a service never told one cannot listen on it.
+        """
+        told = {_port_of(name) for text in (self.args, *self.env) for name in _names(text)}
+        untold = []
+        for field_name in ("pprof_url", "ready_url"):
+            for name in _names(getattr(self, field_name)):
+                port = _port_of(name)
+                if port is not None and port not in told:
+                    untold.append((field_name, name))
+        return untold
+
     def command(self, binary: Path, placeholders: Placeholders) -> list[str]:
         """The command line of one start: ``binary`` and the filled-in ``args``."""
         return [str(binary), *(arg.format_map(placeholders) for arg in shlex.split(self.args))]
@@ -138,16 +164,34 @@ class _Dummies(dict[str, str]):
         return "127.0.0.1:1" if key == "addr" else "1"
 
 
+def _names(template: str) -> list[str]:
+    """The placeholder names in a template already checked by :func:`check_placeholders`."""
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+
+
+def _port_of(name: str) -> str | None:
+    """The port a placeholder stands for (``addr`` and ``port`` are the same one), or None for a path."""
+    if name in ("port", "addr"):
+        return "port"
+    return name if name.startswith("port_") else None
+
+
+def port_placeholder(template: str) -> str | None:
+    """The placeholder that gives a URL template its port (``addr``, ``port`` or ``port_NAME``), or None."""
+    return next((name for name in _names(template) if _port_of(name) is not None), None)
+
+
 def check_placeholders(template: str, source: str) -> None:
     """Refuse a template (named by ``source``) with a placeholder no start can fill, or a stray brace."""
     try:
-        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        names = _names(template)
     except ValueError as exc:
         raise ConfigError(f"{source} {template!r}: {exc}; write a literal brace as {{{{ or }}}}") from None
     for name in names:
-        if name not in ("port", "addr", "tmp") and not (name.startswith("port_") and len(name) > 5):
+        if name not in ("port", "addr", "tmp", "rootdir") and not (name.startswith("port_") and len(name) > 5):
             raise ConfigError(
-                f"{source} uses unknown placeholder {{{name}}}; use {{port}}, {{addr}}, {{port_NAME}} or {{tmp}}"
+                f"{source} uses unknown placeholder {{{name}}}; "
+                "use {port}, {addr}, {port_NAME}, {tmp} or {rootdir}"
             )
 
 
@@ -174,11 +218,11 @@ def _free_port(taken: set[int]) -> int:
 class Placeholders(dict[str, str]):
     """Values for templates; ``{port_NAME}`` ports are picked on first use."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, rootdir: str) -> None:
         super().__init__()
         self._taken: set[int] = set()
         port = _free_port(self._taken)
-        self.update(port=str(port), addr=f"127.0.0.1:{port}", tmp=str(tmp))
+        self.update(port=str(port), addr=f"127.0.0.1:{port}", tmp=str(tmp), rootdir=rootdir)
 
     def __missing__(self, key: str) -> str:
         value = str(_free_port(self._taken))

@@ -104,9 +104,17 @@ def _limit_option(name: str, help: str, parse: Callable[[object, str], int], def
 
 SERVICE_OPTIONS = (
     Option("package", "Go package to build once per session (a directory or import path)"),
-    Option("binary", "prebuilt Go binary to run instead of building goleak_package"),
+    Option(
+        "binary",
+        "prebuilt Go binary to run instead of building goleak_package: a path, or a command name found beside the ini "
+        "file or on PATH",
+    ),
     Option("build_flags", "flags for go build of goleak_package, e.g. '-race -tags=integration'"),
-    Option("args", "arguments; placeholders {port} {addr} {port_NAME} {tmp}", default=_service_default("args")),
+    Option(
+        "args",
+        "arguments; placeholders {port} {addr} {port_NAME} {tmp} {rootdir} (on the command line: --goleak-args=...)",
+        default=_service_default("args"),
+    ),
     Option("env", "KEY=VALUE lines for the service's environment (same placeholders)", parse_lines, (), "linelist"),
     Option("pprof_url", "where net/http/pprof is served", default=_service_default("pprof_url")),
     Option("ready_url", "URL that answers 2xx once the service has finished starting, e.g. http://{addr}/healthz"),
@@ -321,13 +329,18 @@ def resolve(config: pytest.Config) -> Settings:
 
 
 def _service_config(sources: _Sources, base: Path) -> ServiceConfig:
-    """The configured service; relative paths are relative to the ini file's directory."""
+    """The configured service; relative paths are relative to the ini file's directory.
+
+    The binary stays as written (a command name is looked up when it is
+    needed: beside the ini file, then on PATH; see toolchain.locate_binary).
+    """
     binary = sources.value("binary")
     return ServiceConfig(
-        binary=(base / Path(binary).expanduser()) if binary else None,
+        binary=Path(binary).expanduser() if binary else None,
         package=sources.value("package") or None,
         build_flags=sources.value("build_flags"),
         base_dir=base,
+        rootdir=sources.config.rootpath,
         args=sources.value("args"),
         env=sources.value("env"),
         allow_remote_pprof=sources.value("allow_remote"),

@@ -21,7 +21,7 @@ from pytest_goleak.service_config import ServiceConfig
 from pytest_goleak.service_protocol import Service
 from pytest_goleak.session import SessionRecorder
 from pytest_goleak.settings import Settings
-from pytest_goleak.toolchain import build_package, check_binary
+from pytest_goleak.toolchain import build_package, find_binary
 
 
 class GoleakState:
@@ -59,7 +59,7 @@ class GoleakState:
     def binary_for(self, service: ServiceConfig) -> Path:
         """The binary of ``service``: checked, or built on first use and reused for the session."""
         if service.binary is not None:
-            return check_binary(service.base_dir / service.binary, service.where)
+            return find_binary(service.binary, service.base_dir, service.where)
         assert service.package is not None
         key = (service.package, service.base_dir, service.build_flags)
         if key not in self._binaries:

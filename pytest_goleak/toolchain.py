@@ -1,4 +1,4 @@
-"""The Go toolchain: finding ``go``, building a package once, and reading a binary's Go version."""
+"""The Go toolchain: finding ``go`` and a service's binary, building a package once, reading a binary's Go version."""
 
 from __future__ import annotations
 
@@ -55,6 +55,32 @@ def build_package(
     return binary
 
 
+def locate_binary(binary: Path, base_dir: Path) -> Path | None:
+    """Where ``binary`` is: a path starts at ``base_dir``; a command name is looked for there, then on ``PATH``.
+
+    A command name is one path component (``prometheus-alertmanager``, no
+    ``/``). A file of that name in ``base_dir`` wins; else the one ``PATH``
+    finds, as an absolute path (the service runs in its own directory). None
+    when a command name is found in neither place.
+    """
+    beside = base_dir / binary
+    if len(binary.parts) > 1 or beside.is_file():
+        return beside
+    found = shutil.which(str(binary))
+    return Path(found).absolute() if found is not None else None
+
+
+def find_binary(binary: Path, base_dir: Path, where: Where = factory_where) -> Path:
+    """``binary`` located as :func:`locate_binary` says, once it is known to be an executable file."""
+    found = locate_binary(binary, base_dir)
+    if found is None:
+        raise ConfigError(
+            f"{where('binary')} {binary} is neither a file in {base_dir} nor a command on PATH; "
+            f"install it, give its path, or set {where('package')} instead"
+        )
+    return check_binary(found, where)
+
+
 def check_binary(binary: Path, where: Where = factory_where) -> Path:
     """``binary``, once it is known to be an executable file."""
     if not binary.exists():
@@ -89,7 +115,8 @@ def binary_go_version(binary: Path) -> str | None:
 def go_version(config: ServiceConfig) -> str | None:
     """The Go version of the configured service: its binary's, or the toolchain that will build it."""
     if config.binary is not None:
-        return binary_go_version(config.base_dir / config.binary)
+        binary = locate_binary(config.binary, config.base_dir)
+        return binary_go_version(binary) if binary is not None else None
     go = shutil.which("go")
     if go is None:
         return None

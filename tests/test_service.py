@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from pytest_goleak.errors import ConfigError, ServiceError
+from pytest_goleak.errors import ConfigError, ServiceError, ServiceMisconfigured
 from pytest_goleak.pprof import PprofClient
 from pytest_goleak.service import GoService
 from pytest_goleak.service_config import ServiceConfig
@@ -406,3 +407,66 @@ def test_race_build_fails_the_test_that_raced_with_the_race_report(pytester: pyt
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*goleak: slowstart exited with code 66 during this test*", "WARNING: DATA RACE"])
+
+
+# -- a service that never answers on {port}: where it listens instead ----------
+
+LISTENS_ELSEWHERE = "-listen 127.0.0.1:0 -debug-listen 127.0.0.1:0 -data-dir {tmp}"
+
+
+def test_a_service_told_its_port_that_listens_elsewhere_is_named_after_the_timeout(
+    run_service: Callable[..., GoService], go_build: Callable[[str], Path]
+) -> None:
+    # The port goes to the service through env, which debugport ignores: it may still bind it, so the wait runs out.
+    with pytest.raises(ServiceError) as error:
+        run_service(go_build("tests/goapps/debugport"), args=LISTENS_ELSEWHERE, env=("PORT={port}",), start_timeout=1.5)
+    assert not isinstance(error.value, ServiceMisconfigured)
+    headline = str(error.value).splitlines()[0]
+    assert headline.startswith("debugport was not ready within 1.5s (http://127.0.0.1:"), headline
+    assert "; it listens on 127.0.0.1:" in headline
+    assert headline.endswith(
+        "check that goleak_service_factory(args=...) gives {addr} to the flag that sets its listen address"
+    )
+
+
+def test_a_service_that_never_binds_its_port_is_named_after_the_timeout(
+    run_service: Callable[..., GoService], go_build: Callable[[str], Path]
+) -> None:
+    # {addr} is in the arguments (to the shell, which drops it), so {port} is waited for; the server binds others.
+    server = go_build("tests/goapps/debugport")
+    with pytest.raises(ServiceError) as error:
+        run_service(Path("/bin/sh"), args=f"-c 'exec {server} {LISTENS_ELSEWHERE}' {{addr}}", start_timeout=1.5)
+    headline = str(error.value).splitlines()[0]
+    assert re.fullmatch(
+        r"sh was not ready within 1\.5s \(port (\d+) is not accepting connections\); "
+        r"it listens on 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+, not on port \1: "
+        r"check that goleak_service_factory\(args=\.\.\.\) gives \{addr\} to the flag that sets its listen address",
+        headline,
+    ), headline
+
+
+def test_a_service_never_told_its_port_that_never_listens_says_so_at_the_timeout(
+    run_service: Callable[..., GoService],
+) -> None:
+    with pytest.raises(ServiceMisconfigured) as error:
+        run_service(Path("/bin/sleep"), args="60", start_timeout=1)
+    headline = str(error.value).splitlines()[0]
+    assert headline.startswith("sleep was not ready within 1s (")
+    assert headline.endswith(
+        "neither goleak_service_factory(args=...) nor goleak_service_factory(env=...) gives the service {addr} "
+        "or {port}; pass {addr} in goleak_service_factory(args=...) to the flag that sets its listen address"
+    )
+
+
+def test_an_exit_keeps_its_status_and_output_and_notes_the_missing_port(
+    run_service: Callable[..., GoService], go_build: Callable[[str], Path]
+) -> None:
+    with pytest.raises(ServiceMisconfigured) as error:
+        run_service(go_build("tests/goapps/exitearly"), args="")
+    lines = str(error.value).splitlines()
+    assert lines[0] == (
+        "exitearly exited during start-up (exited with code 3); its output says why: "
+        "check goleak_service_factory(args=...) and goleak_service_factory(env=...)"
+    )
+    assert any("gives the service {addr} or {port}; pass {addr}" in line for line in lines)
+    assert "cannot load config" in str(error.value)
