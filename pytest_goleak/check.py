@@ -20,7 +20,7 @@ from typing import Literal
 from pytest_goleak.budget import Budget
 from pytest_goleak.diff import Delta, GoroutineGrowth, SiteGrowth, diff, heap_growth
 from pytest_goleak.errors import GoleakError
-from pytest_goleak.goroutines import count_by_identity, identity, is_own, matches
+from pytest_goleak.goroutines import count_by_identity, dumped_identity, is_own, matches
 from pytest_goleak.measures import FDS, GOROUTINES, Measure
 from pytest_goleak.pprof import DumpedGoroutine, Frame, Stack, parse_goroutine_dump
 from pytest_goleak.procfs import describe_fds
@@ -147,7 +147,7 @@ def gather_evidence(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
         proven = count_by_identity(proof) if proof is not None else Counter[str]()
 
         def ours(growth: GoroutineGrowth) -> list[DumpedGoroutine]:
-            return [g for g in dump if identity(g.stack) == growth.identity and not is_own(g.stack)]
+            return [g for g in dump if dumped_identity(g) == growth.identity and not is_own(g.stack)]
 
         dropped = []
         for growth in delta.goroutines:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from pytest_goleak.budget import Budget, Known
-from pytest_goleak.goroutines import count_by_identity, identity, is_own
+from pytest_goleak.goroutines import count_by_identity, counted, is_own
 from pytest_goleak.measures import GOROUTINES, MEASURES, Ignores, Measure
 from pytest_goleak.pprof import GoroutineProfile, HeapProfile, Stack
 from pytest_goleak.procfs import ChildInfo, new_children, new_fds
@@ -105,10 +105,9 @@ def goroutine_growth(before: GoroutineProfile, after: GoroutineProfile, ignore: 
     new = count_by_identity(after, ignore)
     grown = {name: count for name, count in new.items() if count > old.get(name, 0)}
     stacks: dict[str, list[tuple[int, Stack]]] = defaultdict(list)
-    for group in after.groups:
-        name = identity(group.stack)
-        if name in grown and not is_own(group.stack):
-            stacks[name].append((group.count, group.stack))
+    for name, count, stack in counted(after, ignore):
+        if name in grown:
+            stacks[name].append((count, stack))
     growth = [
         GoroutineGrowth(name, old.get(name, 0), count, tuple(sorted(stacks[name], key=lambda s: -s[0])))
         for name, count in grown.items()

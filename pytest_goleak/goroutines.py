@@ -8,11 +8,12 @@ goroutine's current stack changes from one reading to the next (parked in
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from fnmatch import fnmatchcase
 
-from pytest_goleak.pprof import GoroutineProfile, Stack
+from pytest_goleak.pprof import DumpedGoroutine, GoroutineProfile, Stack
 
 # The goroutine serving the plugin's own profile request, and the reader
 # net/http starts beside any in-flight request (present in some readings and
@@ -23,6 +24,9 @@ OWN_START_FUNCTIONS = frozenset({"net/http.(*connReader).backgroundRead"})
 # goroutine at main.main where profiles show runtime.main below it.
 _HIDDEN_ROOTS = frozenset({"runtime.goexit", "runtime.main"})
 _EXITING = frozenset({"runtime.goexit1", "runtime.goexit0"})
+# The wrapper Go 1.22+ compiles `go f(x)` into: a goroutine not yet running shows
+# only it (and runtime.goexit) in a dump, where a profile shows no frames at all.
+_GO_WRAPPER = re.compile(r"\.gowrap\d+$")
 # Generic launchers run the function they are given: every goroutine of
 # Go 1.25's WaitGroup.Go starts in sync.(*WaitGroup).Go.func1, created by
 # sync.(*WaitGroup).Go. The function one frame in is the one that tells them apart.
@@ -66,6 +70,8 @@ def is_own(stack: Stack) -> bool:
     """
     if not stack or identity(stack) in OWN_START_FUNCTIONS:
         return True
+    if all(frame.function in _HIDDEN_ROOTS or _GO_WRAPPER.search(frame.function) for frame in stack):
+        return True  # not running yet, as a profile's sample with no frames
     if any(frame.function in _EXITING for frame in stack):
         return True
     return any(frame.function.startswith(OWN_FRAME_PREFIXES) for frame in stack)
@@ -77,10 +83,56 @@ def matches(patterns: Sequence[str], functions: Iterable[str]) -> bool:
     return any(fnmatchcase(name, pattern) for pattern in patterns for name in names)
 
 
+def left_out(stack: Stack, ignore: Sequence[str] = ()) -> bool:
+    """Whether a profile's stack is left out of the count: the plugin's own, or matched by an ignore pattern."""
+    return is_own(stack) or bool(ignore and matches(ignore, (frame.function for frame in stack)))
+
+
+def dumped_identity(goroutine: DumpedGoroutine) -> str:
+    """A dumped goroutine's identity: its start function, or its creator where the dump lost the start function.
+
+    Only Go 1.20 and older lose it (they print the innermost 100 frames of a
+    deeper stack); the creator is then the one name that does not depend on
+    how deep the stack is.
+    """
+    if goroutine.outer_missing and goroutine.created_by is not None:
+        return goroutine.created_by.function
+    return identity(goroutine.stack)
+
+
+def _functions(goroutine: DumpedGoroutine) -> Iterator[str]:
+    yield from (frame.function for frame in goroutine.stack)
+    if goroutine.created_by is not None:
+        yield goroutine.created_by.function
+
+
+def counted(profile: GoroutineProfile, ignore: Sequence[str] = ()) -> Iterator[tuple[str, int, Stack]]:
+    """The goroutines a reading counts, as (identity, count, stack): the plugin's own and ignored ones left out.
+
+    A profile that may have cut a stack at the runtime's depth limit is
+    counted from the dump read with it, goroutine by goroutine: a cut stack's
+    outermost frame is wherever the cut fell, so naming it by that frame
+    would give a goroutine whose depth changes between two readings a new
+    identity (a false leak) and could merge a real leak into another kind.
+    The dump names each by its start function, or its creator, whatever the
+    depth, and lets ignore patterns match the creator here too.
+    """
+    if profile.dumped is None:
+        for group in profile.groups:
+            if not left_out(group.stack, ignore):
+                yield identity(group.stack), group.count, group.stack
+        return
+    groups: Counter[tuple[str, Stack]] = Counter()
+    for goroutine in profile.dumped:
+        if is_own(goroutine.stack) or (ignore and matches(ignore, _functions(goroutine))):
+            continue
+        groups[(dumped_identity(goroutine), goroutine.stack)] += 1
+    for (name, stack), count in groups.items():
+        yield name, count, stack
+
+
 def count_by_identity(profile: GoroutineProfile, ignore: Sequence[str] = ()) -> Counter[str]:
     counts: Counter[str] = Counter()
-    for group in profile.groups:
-        if is_own(group.stack) or (ignore and matches(ignore, (f.function for f in group.stack))):
-            continue
-        counts[identity(group.stack)] += group.count
+    for name, count, _ in counted(profile, ignore):
+        counts[name] += count
     return counts

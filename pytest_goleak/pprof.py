@@ -21,7 +21,7 @@ import math
 import re
 import zlib
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urljoin
 
@@ -64,14 +64,28 @@ class GoroutineGroup:
     stack: Stack
 
 
+# The fewest frames a goroutine profile keeps of a stack: 32 before Go 1.23,
+# 128 since (GODEBUG profstackdepth). A longer stack loses its outer frames,
+# the start function among them.
+PROFILE_DEPTH = 32
+
+
 @dataclass(frozen=True, slots=True)
 class GoroutineProfile:
     groups: tuple[GoroutineGroup, ...]
     raw: bytes = field(repr=False, default=b"")
+    # The debug=2 dump read right after the profile, when the profile may have cut
+    # a stack: goroutines are then counted from it (see goroutines.counted).
+    dumped: tuple[DumpedGoroutine, ...] | None = None
 
     @property
     def total(self) -> int:
         return sum(group.count for group in self.groups)
+
+    @property
+    def cut(self) -> bool:
+        """Whether a stack may have been cut at the runtime's depth limit (it holds that many frames or more)."""
+        return any(len(group.stack) >= PROFILE_DEPTH for group in self.groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +118,9 @@ class DumpedGoroutine:
     created_by: Frame | None = None
     creator_goid: int | None = None
     elided: bool = False  # the runtime left frames out of a deep stack
+    # Go 1.20 and older print only the innermost 100 frames, so the start function is
+    # missing; Go 1.21 on elide the middle and keep the outermost frames.
+    outer_missing: bool = False
 
 
 def _profile_class() -> Any:
@@ -314,7 +331,7 @@ def parse_goroutine_dump(text: str, mentioning: Collection[str] = ()) -> list[Du
         frames: list[Frame] = []
         created_by: Frame | None = None
         creator: int | None = None
-        elided = False
+        elided = outer_missing = False
         body = lines[1:]
         i = 0
         complete = True
@@ -323,6 +340,7 @@ def parse_goroutine_dump(text: str, mentioning: Collection[str] = ()) -> list[Du
             location = _LOCATION.match(body[i + 1]) if i + 1 < len(body) else None
             if line.startswith("...") and "elided" in line:
                 elided = True
+                outer_missing = outer_missing or "additional frames" in line
                 i += 1
                 continue
             if location is None:
@@ -342,6 +360,8 @@ def parse_goroutine_dump(text: str, mentioning: Collection[str] = ()) -> list[Du
         goroutines.append(
             DumpedGoroutine(int(header.group(1)), header.group(2), tuple(frames), created_by, creator, elided)
         )
+        if outer_missing:
+            goroutines[-1] = replace(goroutines[-1], outer_missing=True)
     return goroutines
 
 
@@ -393,7 +413,16 @@ class PprofClient:
             raise ServiceUnresponsive(f"service did not answer {url}: {exc}") from None
 
     def goroutines(self) -> GoroutineProfile:
-        return parse_goroutine_profile(self.fetch("goroutine"))
+        """The goroutine profile; with the full dump as well when the profile may have cut a stack.
+
+        A cut stack has lost its start function, and the profile cannot tell
+        which goroutine it was: the dump can (its outermost frames and its
+        ``created by``). It is dear, so it is read only for such a profile.
+        """
+        profile = parse_goroutine_profile(self.fetch("goroutine"))
+        if not profile.cut:
+            return profile
+        return replace(profile, dumped=tuple(parse_goroutine_dump(self.goroutine_dump())))
 
     def heap(self) -> HeapProfile:
         # gc=1 runs a full GC first, so garbage never reads as growth.

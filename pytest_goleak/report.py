@@ -12,16 +12,18 @@ from collections.abc import Sequence
 
 from pytest_goleak.check import LeakedGroup, Verdict
 from pytest_goleak.measures import CHILDREN, FDS, HEAP, MEASURES, TMPFILES
-from pytest_goleak.pprof import Frame, Stack
+from pytest_goleak.pprof import PROFILE_DEPTH, Frame, Stack
 from pytest_goleak.procfs import format_child
 from pytest_goleak.tmpdir import describe_entry
 from pytest_goleak.units import format_size
 
 MAX_GROUPS = 8
 MAX_FRAMES = 14
+MAX_DEEP_FRAMES = 40  # for a stack as deep as the goroutine profile's limit, or deeper
 MAX_SITES = 5
 MAX_LISTED = 20
 SITE_FRAMES = 4
+_RECURSION = 3  # frames of one function in a row that are shown as one
 
 
 def headline(verdict: Verdict) -> str:
@@ -30,28 +32,50 @@ def headline(verdict: Verdict) -> str:
 
 def _frames(stack: Stack, limit: int = MAX_FRAMES) -> list[str]:
     frames = [f for f in stack if f.function != "runtime.goexit"]
-    if len(frames) > limit:
+    runs = _runs(frames)
+    if len(runs) > limit:
         keep = limit // 2
-        hidden = len(frames) - 2 * keep
-        lines = [*_frame_lines(frames[:keep]), f"        ... {hidden} frames ...", *_frame_lines(frames[-keep:])]
-        return lines
-    return _frame_lines(frames)
+        hidden = sum(len(run) for run in runs[keep:-keep])
+        return [*_frame_lines(runs[:keep]), f"        ... {hidden} frames ...", *_frame_lines(runs[-keep:])]
+    return _frame_lines(runs)
 
 
-def _frame_lines(frames: Sequence[Frame]) -> list[str]:
+def _runs(frames: Sequence[Frame]) -> list[Sequence[Frame]]:
+    """Frames in runs: a recursion (3 or more frames of one function in a row) is one run, each other frame its own.
+
+    A deep recursion would otherwise fill the shown frames and push the
+    frames around it, the ones that tell where it came from, into the cut.
+    """
+    runs: list[Sequence[Frame]] = []
+    start = 0
+    for end in range(1, len(frames) + 1):
+        if end < len(frames) and frames[end].function == frames[start].function:
+            continue
+        run = frames[start:end]
+        runs.extend([run] if len(run) >= _RECURSION else [[frame] for frame in run])
+        start = end
+    return runs
+
+
+def _frame_lines(runs: Sequence[Sequence[Frame]]) -> list[str]:
     lines = []
-    for frame in frames:
+    for run in runs:
+        frame = run[0]
         lines.append(f"        {frame.function}")
         if frame.file:
             lines.append(f"            {frame.file}:{frame.line}")
+        if len(run) > 1:
+            lines.append(f"        ... {len(run) - 1} more frames of {frame.function} (recursion)")
     return lines
 
 
-def _group_lines(group: LeakedGroup) -> list[str]:
+def _group_lines(group: LeakedGroup, cut: bool = False) -> list[str]:
+    """One group's lines; ``cut``: the reading's profile cut deep stacks, so a deep one is shown as the dump has it."""
     state = f" [{group.state}]" if group.state else ""
     proof = "  (proven leaked by the Go runtime: nothing can ever wake it)" if group.proven else ""
     lines = [f"  {group.count} x{state} {group.identity}{proof}"]
-    lines += _frames(group.stack)
+    deep = cut and len(group.stack) >= PROFILE_DEPTH
+    lines += _frames(group.stack, MAX_DEEP_FRAMES if deep else MAX_FRAMES)
     if group.created_by is not None:
         lines.append(f"        created by {group.created_by.function}")
         if group.created_by.file:
@@ -100,7 +124,7 @@ def render(verdict: Verdict) -> str:
         groups = len(verdict.leaked_groups)
         lines += ["", f"leaked goroutines ({total} in {groups} group{'s' if groups != 1 else ''}):"]
         for group in verdict.leaked_groups[:MAX_GROUPS]:
-            lines += _group_lines(group)
+            lines += _group_lines(group, verdict.after.goroutines.cut)
         if len(verdict.leaked_groups) > MAX_GROUPS:
             lines.append(f"  ... and {len(verdict.leaked_groups) - MAX_GROUPS} more groups")
     if verdict.heap_sites and HEAP in verdict.over:
