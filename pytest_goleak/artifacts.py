@@ -11,9 +11,14 @@ import hashlib
 import re
 import shlex
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_goleak.check import Verdict
+from pytest_goleak.errors import GoleakError
+from pytest_goleak.goroutines import left_out
+from pytest_goleak.pprof import parse_goroutine_profile, without_samples
+from pytest_goleak.snapshot import Snapshot
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -23,6 +28,21 @@ def safe_name(test_id: str, limit: int = 80) -> str:
     readable = _UNSAFE.sub("_", test_id).strip("._-")[:limit] or "test"
     digest = hashlib.sha1(test_id.encode()).hexdigest()[:8]
     return f"{readable}-{digest}"
+
+
+def _counted_only(path: Path, reading: Snapshot, ignore: Sequence[str]) -> int | None:
+    """Write ``reading``'s goroutine profile without what the verdict leaves out; its goroutines then, if known.
+
+    The plugin's own goroutines (the profile request's) and ignored ones are
+    dropped, so ``go tool pprof -diff_base`` counts what the verdict counts.
+    """
+    try:
+        kept = without_samples(reading.goroutines.raw, lambda stack: left_out(stack, ignore))
+    except GoleakError:  # not a profile we can decode (a hand-built reading): keep it as it came
+        path.write_bytes(reading.goroutines.raw)
+        return None
+    path.write_bytes(kept)
+    return parse_goroutine_profile(kept).total
 
 
 class ArtifactWriter:
@@ -55,9 +75,13 @@ class ArtifactWriter:
         if verdict is None:
             return lines
         before, after = folder / "goroutines-before.pb.gz", folder / "goroutines-after.pb.gz"
-        before.write_bytes(verdict.before.goroutines.raw)
-        after.write_bytes(verdict.after.goroutines.raw)
+        old = _counted_only(before, verdict.before, verdict.budget.ignore)
+        new = _counted_only(after, verdict.after, verdict.budget.ignore)
         lines.append(f"  go tool pprof -top -diff_base {shlex.quote(str(before))} {shlex.quote(str(after))}")
+        leaked = verdict.delta.goroutines_leaked
+        if old is not None and new is not None and new - old != leaked:
+            # The diff nets growth against goroutines that ended; the verdict counts growth by identity.
+            lines.append(f"    (it nets {new - old:+d}: goroutines that ended offset the {leaked} counted as leaked)")
         if verdict.before.heap is not None and verdict.after.heap is not None:
             heap_before, heap_after = folder / "heap-before.txt", folder / "heap-after.txt"
             heap_before.write_bytes(verdict.before.heap.raw)

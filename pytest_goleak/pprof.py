@@ -17,10 +17,11 @@ Nothing here knows about pytest; every failure is a :class:`ProfileError`
 
 from __future__ import annotations
 
+import gzip
 import math
 import re
 import zlib
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urljoin
@@ -228,6 +229,20 @@ def parse_goroutine_profile(data: bytes) -> GoroutineProfile:
         GoroutineGroup(values[index], stack) for stack, values in _samples(profile, symbols, index) if values[index]
     )
     return GoroutineProfile(groups, raw=data)
+
+
+def without_samples(data: bytes, drop: Callable[[Stack], bool]) -> bytes:
+    """A gzipped profile like ``data`` without the samples whose stack ``drop`` picks.
+
+    Only samples go: the locations, functions and strings they referenced stay
+    (pprof allows unreferenced entries), so every index the rest holds stays valid.
+    """
+    profile = _decode(data)
+    symbols = _Symbols(profile)
+    dropped = [i for i, sample in enumerate(profile.sample) if drop(symbols.stack(sample.location_id))]
+    for index in reversed(dropped):
+        del profile.sample[index]
+    return gzip.compress(profile.SerializeToString(), mtime=0)
 
 
 _HEAP_HEADER = re.compile(r"^heap profile: \d+: \d+ \[\d+: \d+\] @ heap(?:v2)?/(\d+)$")

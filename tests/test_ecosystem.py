@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -142,6 +144,48 @@ def test_artifacts_open_in_go_tool_pprof(pytester: pytest.Pytester, write_ini: C
     heap = subprocess.run(heap_command.split(), capture_output=True, text=True, timeout=120)
     assert heap.returncode == 0, heap.stderr
     assert "main.renderPage" in heap.stdout or "main.cachePageLeaky" in heap.stdout
+
+
+def test_the_goroutine_diff_command_counts_what_the_verdict_calls_leaked(
+    pytester: pytest.Pytester, write_ini: Callable[..., None]
+) -> None:
+    """The saved profiles leave out the plugin's own goroutines and ignored ones, as the verdict does."""
+    if shutil.which("go") is None:
+        pytest.skip("go tool pprof needs Go on PATH")
+    write_ini()
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_one(pytest_goleak):
+            pytest_goleak.client.get("/leaky/chan-send")
+
+        def test_three(pytest_goleak):
+            pytest_goleak.client.get("/leaky/chan-send", params={"n": 3})
+
+        # Its client's readLoop and the server's side leak too; the writeLoop is ignored.
+        @pytest.mark.goleak(ignore=["net/http.(*persistConn).writeLoop"], fds=10)
+        def test_ignored_one_left_out(pytest_goleak):
+            pytest_goleak.client.get("/leaky/http-body")
+        """
+    )
+    out = pytester.path / "artifacts"
+    result = pytester.runpytest("--goleak-artifacts", str(out))
+    result.assert_outcomes(failed=3)
+    printed = {line.strip() for line in result.stdout.lines if "goroutines-before.pb.gz" in line}
+    folders = sorted(p for p in out.iterdir() if p.is_dir())
+    assert len(folders) == 3 and len(printed) == 3
+    for folder in folders:
+        headline = (folder / "report.txt").read_text().splitlines()[0]
+        leaked = re.match(r"goleak: (\d+) goroutines? leaked", headline)
+        assert leaked, headline
+        (command,) = [line for line in printed if f"{folder}/goroutines-before" in line]
+        done = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        # With -diff_base, the nodes shown account for the difference: after minus before.
+        shown = re.search(r"Showing nodes accounting for (-?\d+),", done.stdout)
+        assert shown, done.stdout
+        assert int(shown.group(1)) == int(leaked.group(1)), f"{headline}\n{done.stdout}"
 
 
 @pytest.mark.parametrize("test_id", ["t.py::test[a/b]", "../../etc/passwd", "x::y [1 2]", "..", "a" * 500, ""])

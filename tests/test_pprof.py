@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_goleak.errors import GoleakError, ProfileError, ServiceError
-from pytest_goleak.goroutines import identity
+from pytest_goleak.goroutines import identity, is_own
 from pytest_goleak.pprof import (
     Frame,
     PprofClient,
@@ -24,6 +24,7 @@ from pytest_goleak.pprof import (
     parse_goroutine_profile,
     parse_heap_profile,
     parse_heap_sites,
+    without_samples,
 )
 from pytest_goleak.service import GoService
 
@@ -240,3 +241,12 @@ def _stack(*functions: str) -> tuple[Frame, ...]:
 )
 def test_identity_is_the_start_function_seen_through_launchers(functions: tuple[str, ...], expected: str) -> None:
     assert identity(_stack(*functions)) == expected
+
+
+def test_a_profile_written_without_some_samples_keeps_the_rest_as_they_were(real: dict[str, bytes]) -> None:
+    whole = parse_goroutine_profile(real["goroutine"])
+    kept = without_samples(real["goroutine"], is_own)
+    assert kept[:2] == b"\x1f\x8b"
+    assert parse_goroutine_profile(kept).groups == tuple(group for group in whole.groups if not is_own(group.stack))
+    assert any(is_own(group.stack) for group in whole.groups)  # the profile request's own goroutine was there
+    assert parse_goroutine_profile(without_samples(real["goroutine"], lambda stack: False)).groups == whole.groups
