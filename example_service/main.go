@@ -117,6 +117,7 @@ var leakPatterns = []leakPattern{
 	{"tempfile", "fds, disk", "an open temp file in -data-dir, never closed nor removed", 5000, tempfileLeaky, tempfileFixed},
 	{"scratch", "disk", "a closed scratch file in os.TempDir() ($TMPDIR), never removed", 5000, scratchLeaky, scratchFixed},
 	{"ticker", "goroutines", "a goroutine looping on a time.Ticker that is never stopped", 100000, tickerLeaky, tickerFixed},
+	{"mmap", "offheap", "mb MiB (query mb, default 16) mapped with syscall.Mmap, written, never unmapped", 64, mmapLeaky, mmapFixed},
 }
 
 func registerRoutes(mux *http.ServeMux) {
@@ -134,6 +135,7 @@ func registerRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/crash", handleCrash)
 	mux.HandleFunc("GET /admin/grow", handleGrow)
 	mux.HandleFunc("GET /admin/release", handleRelease)
+	mux.HandleFunc("GET /admin/garbage", handleGarbage)
 	mux.HandleFunc("GET /admin/init-once", handleInitOnce)
 	mux.HandleFunc("GET /admin/pool-warm", handlePoolWarm)
 }
@@ -181,7 +183,7 @@ func handleIndex(w http.ResponseWriter, r *http.Request) {
 	for _, name := range names {
 		fmt.Fprintf(&b, "GET  %-22s GET  %s\n", "/leaky/"+name, "/fixed/"+name)
 	}
-	b.WriteString("\nGET  /admin/crash?mode=panic|exit&code=N\nGET  /admin/grow?goroutines=N&heap_mb=M\nGET  /admin/release\nGET  /admin/init-once\nGET  /admin/pool-warm\nGET  /debug/pprof/\n")
+	b.WriteString("\nGET  /admin/crash?mode=panic|exit&code=N\nGET  /admin/grow?goroutines=N&heap_mb=M\nGET  /admin/release\nGET  /admin/garbage?mb=M\nGET  /admin/init-once\nGET  /admin/pool-warm\nGET  /debug/pprof/\n")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprint(w, b.String())
 }

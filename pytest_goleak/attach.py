@@ -30,7 +30,7 @@ from pytest_goleak.service_protocol import unreadable
 from pytest_goleak.snapshot import Part
 
 # What /proc gives, and a service with no local PID cannot.
-UNMEASURED_WITHOUT_PID = tuple(measure.name for measure in MEASURES if measure.part is Part.PROCESS)
+UNMEASURED_WITHOUT_PID = tuple(measure.name for measure in MEASURES if Part.PROCESS in measure.parts)
 
 
 def _keyword(name: str) -> str:

@@ -84,7 +84,7 @@ class Budget:
     @property
     def parts(self) -> frozenset[Part]:
         """What a reading must hold for this budget: the cheap parts, and the dear ones it checks."""
-        return CHEAP_PARTS | {measure.part for measure in self.checked}
+        return CHEAP_PARTS.union(*(measure.parts for measure in self.checked))
 
     @property
     def steady(self) -> bool:

@@ -20,10 +20,10 @@ from typing import Literal
 from pytest_goleak.budget import Budget
 from pytest_goleak.diff import Delta, GoroutineGrowth, SiteGrowth, diff, heap_growth
 from pytest_goleak.errors import GoleakError
-from pytest_goleak.goroutines import count_by_identity, dumped_identity, is_own, matches
-from pytest_goleak.measures import FDS, GOROUTINES, Measure
+from pytest_goleak.goroutines import dumped_identity, is_own, matches
+from pytest_goleak.measures import FDS, GOROUTINES, OFFHEAP, Measure
 from pytest_goleak.pprof import DumpedGoroutine, Frame, Stack, parse_goroutine_dump
-from pytest_goleak.procfs import describe_fds
+from pytest_goleak.procfs import MappingGrowth, describe_fds, grown_mappings, read_mappings
 from pytest_goleak.snapshot import Snapshot, Snapshotter
 
 # What a reading was taken for: before the test, the first after it, a retake
@@ -44,7 +44,7 @@ class LeakedGroup:
     state: str
     stack: Stack
     created_by: Frame | None
-    proven: bool = False  # the Go runtime's goroutineleak profile lists them
+    proven: int = 0  # how many of them the Go runtime proved leaked (goroutineleak profile)
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,9 @@ class Verdict:
     leaked_groups: tuple[LeakedGroup, ...] = ()
     heap_sites: tuple[SiteGrowth, ...] = ()
     dump_text: str = ""  # the full debug=2 dump, when one was read
+    mappings: tuple[MappingGrowth, ...] = ()  # memory mappings new or grown since the before-reading
+    extra_runs: int = 0  # steady-state runs after the measured ones, so that the heap sampler saw the leak
+    leak_profile: bool = False  # the dump came through the runtime's goroutineleak profile: it tested them for proof
 
     @property
     def failed(self) -> bool:
@@ -136,15 +139,13 @@ def gather_evidence(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
     pprof, budget = snapshotter.pprof, verdict.budget
     groups: list[LeakedGroup] = []
     delta = verdict.delta
-    dump_text = ""
+    dump_text, proving = "", False
     if GOROUTINES in verdict.over:
         try:
-            dump_text = pprof.goroutine_dump()
-            proof = pprof.leaked_goroutines()
+            dump_text, proving = pprof.proving_dump()
         except GoleakError:
-            dump_text, proof = "", None  # the profile's stacks still go into the report
+            dump_text = ""  # the profile's stacks still go into the report
         dump = parse_goroutine_dump(dump_text, mentioning={growth.identity for growth in delta.goroutines})
-        proven = count_by_identity(proof) if proof is not None else Counter[str]()
 
         def ours(growth: GoroutineGrowth) -> list[DumpedGoroutine]:
             return [g for g in dump if dumped_identity(g) == growth.identity and not is_own(g.stack)]
@@ -164,12 +165,16 @@ def gather_evidence(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
         for growth in delta.beyond(budget.known).goroutines:
             mine = ours(growth)
             if mine:
-                groups.extend(_group(growth.identity, _newest(mine, growth.leaked), proven[growth.identity]))
+                groups.extend(_group(growth.identity, _newest(mine, growth.leaked)))
             else:
                 groups.extend(_from_profile(growth))
     if delta.new_fds and FDS in verdict.over and snapshotter.pid is not None:
         described = describe_fds(snapshotter.pid, dict(delta.new_fds))
         delta = replace(delta, new_fds=tuple(sorted(described.items())))
+    mappings: list[MappingGrowth] = []
+    before_process = verdict.before.process
+    if OFFHEAP in verdict.over and snapshotter.pid is not None and before_process is not None:
+        mappings = grown_mappings(before_process.mappings or (), read_mappings(snapshotter.pid, resident=True))
     sites: list[SiteGrowth] = []
     if verdict.before.heap is not None and verdict.after.heap is not None:
         sites = heap_growth(verdict.before.heap, verdict.after.heap)
@@ -179,6 +184,8 @@ def gather_evidence(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
         leaked_groups=tuple(sorted(groups, key=lambda g: -g.count)),
         heap_sites=tuple(sites),
         dump_text=dump_text,
+        leak_profile=proving,
+        mappings=tuple(mappings),
     )
 
 
@@ -204,11 +211,12 @@ def _from_profile(growth: GoroutineGrowth) -> list[LeakedGroup]:
     return groups
 
 
-def _group(name: str, goroutines: Sequence[DumpedGoroutine], proven: int) -> list[LeakedGroup]:
+def _group(name: str, goroutines: Sequence[DumpedGoroutine]) -> list[LeakedGroup]:
+    """Goroutines of one identity grouped by wait state, stack and creator, counting the proven ones."""
     buckets: Counter[tuple[str, Stack, Frame | None]] = Counter()
+    proven: Counter[tuple[str, Stack, Frame | None]] = Counter()
     for goroutine in goroutines:
-        buckets[(_DURATION.sub("", goroutine.state), goroutine.stack, goroutine.created_by)] += 1
-    groups = []
-    for (state, stack, created_by), count in buckets.most_common():
-        groups.append(LeakedGroup(count, name, state, stack, created_by, proven=proven > 0))
-    return groups
+        key = (_DURATION.sub("", goroutine.state), goroutine.stack, goroutine.created_by)
+        buckets[key] += 1
+        proven[key] += goroutine.leaked
+    return [LeakedGroup(count, name, *key, proven=proven[key]) for key, count in buckets.most_common()]

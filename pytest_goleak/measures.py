@@ -45,7 +45,7 @@ class Measure:
     name: str  # the budget's key: marker argument, goleak_NAME, --goleak-NAME
     help: str  # what the budget allows, for the ini/flag help
     default: int | None  # the per-test budget; None: read and reported, not checked
-    part: Part  # the part of a reading it is read from
+    parts: frozenset[Part]  # the parts of a reading it is read from
     read: Reader  # its value in one reading, ignore patterns applied
     junit: str  # the JUnit property that carries a test's growth
     title: str  # its chart's title in the timeline
@@ -53,8 +53,9 @@ class Measure:
     session: bool = False  # a session-wide budget (goleak_session_NAME) can limit it
     bytes: bool = False  # its values are byte counts
     noun: str = ""  # for a count of things that leak: "3 goroutines leaked" rather than "goroutines +3"
+    label: str = ""  # its words in a report phrase, where they differ from its name
     drift: int = 3  # timeline: a climb at least this large is marked as drift
-    tolerance: int = 0  # timeline: readings this close to the low still count as the low
+    tolerance: int = 0  # a change this small is noise: in a steady-state step, and near the timeline's low
 
     def parse(self, value: object, where: str) -> int:
         return parse_size(value, where) if self.bytes else parse_count(value, where)
@@ -71,13 +72,13 @@ class Measure:
         if self.noun:
             text = f"{grew} {self.noun}{'s' if grew != 1 else ''} leaked"
         else:
-            text = f"{self.name} {self.signed(grew)}"
+            text = f"{self.label or self.name} {self.signed(grew)}"
         return text if allowed is None else f"{text} (budget {self.show(allowed)})"
 
     def rate(self, slope: float) -> str:
         """Growth per steady-state iteration: ``heap +24.1 KiB per iteration``, ``+1 goroutine per iteration``."""
         if self.bytes:
-            return f"{self.name} +{format_size(slope)} per iteration"
+            return f"{self.label or self.name} +{format_size(slope)} per iteration"
         if self.noun:
             return f"+{slope:.3g} {self.noun}{'s' if round(slope, 3) != 1 else ''} per iteration"
         return f"{self.name} +{slope:.3g} per iteration"
@@ -88,7 +89,18 @@ def _goroutines(snapshot: Snapshot, ignores: Ignores) -> int:
 
 
 def _heap(snapshot: Snapshot, ignores: Ignores) -> int | None:
-    return None if snapshot.heap is None else snapshot.heap.live_bytes
+    heap = snapshot.heap
+    return heap.live_bytes if heap is not None and heap.collected else None  # uncollected: garbage too
+
+
+def _offheap(snapshot: Snapshot, ignores: Ignores) -> int | None:
+    # Resident memory that is not a page of a mapped file, less what the Go runtime holds from
+    # the OS (Sys - HeapReleased): what is left is C's malloc, mmap'd regions, a C library's caches.
+    # The scavenger returning pages lowers both sides alike, and Go garbage raises both alike.
+    heap, process = snapshot.heap, snapshot.process
+    if heap is None or process is None or heap.runtime_held is None:
+        return None
+    return process.resident_anon - heap.runtime_held
 
 
 def _fds(snapshot: Snapshot, ignores: Ignores) -> int | None:
@@ -113,7 +125,7 @@ GOROUTINES = Measure(
     "goroutines",
     "goroutines a test may leak",
     0,
-    Part.GOROUTINES,
+    frozenset({Part.GOROUTINES}),
     _goroutines,
     junit="goroutines_leaked",
     title="goroutines",
@@ -124,7 +136,7 @@ HEAP = Measure(
     "heap",
     "live heap growth a test may leave, e.g. 1MiB",
     MiB,
-    Part.HEAP,
+    frozenset({Part.HEAP}),
     _heap,
     junit="heap_delta_bytes",
     title="live heap",
@@ -137,7 +149,7 @@ FDS = Measure(
     "fds",
     "file descriptors a test may leak",
     0,
-    Part.PROCESS,
+    frozenset({Part.PROCESS}),
     _fds,
     junit="fds_delta",
     title="file descriptors",
@@ -147,7 +159,7 @@ CHILDREN = Measure(
     "children",
     "child processes a test may leave",
     0,
-    Part.PROCESS,
+    frozenset({Part.PROCESS}),
     _children,
     junit="children_delta",
     title="child processes",
@@ -157,7 +169,7 @@ THREADS = Measure(
     "threads",
     "OS threads a test may add",
     None,
-    Part.PROCESS,
+    frozenset({Part.PROCESS}),
     _threads,
     junit="threads_delta",
     title="OS threads",
@@ -166,14 +178,28 @@ TMPFILES = Measure(
     "tmpfiles",
     "files and directories a test may leave in the service's TMPDIR",
     0,
-    Part.TMPDIR,
+    frozenset({Part.TMPDIR}),
     _tmpfiles,
     junit="tmpfiles_delta",
     title="temp files",
     charted=False,
 )
 
-MEASURES: tuple[Measure, ...] = (GOROUTINES, HEAP, FDS, CHILDREN, THREADS, TMPFILES)
+OFFHEAP = Measure(
+    "offheap",
+    "resident memory outside the Go runtime's heap, stacks and metadata a test may add (cgo, mmap), e.g. 4MiB",
+    4 * MiB,
+    frozenset({Part.MEMSTATS, Part.PROCESS, Part.MAPPINGS}),  # the maps only name what grew, in a failure
+    _offheap,
+    junit="offheap_delta_bytes",
+    title="off-heap memory",
+    bytes=True,
+    label="off-heap memory",
+    drift=4 * MiB,
+    tolerance=512 << 10,
+)
+
+MEASURES: tuple[Measure, ...] = (GOROUTINES, HEAP, FDS, CHILDREN, THREADS, TMPFILES, OFFHEAP)
 BY_NAME: Mapping[str, Measure] = {measure.name: measure for measure in MEASURES}
 CHARTED = tuple(measure for measure in MEASURES if measure.charted)
 SESSION = tuple(measure for measure in MEASURES if measure.session)

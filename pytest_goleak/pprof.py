@@ -100,9 +100,13 @@ class HeapSite:
 
 @dataclass(frozen=True, slots=True)
 class HeapProfile:
-    live_bytes: int  # runtime.MemStats.HeapAlloc right after a forced GC
+    live_bytes: int  # runtime.MemStats.HeapAlloc: right after a forced GC when ``collected``
     raw: bytes = field(repr=False, default=b"")
     sample_rate: int = 512 << 10  # runtime.MemProfileRate: bytes allocated per sampled site
+    # Memory the Go runtime holds from the OS and has not returned (MemStats Sys - HeapReleased):
+    # its heap, stacks and metadata. None if the profile carried no MemStats for it.
+    runtime_held: int | None = None
+    collected: bool = True  # read with gc=1: live_bytes is the live heap, not live plus garbage
 
     def sites(self) -> tuple[HeapSite, ...]:
         """Live memory per allocation stack (parsed on each call: only failures need it)."""
@@ -119,6 +123,7 @@ class DumpedGoroutine:
     created_by: Frame | None = None
     creator_goid: int | None = None
     elided: bool = False  # the runtime left frames out of a deep stack
+    leaked: bool = False  # the Go runtime proved it leaked: nothing can ever wake it
     # Go 1.20 and older print only the innermost 100 frames, so the start function is
     # missing; Go 1.21 on elide the middle and keep the outermost frames.
     outer_missing: bool = False
@@ -249,6 +254,8 @@ _HEAP_HEADER = re.compile(r"^heap profile: \d+: \d+ \[\d+: \d+\] @ heap(?:v2)?/(
 _HEAP_RECORD = re.compile(r"^(\d+): (\d+) \[(\d+): (\d+)\] @((?: 0x[0-9a-f]+)*)$")
 _HEAP_FRAME = re.compile(r"^#\t0x[0-9a-f]+\t(\S+?)(?:\+0x[0-9a-f]+)?\t+(.*):(\d+)$")
 _HEAP_ALLOC = re.compile(r"^# HeapAlloc = (\d+)$", re.MULTILINE)
+_SYS = re.compile(r"^# Sys = (\d+)$", re.MULTILINE)
+_HEAP_RELEASED = re.compile(r"^# HeapReleased = (\d+)$", re.MULTILINE)
 
 
 def _unsample(objects: int, size: int, rate: int) -> tuple[int, int]:
@@ -283,7 +290,9 @@ def parse_heap_profile(data: bytes) -> HeapProfile:
     live = _HEAP_ALLOC.search(tail)
     if live is None:
         raise ProfileError("heap profile has no '# HeapAlloc' line (truncated or not from Go's runtime/pprof)")
-    return HeapProfile(int(live.group(1)), raw=data, sample_rate=int(header.group(1)) // 2)
+    system, released = _SYS.search(tail), _HEAP_RELEASED.search(tail)
+    held = int(system.group(1)) - int(released.group(1)) if system and released else None
+    return HeapProfile(int(live.group(1)), raw=data, sample_rate=int(header.group(1)) // 2, runtime_held=held)
 
 
 def parse_heap_sites(data: bytes) -> tuple[HeapSite, ...]:
@@ -318,6 +327,7 @@ def parse_heap_sites(data: bytes) -> tuple[HeapSite, ...]:
     return tuple(sites)
 
 
+_LEAKED = " (leaked)"
 _HEADER = re.compile(r"^goroutine (\d+) (?:gp=\S+ m=\S+ (?:mp=\S+ )?)?\[(.*)\]:$")
 _CREATED = re.compile(r"^created by (.+?)(?: in goroutine (\d+))?$")
 _LOCATION = re.compile(r"^\t(.*):(\d+)(?: \+0x[0-9a-f]+)?$")
@@ -372,8 +382,14 @@ def parse_goroutine_dump(text: str, mentioning: Collection[str] = ()) -> list[Du
             i += 2
         if not frames and not complete:
             continue
+        # A goroutine the runtime proved leaked reads "[chan send (leaked)]" in a dump taken
+        # through the goroutineleak profile; its wait state is the same without the mark.
+        state = header.group(2)
+        leaked = _LEAKED in state
         goroutines.append(
-            DumpedGoroutine(int(header.group(1)), header.group(2), tuple(frames), created_by, creator, elided)
+            DumpedGoroutine(
+                int(header.group(1)), state.replace(_LEAKED, ""), tuple(frames), created_by, creator, elided, leaked
+            )
         )
         if outer_missing:
             goroutines[-1] = replace(goroutines[-1], outer_missing=True)
@@ -439,23 +455,26 @@ class PprofClient:
             return profile
         return replace(profile, dumped=tuple(parse_goroutine_dump(self.goroutine_dump())))
 
-    def heap(self) -> HeapProfile:
-        # gc=1 runs a full GC first, so garbage never reads as growth.
-        return parse_heap_profile(self.fetch("heap", {"gc": 1, "debug": 1}))
+    def heap(self, collect: bool = True) -> HeapProfile:
+        # gc=1 runs a full GC first, so garbage never reads as growth; without it the
+        # profile is cheap and its MemStats still say what the runtime holds.
+        if collect:
+            return parse_heap_profile(self.fetch("heap", {"gc": 1, "debug": 1}))
+        return replace(parse_heap_profile(self.fetch("heap", {"debug": 1})), collected=False)
 
     def goroutine_dump(self) -> str:
         """The full text dump (``debug=2``); parse it with :func:`parse_goroutine_dump`."""
         return self.fetch("goroutine", {"debug": 2}).decode("utf-8", "replace")
 
-    def leaked_goroutines(self) -> GoroutineProfile | None:
-        """The runtime's own proof of leaked goroutines, where it offers it.
+    def proving_dump(self) -> tuple[str, bool]:
+        """The full text dump, with the goroutines the runtime proved leaked marked where it can prove them.
 
         Go 1.27 serves ``goroutineleak`` by default, 1.26 with
-        ``GOEXPERIMENT=goroutineleakprofile``; elsewhere this returns None.
-        The profile is fetched, never read from the index page's count, which
-        is refreshed only when the profile is written.
+        ``GOEXPERIMENT=goroutineleakprofile``: its ``debug=2`` form runs the
+        leak-detecting GC, then dumps every goroutine, the proven ones as
+        ``[chan send (leaked)]``. Elsewhere this is the plain dump, and False.
         """
         try:
-            return parse_goroutine_profile(self.fetch("goroutineleak"))
+            return self.fetch("goroutineleak", {"debug": 2}).decode("utf-8", "replace"), True
         except PprofNotServed:
-            return None  # this Go does not serve it
+            return self.goroutine_dump(), False  # this Go does not serve it

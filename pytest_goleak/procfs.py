@@ -13,9 +13,10 @@ so a reading of it would only produce bogus "everything was closed" diffs.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from pytest_goleak.errors import GoleakError, ProcessGone
+from pytest_goleak.units import format_size
 
 if TYPE_CHECKING:
     from psutil._ntuples import pconn
@@ -55,6 +57,25 @@ _STATUSES: Mapping[str, str] = {
 }
 _GONE_STATES = frozenset("ZXx")
 _CMDLINE_MAX = 200
+
+
+@dataclass(frozen=True)
+class MemoryMapping:
+    """One line of ``/proc/PID/maps``, with its resident size when read from ``smaps``."""
+
+    start: int
+    end: int
+    perms: str
+    path: str  # a file, ``[heap]``, ``[stack]``, or "" for anonymous memory
+    rss: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    @property
+    def label(self) -> str:
+        return self.path or "[anonymous]"
 
 
 @dataclass(frozen=True)
@@ -91,6 +112,11 @@ class ProcessState:
     sockets: Mapping[int, str] | None = None
     """fd -> e.g. ``tcp 127.0.0.1:40312 -> 127.0.0.1:5432 ESTABLISHED``, when
     the reading was asked to describe sockets (fd ignore patterns need it)."""
+    resident_anon: int = 0
+    """Resident anonymous and shared-memory bytes (``RssAnon + RssShmem``): every byte
+    of memory the process holds that is not a page of a file it maps."""
+    mappings: tuple[MemoryMapping, ...] | None = None
+    """Its memory mappings (``/proc/PID/maps``), when the reading was asked for them."""
 
     def counted_fds(self, ignore: Sequence[str] = ()) -> Mapping[int, str]:
         """The fds an fd budget counts: all but those an ignore pattern matches.
@@ -260,7 +286,75 @@ def _read_descendants(pid: int) -> tuple[ChildInfo, ...]:
     return tuple(found)
 
 
-def read_process(pid: int, describe_sockets: bool = False) -> ProcessState:
+_RSS = re.compile(rb"^(RssAnon|RssShmem):\s+(\d+) kB$", re.MULTILINE)
+
+
+def _resident_anon(pid: int) -> int:
+    try:
+        status = _read(f"/proc/{pid}/status")
+    except (FileNotFoundError, ProcessLookupError):
+        raise ProcessGone(f"process {pid} no longer exists") from None
+    return sum(int(kb) for _, kb in _RSS.findall(status)) * 1024
+
+
+def _parse_mapping(line: str) -> MemoryMapping | None:
+    fields = line.split(maxsplit=5)
+    if len(fields) < 5 or "-" not in fields[0]:
+        return None
+    start, end = fields[0].split("-", 1)
+    return MemoryMapping(int(start, 16), int(end, 16), fields[1], fields[5].strip() if len(fields) > 5 else "")
+
+
+def read_mappings(pid: int, resident: bool = False) -> tuple[MemoryMapping, ...]:
+    """The process's memory mappings; ``resident`` reads ``smaps`` for each one's resident size (dearer)."""
+    try:
+        with open(f"/proc/{pid}/{'smaps' if resident else 'maps'}", encoding="utf-8", errors="replace") as file:
+            text = file.read()
+    except (FileNotFoundError, ProcessLookupError):
+        raise ProcessGone(f"process {pid} no longer exists") from None
+    found: list[MemoryMapping] = []
+    for line in text.splitlines():
+        if line.startswith("Rss:") and found:
+            found[-1] = replace(found[-1], rss=int(line.split()[1]) * 1024)
+        elif (mapping := _parse_mapping(line)) is not None:
+            found.append(mapping)
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class MappingGrowth:
+    """A mapping that is new since the before-reading, or grew in place, with its resident size now."""
+
+    mapping: MemoryMapping
+    was: int | None  # its size before, or None if it is new
+
+    def describe(self) -> str:
+        """``+16.0 MiB resident  [anonymous]  new, 16.0 MiB``, ``[heap]  grew 132.0 KiB -> 16.1 MiB``."""
+        m = self.mapping
+        change = (
+            f"new, {format_size(m.size)}"
+            if self.was is None
+            else f"grew {format_size(self.was)} -> {format_size(m.size)}"
+        )
+        return f"{format_size(m.rss)} resident  {m.label}  {change}  ({m.start:x}-{m.end:x} {m.perms})"
+
+
+def grown_mappings(before: Sequence[MemoryMapping], after: Sequence[MemoryMapping]) -> list[MappingGrowth]:
+    """Mappings of ``after`` (read from smaps) that are new or larger than in ``before``, most resident first.
+
+    A mapping is known by its start address: ``[heap]`` (C's brk heap) grows at its end, an mmap
+    is a new start. Mappings with nothing resident are left out.
+    """
+    old = {m.start: m for m in before}
+    grown = []
+    for mapping in after:
+        previous = old.get(mapping.start)
+        if mapping.rss and (previous is None or mapping.end > previous.end):
+            grown.append(MappingGrowth(mapping, None if previous is None else previous.size))
+    return sorted(grown, key=lambda g: -g.mapping.rss)
+
+
+def read_process(pid: int, describe_sockets: bool = False, mappings: bool = False) -> ProcessState:
     """Take one cheap reading of *pid*'s fds, descendants and threads.
 
     ``describe_sockets`` adds each socket's addresses and state, at the price
@@ -274,6 +368,8 @@ def read_process(pid: int, describe_sockets: bool = False) -> ProcessState:
     fds = _read_fds(pid)
     sockets = _described_sockets(pid, fds) if describe_sockets else None
     children = _read_descendants(pid)
+    resident_anon = _resident_anon(pid)
+    maps = read_mappings(pid) if mappings else None
     # Checked again at the end: a process exiting mid-read would otherwise
     # yield an empty or partial fd table that looks like real closes.
     last = _read_target_stat(pid)
@@ -286,6 +382,8 @@ def read_process(pid: int, describe_sockets: bool = False) -> ProcessState:
         children=children,
         threads=first.threads,
         sockets=None if sockets is None else MappingProxyType(sockets),
+        resident_anon=resident_anon,
+        mappings=maps,
     )
 
 

@@ -8,10 +8,11 @@ more.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from pytest_goleak.check import LeakedGroup, Verdict
-from pytest_goleak.measures import CHILDREN, FDS, HEAP, MEASURES, TMPFILES
+from pytest_goleak.measures import CHILDREN, FDS, HEAP, MEASURES, OFFHEAP, TMPFILES
 from pytest_goleak.pprof import PROFILE_DEPTH, Frame, Stack
 from pytest_goleak.procfs import format_child
 from pytest_goleak.tmpdir import describe_entry
@@ -72,7 +73,12 @@ def _frame_lines(runs: Sequence[Sequence[Frame]]) -> list[str]:
 def _group_lines(group: LeakedGroup, cut: bool = False) -> list[str]:
     """One group's lines; ``cut``: the reading's profile cut deep stacks, so a deep one is shown as the dump has it."""
     state = f" [{group.state}]" if group.state else ""
-    proof = "  (proven leaked by the Go runtime: nothing can ever wake it)" if group.proven else ""
+    proof = ""
+    if group.proven and group.proven == group.count:
+        them = "it" if group.count == 1 else "them"
+        proof = f"  ({'all ' if group.count > 1 else ''}proven leaked by the Go runtime: nothing can ever wake {them})"
+    elif group.proven:
+        proof = f"  ({group.proven} of {group.count} proven leaked by the Go runtime)"
     lines = [f"  {group.count} x{state} {group.identity}{proof}"]
     deep = cut and len(group.stack) >= PROFILE_DEPTH
     lines += _frames(group.stack, MAX_DEEP_FRAMES if deep else MAX_FRAMES)
@@ -129,7 +135,13 @@ def render(verdict: Verdict) -> str:
             lines.append(f"  ... and {len(verdict.leaked_groups) - MAX_GROUPS} more groups")
     if verdict.heap_sites and HEAP in verdict.over:
         grew = format_size(delta.of(HEAP) or 0)
-        lines += ["", f"live heap grew {grew}; allocation sites that grew (sampled estimates):"]
+        title = f"live heap grew {grew}; allocation sites that grew (sampled estimates):"
+        if verdict.extra_runs:
+            title = (
+                f"live heap grew {grew}; allocation sites that grew over the measured runs and {verdict.extra_runs} "
+                "more, run so that the heap sampler could see the leak (sampled estimates):"
+            )
+        lines += ["", title]
         for site in verdict.heap_sites[:MAX_SITES]:
             lines.append(f"  +{format_size(site.bytes)} ({site.objects} objects live)")
             lines += _site_line(site.stack)
@@ -140,6 +152,16 @@ def render(verdict: Verdict) -> str:
             f"no sampled allocation site grew: this service samples one allocation per {format_size(rate)} "
             "(runtime.MemProfileRate), so a small leak may show no site; lower goleak_memprofilerate to see one",
         ]
+    if OFFHEAP in verdict.over:
+        grew = format_size(delta.of(OFFHEAP) or 0)
+        lines += [
+            "",
+            f"resident memory outside the Go runtime grew {grew} (cgo's C.malloc, mmap, a C library's caches)",
+        ]
+        if verdict.mappings:
+            lines += _listed("new or grown memory mappings", [m.describe() for m in verdict.mappings][:MAX_SITES])
+        else:
+            lines.append("  no mapping is new or grew in place: memory was added inside mappings that existed before")
     if delta.new_fds and FDS in verdict.over:
         lines += _listed("new file descriptors", [f"fd {fd}: {target}" for fd, target in delta.new_fds])
     if delta.new_children and CHILDREN in verdict.over:
@@ -158,3 +180,46 @@ def junit_properties(verdict: Verdict) -> list[tuple[str, object]]:
     properties: list[tuple[str, object]] = [(m.junit, delta.of(m)) for m in MEASURES if delta.of(m) is not None]
     properties.append(("goroutines_delta", delta.goroutine_total))
     return properties
+
+
+def ignore_pattern(identity: str) -> str:
+    """An ignore pattern that matches exactly ``identity``: ``[`` (Go's generics, ``F[...]``) is a class in patterns."""
+    return identity.replace("[", "[[]").replace("?", "[?]")
+
+
+def ignore_help(verdict: Verdict) -> str:
+    """The end of a goroutine-leak report: the runtime's word on the leaked kinds, and the lines that ignore them.
+
+    Empty when no goroutine group is reported. Per-resource state (a
+    goroutine per alert group, per subscription) is growth the service means
+    to keep, and these are the exact lines a user would otherwise have to
+    work out from the report; a budget or a clean-up in the test is narrower.
+    """
+    if not verdict.leaked_groups:
+        return ""
+    count = sum(group.count for group in verdict.leaked_groups)
+    proven = sum(group.proven for group in verdict.leaked_groups)
+    names = list(dict.fromkeys(ignore_pattern(group.identity) for group in verdict.leaked_groups))
+    lines = []
+    if proven:
+        which = "it" if count == 1 else ("all of them" if proven == count else f"{proven} of these {count}")
+        lines += [
+            f"The Go runtime proved {which} leaked: nothing can ever wake {'it' if proven == 1 else 'them'}, so this"
+            " is not state the service keeps.",
+            "Fix the code rather than ignore it.",
+        ]
+    elif verdict.leak_profile:
+        lines += [
+            "The Go runtime's leak profile does not prove these leaked (it proves only goroutines nothing can reach):",
+            "they may be state the service keeps per resource the test created, or a leak it cannot prove.",
+        ]
+    lines += [
+        "If they are state the service keeps on purpose, for a resource the test created, these lines ignore that",
+        'kind (narrower: a budget on the test, or a clean-up in it; see "Stateful APIs" in pytest-goleak\'s README):',
+    ]
+    if len(names) == 1:
+        lines.append(f"    goleak_ignore = {names[0]}")
+    else:
+        lines += ["    goleak_ignore =", *(f"        {name}" for name in names)]
+    lines.append(f"    @pytest.mark.goleak(ignore=[{', '.join(json.dumps(name) for name in names)}])")
+    return "\n\n" + "\n".join(lines)

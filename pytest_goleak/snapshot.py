@@ -18,7 +18,9 @@ class Part(enum.Enum):
 
     GOROUTINES = "goroutine profile"
     HEAP = "heap profile after a forced GC"
+    MEMSTATS = "the runtime's MemStats (a heap profile, with no GC unless HEAP is read too)"
     PROCESS = "/proc"
+    MAPPINGS = "/proc/PID/maps"
     TMPDIR = "the service's TMPDIR"
 
 
@@ -39,8 +41,16 @@ class Snapshot:
 
     def has(self, part: Part) -> bool:
         """Whether this reading holds ``part``."""
-        held = {Part.GOROUTINES: True, Part.HEAP: self.heap, Part.PROCESS: self.process, Part.TMPDIR: self.tmpfiles}
-        return held[part] is not None
+        process = self.process
+        held = {
+            Part.GOROUTINES: True,
+            Part.HEAP: self.heap is not None and self.heap.collected,
+            Part.MEMSTATS: self.heap is not None,
+            Part.PROCESS: process is not None,
+            Part.MAPPINGS: process is not None and process.mappings is not None,
+            Part.TMPDIR: self.tmpfiles is not None,
+        }
+        return held[part]
 
 
 ALL_PARTS = frozenset(Part)
@@ -66,9 +76,11 @@ class Snapshotter:
         # Goroutines first: the forced GC of the heap read would otherwise
         # finish off goroutines a test left winding down, between the two.
         goroutines = self.pprof.goroutines()
-        heap_profile = self.pprof.heap() if Part.HEAP in parts else None
+        heap_profile = None
+        if Part.HEAP in parts or Part.MEMSTATS in parts:
+            heap_profile = self.pprof.heap(collect=Part.HEAP in parts)
         process = None
-        if Part.PROCESS in parts and self.pid is not None:
-            process = read_process(self.pid, describe_sockets=sockets)
+        if (Part.PROCESS in parts or Part.MAPPINGS in parts) and self.pid is not None:
+            process = read_process(self.pid, describe_sockets=sockets, mappings=Part.MAPPINGS in parts)
         entries = read_tmpdir(self.tmpdir) if Part.TMPDIR in parts and self.tmpdir is not None else None
         return Snapshot(goroutines, heap_profile, process, entries)

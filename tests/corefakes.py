@@ -115,7 +115,7 @@ class FakePprof:
     """What ``gather_evidence`` asks of a service's pprof: the text dump and the runtime's leak proof."""
 
     dump: str = ""
-    proof: GoroutineProfile | None = None
+    proving: bool = False  # the dump comes from the goroutineleak profile: proven goroutines are marked
     error: GoleakError | None = None  # raised by goroutine_dump, as a service that stopped answering would
     dumps_read: int = 0
 
@@ -125,8 +125,8 @@ class FakePprof:
             raise self.error
         return self.dump
 
-    def leaked_goroutines(self) -> GoroutineProfile | None:
-        return self.proof
+    def proving_dump(self) -> tuple[str, bool]:
+        return self.goroutine_dump(), self.proving
 
 
 @dataclass

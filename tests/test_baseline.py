@@ -11,6 +11,7 @@ import pytest
 from pytest_goleak.baseline import Baseline
 from pytest_goleak.budget import Budget, Known
 from pytest_goleak.diff import Delta, GoroutineGrowth
+from pytest_goleak.measures import MEASURES
 
 SUITE = """
 import os
@@ -155,7 +156,7 @@ def test_json_holds_each_test_with_its_measures(pytester: pytest.Pytester, write
     assert fds["after"] - fds["before"] == fds["delta"] == 1
     clean = tests["test_x.py::test_clean"]
     assert (clean["outcome"], clean["verdict"], clean["leaked_goroutines"]) == ("passed", None, {})
-    assert set(clean["measures"]) == {"goroutines", "heap", "fds", "children", "threads", "tmpfiles"}
+    assert set(clean["measures"]) == {measure.name for measure in MEASURES}
 
 
 @pytest.mark.parametrize(

@@ -182,11 +182,18 @@ def test_finish_before_begin_is_an_error() -> None:
     ("values", "parts", "sockets"),
     [
         pytest.param({}, ALL_PARTS, False, id="defaults"),
-        pytest.param({"heap": None}, CHEAP_PARTS | {Part.TMPDIR}, False, id="heap-unchecked"),
-        pytest.param({"tmpfiles": None}, CHEAP_PARTS | {Part.HEAP}, False, id="tmpfiles-unchecked"),
-        pytest.param({"heap": None, "tmpfiles": None}, CHEAP_PARTS, False, id="cheap-only"),
+        # Off-heap memory needs the runtime's MemStats (no GC) and the maps, even with the heap unchecked.
+        pytest.param({"heap": None}, ALL_PARTS - {Part.HEAP}, False, id="heap-unchecked"),
         pytest.param(
-            {"heap": None, "tmpfiles": None, "fds": None, "children": None}, CHEAP_PARTS, False, id="process-is-cheap"
+            {"heap": None, "offheap": None}, CHEAP_PARTS | {Part.TMPDIR}, False, id="heap-and-offheap-unchecked"
+        ),
+        pytest.param({"tmpfiles": None}, ALL_PARTS - {Part.TMPDIR}, False, id="tmpfiles-unchecked"),
+        pytest.param({"heap": None, "tmpfiles": None, "offheap": None}, CHEAP_PARTS, False, id="cheap-only"),
+        pytest.param(
+            {"heap": None, "tmpfiles": None, "fds": None, "children": None, "offheap": None},
+            CHEAP_PARTS,
+            False,
+            id="process-is-cheap",
         ),
         pytest.param({"ignore_fds": "*.log"}, ALL_PARTS, True, id="fd-patterns-describe-sockets"),
     ],
@@ -351,20 +358,22 @@ def test_evidence_shows_the_newest_goroutines_of_an_identity() -> None:
     assert sum(group.count for group in verdict.leaked_groups) == 2
 
 
-def test_evidence_marks_groups_the_runtime_proved_leaked() -> None:
-    proof = profile((3, WORKER))
-    snapshotter = FakeSnapshotter([], pprof=FakePprof(WORKERS_DUMP, proof=proof))
+# The goroutineleak profile's dump: 21 and 23 proven, 22 (same stack as 21) not yet.
+PROVEN_DUMP = WORKERS_DUMP.replace("goroutine 21 [chan send, 3 minutes]", "goroutine 21 [chan send (leaked)]").replace(
+    "goroutine 23 [select]", "goroutine 23 [select (leaked)]"
+)
+
+
+def test_evidence_counts_how_many_of_a_group_the_runtime_proved_leaked() -> None:
+    snapshotter = FakeSnapshotter([], pprof=FakePprof(PROVEN_DUMP, proving=True))
     verdict = gather_evidence(snapshotter.as_snapshotter(), _failed(0, THREE_WORKERS))
-    assert [group.proven for group in verdict.leaked_groups] == [True, True]
+    # The mark is not part of the wait state: 21 and 22 stay one group, one of its two proven.
+    assert verdict.leaked_groups == (
+        LeakedGroup(2, "main.worker", "chan send", WORKER_STACK_12, START_WORKERS, proven=1),
+        LeakedGroup(1, "main.worker", "select", WORKER_STACK_15, START_WORKERS, proven=1),
+    )
     unproven = gather_evidence(FakeSnapshotter([], pprof=FakePprof(WORKERS_DUMP)).as_snapshotter(), verdict)
-    assert [group.proven for group in unproven.leaked_groups] == [False, False]
-
-
-def test_proof_of_another_identity_proves_nothing_here() -> None:
-    proof = profile((1, FLUSHER))
-    snapshotter = FakeSnapshotter([], pprof=FakePprof(WORKERS_DUMP, proof=proof))
-    verdict = gather_evidence(snapshotter.as_snapshotter(), _failed(0, THREE_WORKERS))
-    assert [group.proven for group in verdict.leaked_groups] == [False, False]
+    assert [group.proven for group in unproven.leaked_groups] == [0, 0]
 
 
 def test_an_ignore_pattern_matching_the_creator_drops_the_growth() -> None:

@@ -36,6 +36,11 @@ LEAKS: dict[str, tuple[list[str], list[str]]] = {
     "tempfile": (["fds +1 (budget 0)"], ["upload-"]),
     "scratch": (["tmpfiles +1 (budget 0)"], ["new entries in the service's TMPDIR (1):", "export-"]),
     "ticker": (["1 goroutine leaked"], ["main.(*Session).heartbeatLeaky"]),
+    # 16 MiB mapped and written; a new thread's stack or the first request's buffers may add a little.
+    "mmap": (
+        ["off-heap memory +1", "MiB (budget 4.0 MiB)"],
+        ["new or grown memory mappings (", "[anonymous]  new, 16.0 MiB"],
+    ),
 }
 
 
@@ -77,6 +82,12 @@ def test_leaky_route_fails_with_the_right_report(
 def test_fixed_twin_passes(pytest_goleak, pattern: str) -> None:  # type: ignore[no-untyped-def]
     response = pytest_goleak.client.get(f"/fixed/{pattern}", params={"n": 3})
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("round_", range(20))
+def test_large_go_garbage_is_not_off_heap_growth(pytest_goleak, round_: int) -> None:  # type: ignore[no-untyped-def]
+    # 64 MiB written and dropped raises resident memory; the runtime holds it, so off-heap memory stays flat.
+    assert pytest_goleak.client.get("/admin/garbage", params={"mb": 64}).status_code == 200
 
 
 def test_example_service_own_go_tests_pass() -> None:

@@ -261,12 +261,21 @@ def _full(goroutines: GoroutineProfile = IDLE) -> Snapshot:
 @pytest.mark.parametrize(
     ("before", "after", "missing"),
     [
-        pytest.param(snapshot(), _full(), {"heap", "fds", "children", "threads", "tmpfiles"}, id="before-bare"),
-        pytest.param(_full(), snapshot(), {"heap", "fds", "children", "threads", "tmpfiles"}, id="after-bare"),
         pytest.param(
-            snapshot(process=process()), snapshot(process=process()), {"heap", "tmpfiles"}, id="no-heap-no-tmpdir"
+            snapshot(), _full(), {"heap", "fds", "children", "threads", "tmpfiles", "offheap"}, id="before-bare"
         ),
-        pytest.param(_full(), snapshot(heap=heap(MiB), tmpfiles={}), {"fds", "children", "threads"}, id="no-pid"),
+        pytest.param(
+            _full(), snapshot(), {"heap", "fds", "children", "threads", "tmpfiles", "offheap"}, id="after-bare"
+        ),
+        pytest.param(
+            snapshot(process=process()),
+            snapshot(process=process()),
+            {"heap", "tmpfiles", "offheap"},
+            id="no-heap-no-tmpdir",
+        ),
+        pytest.param(
+            _full(), snapshot(heap=heap(MiB), tmpfiles={}), {"fds", "children", "threads", "offheap"}, id="no-pid"
+        ),
     ],
 )
 def test_a_measure_missing_from_either_reading_is_none(before: Snapshot, after: Snapshot, missing: set[str]) -> None:

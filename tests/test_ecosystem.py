@@ -101,8 +101,8 @@ def test_report_header_names_service_go_version_and_budgets(
     result.stdout.fnmatch_lines(
         [
             f"goleak: service {example_binary.name} (binary {example_binary}, go1.*)",
-            "goleak: budgets per test: goroutines 0, heap 4.0 MiB, fds 0, children 0, threads unchecked, tmpfiles 0;"
-            " settle 0.3s",
+            "goleak: budgets per test: goroutines 0, heap 4.0 MiB, fds 0, children 0, threads unchecked, tmpfiles 0,"
+            " offheap 4.0 MiB; settle 0.3s",
         ]
     )
 
@@ -237,7 +237,7 @@ def test_attach_mode_measures_what_it_can_reach(
         # Without a local PID there are no fds to read: said in the header, not guessed.
         result.assert_outcomes(failed=1, passed=2)
         result.stdout.fnmatch_lines(
-            [f"goleak: attached to {outside_service.url} (no local PID: fds, children and threads not measured*"]
+            [f"goleak: attached to {outside_service.url} (no local PID: fds, children, threads and offheap not measured*"]
         )
     result.stdout.fnmatch_lines(["*test_goroutine_leak - Failed: goleak: 1 gorout*"])
     assert outside_service.alive(), "attach mode must never stop the service"

@@ -72,6 +72,21 @@ def test_the_headline_joins_the_violations() -> None:
     assert render(verdict).split("\n") == ["goleak: 3 goroutines leaked (budget 0), fds +1 (budget 0)"]
 
 
+@pytest.mark.parametrize(
+    ("count", "proven", "words"),
+    [
+        (1, 1, "  (proven leaked by the Go runtime: nothing can ever wake it)"),
+        (18, 18, "  (all proven leaked by the Go runtime: nothing can ever wake them)"),
+        (18, 12, "  (12 of 18 proven leaked by the Go runtime)"),
+        (18, 0, ""),
+    ],
+)
+def test_a_group_says_how_many_of_it_the_runtime_proved(count: int, proven: int, words: str) -> None:
+    group = LeakedGroup(count, "main.worker", "chan send", WORKER_STACK, START_WORKERS, proven=proven)
+    lines = render(_verdict([GOROUTINES], {"goroutines": count}, groups=[group])).split("\n")
+    assert lines[3] == f"  {count} x [chan send] main.worker{words}"
+
+
 def test_leaked_goroutine_groups_show_count_state_identity_frames_and_creator() -> None:
     groups = [
         LeakedGroup(2, "main.worker", "chan send", WORKER_STACK, START_WORKERS),
@@ -383,5 +398,6 @@ def test_every_measure_has_a_distinct_junit_property() -> None:
         "children_delta",
         "threads_delta",
         "tmpfiles_delta",
+        "offheap_delta_bytes",
     ]
     assert "goroutines_delta" not in names
