@@ -193,6 +193,7 @@ OFFHEAP = Measure(
     _offheap,
     junit="offheap_delta_bytes",
     title="off-heap memory",
+    session=True,
     bytes=True,
     label="off-heap memory",
     drift=4 * MiB,
