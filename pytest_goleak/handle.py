@@ -17,7 +17,7 @@ from pytest_goleak.diff import diff
 from pytest_goleak.errors import GoleakError
 from pytest_goleak.measures import HEAP, values
 from pytest_goleak.pprof import PprofClient
-from pytest_goleak.report import render
+from pytest_goleak.report import ignore_help, render
 from pytest_goleak.service_protocol import Service
 from pytest_goleak.snapshot import Part, Snapshot, Snapshotter
 from pytest_goleak.steady import noise_floor, trends
@@ -156,7 +156,8 @@ class _Watch:
             verdict = self._announce(self._judged(self.check.finish()))
         except GoleakError as exc:
             return self._failure(exc)
-        return render(verdict) if verdict.failed else None
+        # The lines that would ignore the leaked kind come last, where a reader copies them from.
+        return render(verdict) + ignore_help(verdict) if verdict.failed else None
 
     def judge_steady(self, readings: list[Snapshot]) -> str | None:
         """Steady-state verdict: a measure leaks only if it grew in every measured run."""
@@ -173,7 +174,7 @@ class _Watch:
             verdict = self._announce(gather_evidence(self.snapshotter, verdict))
         except GoleakError as exc:
             return self._failure(exc)
-        return render(verdict)
+        return render(verdict) + ignore_help(verdict)
 
 
 class GoleakHandle:
