@@ -54,6 +54,8 @@ class Measure:
     bytes: bool = False  # its values are byte counts
     noun: str = ""  # for a count of things that leak: "3 goroutines leaked" rather than "goroutines +3"
     label: str = ""  # its words in a report phrase, where they differ from its name
+    # How much it grew between two readings, where that is not after - before of ``read``.
+    grew: Callable[[Snapshot, Snapshot, Ignores], int | None] | None = None
     drift: int = 3  # timeline: a climb at least this large is marked as drift
     tolerance: int = 0  # a change this small is noise: in a steady-state step, and near the timeline's low
 
@@ -93,14 +95,34 @@ def _heap(snapshot: Snapshot, ignores: Ignores) -> int | None:
     return heap.live_bytes if heap is not None and heap.collected else None  # uncollected: garbage too
 
 
-def _offheap(snapshot: Snapshot, ignores: Ignores) -> int | None:
-    # Resident memory that is not a page of a mapped file, less what the Go runtime holds from
-    # the OS (Sys - HeapReleased): what is left is C's malloc, mmap'd regions, a C library's caches.
-    # The scavenger returning pages lowers both sides alike, and Go garbage raises both alike.
+def _offheap_range(snapshot: Snapshot) -> tuple[int, int] | None:
+    """Off-heap memory at the moment of the heap profile's MemStats, as the bounds the reading allows.
+
+    Resident memory that is not a page of a mapped file, less what the Go runtime holds from
+    the OS (Sys - HeapReleased), leaves C's malloc, mmap'd regions and a C library's caches.
+    The scavenger returning pages lowers both sides alike, and Go garbage raises both alike;
+    but the profile's own GC wakes the scavenger, which can return megabytes between the MemStats
+    and a /proc read. Resident memory is read just before and just after the profile, so the
+    true figure lies between the two.
+    """
     heap, process = snapshot.heap, snapshot.process
     if heap is None or process is None or heap.runtime_held is None:
         return None
-    return process.resident_anon - heap.runtime_held
+    earlier = process.resident_anon if snapshot.resident_before_heap is None else snapshot.resident_before_heap
+    return min(earlier, process.resident_anon) - heap.runtime_held, max(
+        earlier, process.resident_anon
+    ) - heap.runtime_held
+
+
+def _offheap(snapshot: Snapshot, ignores: Ignores) -> int | None:
+    bounds = _offheap_range(snapshot)
+    return None if bounds is None else bounds[0]
+
+
+def _offheap_grew(before: Snapshot, after: Snapshot, ignores: Ignores) -> int | None:
+    # The least growth the two readings allow: pages the scavenger returned mid-reading are not a leak.
+    old, new = _offheap_range(before), _offheap_range(after)
+    return None if old is None or new is None else new[0] - old[1]
 
 
 def _fds(snapshot: Snapshot, ignores: Ignores) -> int | None:
@@ -196,6 +218,7 @@ OFFHEAP = Measure(
     session=True,
     bytes=True,
     label="off-heap memory",
+    grew=_offheap_grew,
     drift=4 * MiB,
     tolerance=512 << 10,
 )

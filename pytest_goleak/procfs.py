@@ -289,6 +289,11 @@ def _read_descendants(pid: int) -> tuple[ChildInfo, ...]:
 _RSS = re.compile(rb"^(RssAnon|RssShmem):\s+(\d+) kB$", re.MULTILINE)
 
 
+def resident_anon(pid: int) -> int:
+    """Resident anonymous and shared-memory bytes of ``pid`` now (``RssAnon + RssShmem``)."""
+    return _resident_anon(pid)
+
+
 def _resident_anon(pid: int) -> int:
     try:
         status = _read(f"/proc/{pid}/status")

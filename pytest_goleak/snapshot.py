@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_goleak.pprof import GoroutineProfile, HeapProfile, PprofClient
-from pytest_goleak.procfs import ProcessState, read_process
+from pytest_goleak.procfs import ProcessState, read_process, resident_anon
 from pytest_goleak.tmpdir import read_tmpdir
 
 
@@ -37,6 +37,9 @@ class Snapshot:
     heap: HeapProfile | None = None
     process: ProcessState | None = None
     tmpfiles: Mapping[str, int] | None = None  # the service's TMPDIR, when the plugin gave it one
+    # Resident anonymous memory read just before the heap profile; ``process`` holds the figure read just
+    # after. The profile's MemStats fall between the two, and the scavenger may return pages meanwhile.
+    resident_before_heap: int | None = None
     taken_at: float = field(default_factory=time.time)
 
     def has(self, part: Part) -> bool:
@@ -76,11 +79,13 @@ class Snapshotter:
         # Goroutines first: the forced GC of the heap read would otherwise
         # finish off goroutines a test left winding down, between the two.
         goroutines = self.pprof.goroutines()
-        heap_profile = None
+        heap_profile, resident = None, None
         if Part.HEAP in parts or Part.MEMSTATS in parts:
+            if Part.PROCESS in parts and self.pid is not None:
+                resident = resident_anon(self.pid)
             heap_profile = self.pprof.heap(collect=Part.HEAP in parts)
         process = None
         if (Part.PROCESS in parts or Part.MAPPINGS in parts) and self.pid is not None:
             process = read_process(self.pid, describe_sockets=sockets, mappings=Part.MAPPINGS in parts)
         entries = read_tmpdir(self.tmpdir) if Part.TMPDIR in parts and self.tmpdir is not None else None
-        return Snapshot(goroutines, heap_profile, process, entries)
+        return Snapshot(goroutines, heap_profile, process, entries, resident_before_heap=resident)
