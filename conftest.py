@@ -56,12 +56,15 @@ def example_binary(go_build: Callable[[str], Path]) -> Path:
 
 @pytest.fixture
 def write_ini(pytester: pytest.Pytester, example_binary: Path) -> Callable[..., None]:
-    """Write a nested suite's ini: the example service (or ``binary``), short settling, and ``extra`` lines."""
+    """Write a nested suite's ini: the example service (or ``binary``), short settling, and ``extra`` lines.
+
+    The start-up wait is short too: the example service is quiet once it answers, and every nested run starts it.
+    """
 
     def write(extra: str = "", binary: Path | None = None, args: str = "-addr {addr} -data-dir {tmp}") -> None:
         pytester.makeini(
             f"[pytest]\ngoleak_binary = {binary or example_binary}\ngoleak_args = {args}\ngoleak_settle = 0.3\n"
-            + textwrap.dedent(extra)
+            "goleak_startup_quiet = 0.1\n" + textwrap.dedent(extra)
         )
 
     return write

@@ -75,6 +75,7 @@ class AttachedService:
             ready_host = urlsplit(self.ready_url).hostname or ""
             require_loopback(ready_host, where("ready_url"), "tests talk to loopback only", allow_remote, opt_in)
         self.start_timeout = start_timeout
+        self.started_at = time.monotonic()
         self.request_timeout = request_timeout
         self.name = f"service at {parts.netloc}"
 
@@ -93,7 +94,8 @@ class AttachedService:
 
     def start(self) -> None:
         """Wait until pprof answers and, if configured, the ready URL answers 2xx; there is nothing to start."""
-        deadline = time.monotonic() + self.start_timeout
+        self.started_at = time.monotonic()
+        deadline = self.started_at + self.start_timeout
         try:
             wait_ready(probes(self.pprof_url, self.ready_url), deadline, self.alive, min(self.start_timeout, 2.0))
         except PprofNotServed as exc:  # pprof is not mounted there: waiting will not help

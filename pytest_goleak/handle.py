@@ -17,23 +17,27 @@ from pytest_goleak.diff import diff
 from pytest_goleak.errors import GoleakError
 from pytest_goleak.measures import HEAP, values
 from pytest_goleak.pprof import PprofClient
+from pytest_goleak.readiness import answering_ready_path
 from pytest_goleak.report import ignore_help, render
 from pytest_goleak.service_protocol import Service
 from pytest_goleak.snapshot import Part, Snapshot, Snapshotter
+from pytest_goleak.startup import DEFAULT_QUIET, PARTS, Activity, Startup, wait_quiet
 from pytest_goleak.steady import noise_floor, trends
 
 
 class Readers:
-    """What outlives one test for each service run: its pprof client and its heap noise floor.
+    """What outlives one test for each service run: its pprof client, its heap noise floor, whether it was checked.
 
     One pprof client per run keeps one keep-alive connection for the whole
     session; a new connection per test would leave a winding-down server
     goroutine behind each time.
     """
 
-    def __init__(self, reuse: bool = False) -> None:
+    def __init__(self, reuse: bool = False, startup_quiet: float = DEFAULT_QUIET) -> None:
         self._clients: dict[str, PprofClient] = {}
         self.noise: dict[str, int] = {}
+        self.startup_quiet = startup_quiet  # goleak_startup_quiet: see startup.py
+        self._checked: set[str] = set()
         # Cheap mode (goleak_reuse_readings): a test's after-reading serves as
         # the next test's before-reading, if both run in the same module or
         # class against the same service run; one reading per test, not two.
@@ -52,6 +56,13 @@ class Readers:
         if budget.ignore_fds and reading.process is not None and reading.process.sockets is None:
             return None  # its sockets were not described, so fd patterns cannot match them
         return reading
+
+    def first_check(self, service: Service) -> bool:
+        """Whether no test has been checked against this run of ``service`` yet; true once per run."""
+        key = self.key(service)
+        first = key not in self._checked
+        self._checked.add(key)
+        return first
 
     def remember(self, service: Service, scope: str, reading: Snapshot) -> None:
         if self.reuse:
@@ -105,6 +116,7 @@ class _Watch:
         self.listeners = listeners
         self.check = LeakCheck(self.snapshotter, budget, on_reading=self._heard) if checking else None
         self.verdict: Verdict | None = None
+        self.startup: Startup | None = None  # set on the first checked test after a start
         self._readers = readers
         self._scope = scope
 
@@ -114,9 +126,33 @@ class _Watch:
     def begin(self) -> None:
         if self.check is None:
             return
+        if self._readers.first_check(self.service):
+            self.startup = self._wait_quiet()
         if self.budget.steady and HEAP in self.budget.checked:
             self.heap_noise()
         self.check.begin(self._readers.recall(self.service, self._scope, self.budget))
+
+    def _wait_quiet(self) -> Startup:
+        """Wait until the service's start-up is over, by the rule in :mod:`pytest_goleak.startup`."""
+        sockets = bool(self.budget.ignore_fds)
+
+        def read() -> Activity:
+            return Activity.of(self.snapshotter.take(PARTS, sockets=sockets), self.budget)
+
+        service = self.service
+        return wait_quiet(read, self._readers.startup_quiet, service.started_at, service.start_timeout)
+
+    def _rendered(self, verdict: Verdict) -> str:
+        """The failure text; on the first test after a start, with what the start may have to do with it."""
+        text = render(verdict)
+        if self.startup is None:
+            return text + ignore_help(verdict)
+        service = self.service
+        # Probed only now, while the failure is reported: a clean run never pays for it.
+        answering = None if service.ready_url else answering_ready_path(service.url, service.request_timeout)
+        hint = self.startup.hint(service.name, service.start_timeout, service.ready_url, answering)
+        # The lines that would ignore the leaked kind come last, where a reader copies them from.
+        return text + "\n\n" + hint + ignore_help(verdict)
 
     def _judged(self, verdict: Verdict) -> Verdict:
         self.verdict = verdict
@@ -156,8 +192,7 @@ class _Watch:
             verdict = self._announce(self._judged(self.check.finish()))
         except GoleakError as exc:
             return self._failure(exc)
-        # The lines that would ignore the leaked kind come last, where a reader copies them from.
-        return render(verdict) + ignore_help(verdict) if verdict.failed else None
+        return self._rendered(verdict) if verdict.failed else None
 
     def judge_steady(self, readings: list[Snapshot]) -> str | None:
         """Steady-state verdict: a measure leaks only if it grew in every measured run."""
@@ -174,7 +209,7 @@ class _Watch:
             verdict = self._announce(gather_evidence(self.snapshotter, verdict))
         except GoleakError as exc:
             return self._failure(exc)
-        return render(verdict) + ignore_help(verdict)
+        return self._rendered(verdict)
 
 
 class GoleakHandle:

@@ -122,3 +122,28 @@ def wait_ready(
                 raise NotReady(problem, probes[passed].waits_for, exited=False)
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.1)
+
+
+# Where servers commonly say they have finished starting; the first test's failure report names one that answers.
+COMMON_READY_PATHS = ("/-/ready", "/readyz", "/healthz", "/ready")
+_NO_SUCH_PATH = "/goleak-no-such-path"
+
+
+def answering_ready_path(base_url: str, timeout: float, paths: Sequence[str] = COMMON_READY_PATHS) -> str | None:
+    """The first of ``paths`` that answers 2xx on ``base_url``, all asked within ``timeout`` seconds together.
+
+    None also when a path that cannot exist answers 2xx: a catch-all
+    handler (a web UI) says nothing about readiness.
+    """
+    deadline = time.monotonic() + timeout
+    with client(timeout) as http:
+
+        def success(path: str) -> bool:
+            left = deadline - time.monotonic()
+            try:
+                return left > 0 and http.get(base_url.rstrip("/") + path, timeout=left).is_success
+            except httpx.HTTPError:
+                return False
+
+        found = next((path for path in paths if success(path)), None)
+        return None if found is None or success(_NO_SUCH_PATH) else found

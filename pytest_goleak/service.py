@@ -137,6 +137,14 @@ class GoService:
     def command(self) -> list[str]:
         return self.running.command
 
+    @property
+    def started_at(self) -> float:
+        return self.running.started
+
+    @property
+    def start_timeout(self) -> float:
+        return self.config.start_timeout
+
     def alive(self) -> bool:
         return self._run is not None and self._run.proc.poll() is None
 

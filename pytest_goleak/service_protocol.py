@@ -44,6 +44,18 @@ class Service(Protocol):
     def binary(self) -> Path | None:
         """The binary to keep beside a failing test's profiles (pprof symbolises with it), or None."""
 
+    @property
+    def started_at(self) -> float:
+        """``time.monotonic()`` when this run started (attached: when the plugin began waiting for it)."""
+
+    @property
+    def start_timeout(self) -> float:
+        """Seconds from ``started_at`` the readiness and start-up waits may take together."""
+
+    @property
+    def ready_url(self) -> str | None:
+        """The configured URL that answers 2xx once it has finished starting, filled in; None if none is."""
+
     def alive(self) -> bool: ...
 
     def start(self) -> None:

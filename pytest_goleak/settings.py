@@ -24,6 +24,7 @@ from pytest_goleak.errors import ConfigError
 from pytest_goleak.measures import MEASURES, SESSION
 from pytest_goleak.service_config import ServiceConfig, Where
 from pytest_goleak.session import SessionBudget
+from pytest_goleak.startup import DEFAULT_QUIET
 from pytest_goleak.units import (
     format_size,
     is_unchecked,
@@ -131,6 +132,15 @@ SERVICE_OPTIONS = (
     ),
     Option("allow_remote", "allow a pprof URL that is not loopback (it exposes memory)", parse_bool, False, "bool"),
 )
+# After each start, before the first test: see startup.py for the rule.
+STARTUP_OPTIONS = (
+    Option(
+        "startup_quiet",
+        "seconds the service's goroutines and fds must stay unchanged after a start before the first test (0: no wait)",
+        parse_seconds,
+        DEFAULT_QUIET,
+    ),
+)
 # goleak_NAME for each measure and knob: they resolve into the default Budget.
 BUDGET_OPTIONS = (
     *(_limit_option(m.name, m.help, m.parse, m.default) for m in MEASURES),
@@ -166,7 +176,7 @@ OTHER_OPTIONS = (
     Option("attach_url", "check an already running service at this URL instead of starting one"),
     Option("attach_pid", "local PID of the attached service, so fds, children and threads are measured too"),
 )
-OPTIONS = (*SERVICE_OPTIONS, *BUDGET_OPTIONS, *SESSION_OPTIONS, *OTHER_OPTIONS)
+OPTIONS = (*SERVICE_OPTIONS, *STARTUP_OPTIONS, *BUDGET_OPTIONS, *SESSION_OPTIONS, *OTHER_OPTIONS)
 _BY_NAME = {option.name: option for option in OPTIONS}
 # ServiceConfig and AttachedService field -> the option that sets it, where the names differ.
 _FIELD_OPTION = {"allow_remote_pprof": "allow_remote", "url": "attach_url", "pid": "attach_pid"}
@@ -271,6 +281,7 @@ class Settings:
     baseline: Path | None  # relative paths start at the rootdir, from the ini file or a flag alike
     update_baseline: bool
     reuse_readings: bool
+    startup_quiet: float
     # Settings the services and attach mode are built from, for the factory fixture and AttachedService.
     pprof_url: str
     ready_url: str
@@ -322,6 +333,7 @@ def resolve(config: pytest.Config) -> Settings:
         baseline=config.rootpath / Path(baseline).expanduser() if baseline else None,
         update_baseline=update_baseline,
         reuse_readings=sources.value("reuse_readings"),
+        startup_quiet=sources.value("startup_quiet"),
         allow_remote=sources.value("allow_remote"),
         where=sources.field_where,
         **_reach(sources),

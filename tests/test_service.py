@@ -359,6 +359,7 @@ def test_ready_url_keeps_start_up_growth_out_of_the_first_test(
     pytester.makeini(
         f"[pytest]\ngoleak_binary = {binary}\ngoleak_args = -addr {{addr}} -delay 0s -warmup 1s\n"
         f"goleak_settle = 0.3\ngoleak_ready_url = {ready_url}\n"
+        "goleak_startup_quiet = 0\n"  # the ready URL alone, without the start-up wait
     )
     pytester.makepyfile(
         """
