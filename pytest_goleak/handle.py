@@ -22,7 +22,7 @@ from pytest_goleak.report import ignore_help, render
 from pytest_goleak.service_protocol import Service
 from pytest_goleak.snapshot import Part, Snapshot, Snapshotter
 from pytest_goleak.startup import DEFAULT_QUIET, PARTS, Activity, Startup, wait_quiet
-from pytest_goleak.steady import noise_floor, trends
+from pytest_goleak.steady import names_the_leak, noise_floor, sample_more, trends
 
 
 class Readers:
@@ -86,9 +86,9 @@ class Readers:
 
 def _serves(service: Service, part: Part) -> bool:
     """Whether ``service`` can be read for ``part`` at all."""
-    return (part is not Part.PROCESS or service.pid is not None) and (
-        part is not Part.TMPDIR or service.tmpdir is not None
-    )
+    if part in (Part.PROCESS, Part.MAPPINGS):
+        return service.pid is not None
+    return part is not Part.TMPDIR or service.tmpdir is not None
 
 
 def _nobody(*args: object) -> None:
@@ -167,8 +167,7 @@ class _Watch:
 
     def steady_reading(self) -> Snapshot:
         """A reading of what this watch's budget checks, after one measured steady-state run."""
-        assert self.check is not None
-        return self.check.take("steady")
+        return self.check_reading("steady")
 
     def heap_noise(self) -> int:
         """How much the live heap moves between readings of this service at rest (measured once)."""
@@ -194,8 +193,11 @@ class _Watch:
             return self._failure(exc)
         return self._rendered(verdict) if verdict.failed else None
 
-    def judge_steady(self, readings: list[Snapshot]) -> str | None:
-        """Steady-state verdict: a measure leaks only if it grew in every measured run."""
+    def judge_steady(self, readings: list[Snapshot], rerun: Callable[[], object] = _nobody) -> str | None:
+        """Steady-state verdict: a measure leaks only if it grew in every measured run.
+
+        A heap leak too small for the sampler to have seen gets more runs (see :func:`sample_more`).
+        """
         before, after = readings[0], readings[-1]
         growing = [t for t in trends(readings, self.budget, self.heap_noise()) if t.grows_every_run]
         verdict = judged(before, after, diff(before, after, self.budget), self.budget)
@@ -206,10 +208,17 @@ class _Watch:
             self._announce(verdict)
             return None
         try:
-            verdict = self._announce(gather_evidence(self.snapshotter, verdict))
+            verdict = gather_evidence(self.snapshotter, verdict)
+            if HEAP in verdict.over and not names_the_leak(verdict):
+                verdict = sample_more(verdict, rerun, lambda: self.check_reading("steady"))
+            verdict = self._announce(verdict)
         except GoleakError as exc:
             return self._failure(exc)
         return self._rendered(verdict)
+
+    def check_reading(self, phase: Phase) -> Snapshot:
+        assert self.check is not None
+        return self.check.take(phase)
 
 
 class GoleakHandle:
@@ -297,10 +306,14 @@ class GoleakHandle:
                 except GoleakError as exc:  # a dead service fails here too, and _failure says it died
                     self.client.close()
                     return self._combine([w._failure(exc) if w is watch else None for w in self._watches])
-        self.client.close()
-        return self._combine(
-            [watch.judge_steady(series) for watch, series in zip(self._watches, readings, strict=True)]
-        )
+        # The client stays open while judging: a heap leak the sampler missed gets more runs of the test.
+        # The readings were all taken with its connection open, so it is in none of their growth.
+        try:
+            return self._combine(
+                [watch.judge_steady(series, rerun) for watch, series in zip(self._watches, readings, strict=True)]
+            )
+        finally:
+            self.client.close()
 
     def close(self) -> None:
         self.client.close()
