@@ -209,8 +209,8 @@ TMPFILES = Measure(
 
 OFFHEAP = Measure(
     "offheap",
-    "resident memory outside the Go runtime's heap, stacks and metadata a test may add (cgo, mmap), e.g. 4MiB",
-    4 * MiB,
+    "resident memory outside the Go runtime's heap, stacks and metadata a test may add (cgo, mmap), e.g. 8MiB",
+    8 * MiB,
     frozenset({Part.MEMSTATS, Part.PROCESS, Part.MAPPINGS}),  # the maps only name what grew, in a failure
     _offheap,
     junit="offheap_delta_bytes",

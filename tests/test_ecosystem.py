@@ -102,7 +102,7 @@ def test_report_header_names_service_go_version_and_budgets(
         [
             f"goleak: service {example_binary.name} (binary {example_binary}, go1.*)",
             "goleak: budgets per test: goroutines 0, heap 4.0 MiB, fds 0, children 0, threads unchecked, tmpfiles 0,"
-            " offheap 4.0 MiB; settle 0.3s",
+            " offheap 8.0 MiB; settle 0.3s",
         ]
     )
 
