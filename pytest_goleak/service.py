@@ -16,12 +16,9 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
-
-import httpx
 
 from pytest_goleak.errors import (
     GoleakError,
@@ -32,15 +29,19 @@ from pytest_goleak.errors import (
     ServiceUnresponsive,
 )
 from pytest_goleak.lifeline import Lifeline
-from pytest_goleak.procfs import listening
+from pytest_goleak.listening import (
+    ListensElsewhere,
+    addresses,
+    elsewhere_note,
+    port_of,
+    until_listening,
+    untold_note_for,
+)
 from pytest_goleak.readiness import NotReady, Probe, accepts, probes, wait_ready
-from pytest_goleak.service_config import Placeholders, ServiceConfig, port_placeholder, with_memprofilerate
+from pytest_goleak.service_config import Placeholders, ServiceConfig, with_memprofilerate
 from pytest_goleak.service_protocol import unreadable
 
 _PR_SET_PDEATHSIG = 1
-# How long the set of ports a service listens on must stay the same before a wait on a port it was never
-# told ends: long enough for a server that opens its listeners one after another to have opened them all.
-LISTENERS_SETTLE = 0.3
 
 
 def describe_exit(returncode: int) -> str:
@@ -165,7 +166,7 @@ class GoService:
         placeholders = Placeholders(tmp, self.config.filled_rootdir)
         command = self.config.command(self.binary, placeholders)
         pprof_url = self.config.pprof_url.format_map(placeholders)
-        pprof_host, pprof_port = urlsplit(pprof_url).hostname or "127.0.0.1", _port(pprof_url)
+        pprof_host, pprof_port = urlsplit(pprof_url).hostname or "127.0.0.1", port_of(pprof_url)
         if pprof_port not in placeholders.ports.values() and accepts(pprof_host, pprof_port):
             raise self._start_error(
                 f"port {pprof_port} of {self.config.where('pprof_url')} is already in use by another process; "
@@ -231,7 +232,7 @@ class GoService:
         or a URL waits on a port the plugin picked that neither goleak_args
         nor goleak_env passes to the service (it cannot know that port) while
         the service already listens elsewhere, its set of listeners unchanged
-        for LISTENERS_SETTLE seconds (it has started serving, so it will not
+        for LISTENERS_SETTLE seconds (see :mod:`pytest_goleak.listening`; it will not
         move). A service told its port that listens elsewhere may still be
         binding the right one: that wait runs to the timeout, and its error
         names where the service listens.
@@ -241,18 +242,20 @@ class GoService:
         deadline = run.started + self.config.start_timeout
         untold = dict(self.config.untold_ports())  # URL field -> the placeholder the service was never told
         found = [
-            Probe(probe.waits_for, self._until_listening(probe.check)) if f"{probe.waits_for}_url" in untold else probe
+            Probe(probe.waits_for, until_listening(probe.check, self.pid))
+            if f"{probe.waits_for}_url" in untold
+            else probe
             for probe in probes(self.pprof_url, self.ready_url, port)
         ]
-        untold_note = self._untold_note(*next(iter(untold.items()))) if untold else ""
+        untold_note = untold_note_for(self.config, run.placeholders, *next(iter(untold.items()))) if untold else ""
         try:
             wait_ready(found, deadline, self.alive)
         except PprofNotServed as exc:  # pprof is not mounted: no use waiting
             raise self._start_error(self._failure(f"answers but serves no pprof at {exc}", tail=False)) from None
         except ReadyRefused as exc:  # nor will a 404 turn into a 2xx
             raise self._start_error(self._failure(f"answers, but {exc}", tail=False)) from None
-        except _ListensElsewhere as exc:
-            what = f"listens on {_addresses(exc.listeners)}, but {untold_note}"
+        except ListensElsewhere as exc:
+            what = f"listens on {addresses(exc.listeners)}, but {untold_note}"
             raise self._start_error(self._failure(what)) from None
         except NotReady as exc:
             if exc.exited:
@@ -263,55 +266,12 @@ class GoService:
             if untold_note:
                 what += f"; {untold_note}"
             else:
-                what += self._elsewhere_note(exc.waits_for)
+                what += elsewhere_note(self.config, run.placeholders, self.pid, exc.waits_for)
             raise self._start_error(self._failure(what), config=bool(untold_note)) from None
 
     def _start_error(self, message: str, config: bool = True) -> ServiceError:
         """The error of a start that failed; the configuration's (the session stops) until a start got to ready."""
         return ServiceMisconfigured(message) if config and not self._was_ready else ServiceError(message)
-
-    def _until_listening(self, check: Callable[[httpx.Client], str | None]) -> Callable[[httpx.Client], str | None]:
-        """``check``, which ends the wait once the service listens somewhere, unchanged for LISTENERS_SETTLE."""
-        last: tuple[tuple[int, str], ...] = ()
-        since = time.monotonic()
-
-        def checked(http: httpx.Client) -> str | None:
-            nonlocal last, since
-            problem = check(http)
-            if problem is None:
-                return None
-            now = listening(self.pid)
-            if now != last:
-                last, since = now, time.monotonic()
-            elif now and time.monotonic() - since >= LISTENERS_SETTLE:
-                raise _ListensElsewhere(now)
-            return problem
-
-        return checked
-
-    def _untold_note(self, field_name: str, placeholder: str) -> str:
-        """What is wrong with a URL whose port the service was never told, and the fix."""
-        where = self.config.where
-        url = getattr(self.config, field_name).format_map(self.running.placeholders)
-        told = "{addr} or {port}" if placeholder in ("addr", "port") else f"{{{placeholder}}}"
-        return (
-            f"{where(field_name)} waits on port {_port(url)}, and neither {where('args')} nor {where('env')} gives "
-            f"the service {told}; pass {{{placeholder}}} in {where('args')} to the flag that sets its listen address"
-        )
-
-    def _elsewhere_note(self, waits_for: str) -> str:
-        """``; it listens on ...`` when the service listens, but not on the port the wait was for; else ""."""
-        listeners = listening(self.pid)
-        template = {"port": "http://{addr}/", "pprof": self.config.pprof_url, "ready": self.config.ready_url}[waits_for]
-        port = _port(template.format_map(self.running.placeholders))
-        if not listeners or port in {number for number, _ in listeners}:
-            return ""
-        placeholder = port_placeholder(template)
-        given = f"{{{placeholder}}}" if placeholder else f"port {port}"
-        return (
-            f"; it listens on {_addresses(listeners)}, not on port {port}: "
-            f"check that {self.config.where('args')} gives {given} to the flag that sets its listen address"
-        )
 
     def _failure(self, what: str, tail: bool = True, note: str = "", fix: str = "") -> str:
         run = self.running
@@ -434,23 +394,6 @@ class GoService:
                 f"(in full in {self.log_path}); the next test gets a fresh service.\n{shown}"
             )
         return text
-
-
-class _ListensElsewhere(ServiceError):
-    """The service listens, unchanged for a while, but not on a port a URL waits on and it was never told."""
-
-    def __init__(self, listeners: tuple[tuple[int, str], ...]) -> None:
-        super().__init__(_addresses(listeners))
-        self.listeners = listeners
-
-
-def _addresses(listeners: tuple[tuple[int, str], ...]) -> str:
-    return ", ".join(address for _, address in listeners)
-
-
-def _port(url: str) -> int:
-    parts = urlsplit(url)
-    return parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def _signal_group(pgid: int, signum: int) -> None:
