@@ -121,7 +121,9 @@ class LeakCheck:
 
 def judged(before: Snapshot, after: Snapshot, delta: Delta, budget: Budget, waited: float = 0.0) -> Verdict:
     """The verdict on ``delta``: its headline phrases and the measures over budget, from one computation."""
-    return Verdict(before, after, delta, tuple(delta.over(budget)), budget, tuple(delta.exceeded(budget)), waited)
+    excess = delta.excess(budget)
+    phrases = tuple(measure.phrase(grew, budget.limit(measure)) for measure, grew in excess)
+    return Verdict(before, after, delta, phrases, budget, tuple(measure for measure, _ in excess), waited)
 
 
 def rejudged(verdict: Verdict) -> Verdict:

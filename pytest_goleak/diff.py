@@ -12,7 +12,7 @@ other measure grows by its reading after minus its reading before, as
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from pytest_goleak.budget import Budget, Known
@@ -69,35 +69,40 @@ class Delta:
         """The growth beyond what a baseline knows of: more of a known identity, a new one, or more bytes."""
         if known is None:
             return self
-        goroutines = tuple(
+        goroutines = [
             GoroutineGrowth(g.identity, g.before + known.goroutines.get(g.identity, 0), g.after, g.stacks)
             for g in self.goroutines
             if g.leaked > known.goroutines.get(g.identity, 0)
-        )
+        ]
         grew = {name: None if v is None else v - known.growth.get(name, 0) for name, v in self.grew.items()}
-        grew[GOROUTINES.name] = sum(growth.leaked for growth in goroutines)
-        return replace(self, grew=grew, goroutines=goroutines)
+        return replace(self, grew=grew).with_goroutines(goroutines)
 
-    def exceeded(self, budget: Budget) -> list[Measure]:
-        """The measures whose growth, beyond the budget's known growth, exceeds the budget."""
+    def with_goroutines(self, goroutines: Iterable[GoroutineGrowth]) -> Delta:
+        """This delta with ``goroutines`` as its goroutine growth, and the goroutines measure they add up to."""
+        kept = tuple(goroutines)
+        return replace(self, grew={**self.grew, GOROUTINES.name: sum(g.leaked for g in kept)}, goroutines=kept)
+
+    def excess(self, budget: Budget) -> list[tuple[Measure, int]]:
+        """Each measure whose growth, beyond the budget's known growth, exceeds the budget, with that growth."""
         judged = self.beyond(budget.known)
-        over = []
+        found = []
         for measure in MEASURES:
             allowed, grew = budget.limit(measure), judged.of(measure)
             if allowed is not None and grew is not None and grew > allowed:
-                over.append(measure)
-        return over
+                found.append((measure, grew))
+        return found
+
+    def exceeded(self, budget: Budget) -> list[Measure]:
+        """The measures over ``budget``."""
+        return [measure for measure, _ in self.excess(budget)]
 
     def over(self, budget: Budget) -> list[str]:
         """The measures that exceed ``budget``, as report phrases; empty if within it."""
-        judged = self.beyond(budget.known)
-        return [m.phrase(judged.of(m) or 0, budget.limit(m)) for m in self.exceeded(budget)]
+        return [measure.phrase(grew, budget.limit(measure)) for measure, grew in self.excess(budget)]
 
     def without_goroutines(self, dropped: Sequence[GoroutineGrowth]) -> Delta:
         """This delta with some identities' growth taken out (ignored by their creator)."""
-        kept = tuple(growth for growth in self.goroutines if growth not in dropped)
-        grew = {**self.grew, GOROUTINES.name: sum(growth.leaked for growth in kept)}
-        return Delta(grew, kept, self.goroutine_total, self.new_fds, self.new_children, self.new_tmpfiles)
+        return self.with_goroutines(growth for growth in self.goroutines if growth not in dropped)
 
 
 def goroutine_growth(before: GoroutineProfile, after: GoroutineProfile, ignore: Sequence[str]) -> list[GoroutineGrowth]:
@@ -146,9 +151,8 @@ _ALL = Budget()  # no ignore patterns
 
 def diff(before: Snapshot, after: Snapshot, budget: Budget = _ALL) -> Delta:
     """What grew from ``before`` to ``after``, leaving out what the budget's ignore patterns match."""
-    goroutines = tuple(goroutine_growth(before.goroutines, after.goroutines, budget.ignore))
-    grew = {measure.name: growth(measure, before, after, budget) for measure in MEASURES}
-    grew[GOROUTINES.name] = sum(g.leaked for g in goroutines)
+    # Goroutines grow by identity (with_goroutines below), not by the difference of their counts.
+    grew = {m.name: growth(m, before, after, budget) for m in MEASURES if m is not GOROUTINES}
     fds: tuple[tuple[int, str], ...] = ()
     children: tuple[ChildInfo, ...] = ()
     if before.process is not None and after.process is not None:
@@ -156,9 +160,8 @@ def diff(before: Snapshot, after: Snapshot, budget: Budget = _ALL) -> Delta:
         children = tuple(new_children(before.process, after.process))
     return Delta(
         grew=grew,
-        goroutines=goroutines,
         goroutine_total=after.goroutines.total - before.goroutines.total,
         new_fds=fds,
         new_children=children,
         new_tmpfiles=new_entries(before.tmpfiles or {}, after.tmpfiles or {}),
-    )
+    ).with_goroutines(goroutine_growth(before.goroutines, after.goroutines, budget.ignore))

@@ -291,10 +291,6 @@ _RSS = re.compile(rb"^(RssAnon|RssShmem):\s+(\d+) kB$", re.MULTILINE)
 
 def resident_anon(pid: int) -> int:
     """Resident anonymous and shared-memory bytes of ``pid`` now (``RssAnon + RssShmem``)."""
-    return _resident_anon(pid)
-
-
-def _resident_anon(pid: int) -> int:
     try:
         status = _read(f"/proc/{pid}/status")
     except (FileNotFoundError, ProcessLookupError):
@@ -373,7 +369,7 @@ def read_process(pid: int, describe_sockets: bool = False, mappings: bool = Fals
     fds = _read_fds(pid)
     sockets = _described_sockets(pid, fds) if describe_sockets else None
     children = _read_descendants(pid)
-    resident_anon = _resident_anon(pid)
+    resident = resident_anon(pid)
     maps = read_mappings(pid) if mappings else None
     # Checked again at the end: a process exiting mid-read would otherwise
     # yield an empty or partial fd table that looks like real closes.
@@ -387,7 +383,7 @@ def read_process(pid: int, describe_sockets: bool = False, mappings: bool = Fals
         children=children,
         threads=first.threads,
         sockets=None if sockets is None else MappingProxyType(sockets),
-        resident_anon=resident_anon,
+        resident_anon=resident,
         mappings=maps,
     )
 

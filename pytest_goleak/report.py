@@ -95,11 +95,11 @@ def _site_line(stack: Stack) -> list[str]:
     return [f"        {f.function}  {f.file.rsplit('/', 1)[-1]}:{f.line}" for f in frames[:SITE_FRAMES]]
 
 
-def _listed(title: str, items: Sequence[str]) -> list[str]:
-    """A titled list of new things, capped at MAX_LISTED entries."""
-    lines = ["", f"{title} ({len(items)}):", *(f"  {item}" for item in items[:MAX_LISTED])]
-    if len(items) > MAX_LISTED:
-        lines.append(f"  ... and {len(items) - MAX_LISTED} more")
+def _listed(title: str, items: Sequence[str], limit: int = MAX_LISTED) -> list[str]:
+    """A titled list of new things, capped at ``limit`` entries."""
+    lines = ["", f"{title} ({len(items)}):", *(f"  {item}" for item in items[:limit])]
+    if len(items) > limit:
+        lines.append(f"  ... and {len(items) - limit} more")
     return lines
 
 
@@ -159,7 +159,7 @@ def render(verdict: Verdict) -> str:
             f"resident memory outside the Go runtime grew {grew} (cgo's C.malloc, mmap, a C library's caches)",
         ]
         if verdict.mappings:
-            lines += _listed("new or grown memory mappings", [m.describe() for m in verdict.mappings][:MAX_SITES])
+            lines += _listed("new or grown memory mappings", [m.describe() for m in verdict.mappings], MAX_SITES)
         else:
             lines.append("  no mapping is new or grew in place: memory was added inside mappings that existed before")
     if delta.new_fds and FDS in verdict.over:

@@ -234,9 +234,8 @@ class _Sources:
                 self.given[option.name] = (flag, option.flag)
                 continue
             raw = config.getini(option.ini)
-            if option.kind == "bool":
-                self.given[option.name] = (raw, f"{option.ini} in {self.ini_name}")
-            elif raw not in ("", []):
+            # An empty string or list is pytest's "not set" (the ini defaults are empty); a bool is always given.
+            if option.kind == "bool" or raw not in ("", []):
                 self.given[option.name] = (raw, f"{option.ini} in {self.ini_name}")
 
     def where(self, name: str) -> str:
