@@ -100,6 +100,10 @@ class Delta:
         """The measures that exceed ``budget``, as report phrases; empty if within it."""
         return [measure.phrase(grew, budget.limit(measure)) for measure, grew in self.excess(budget)]
 
+    def unmeasured(self, measure: Measure) -> Delta:
+        """This delta without a figure for ``measure``: what it holds is a bound, not a growth."""
+        return replace(self, grew={**self.grew, measure.name: None})
+
     def without_goroutines(self, dropped: Sequence[GoroutineGrowth]) -> Delta:
         """This delta with some identities' growth taken out (ignored by their creator)."""
         return self.with_goroutines(growth for growth in self.goroutines if growth not in dropped)

@@ -19,43 +19,53 @@ from pytest_goleak.measures import HEAP, values
 from pytest_goleak.pprof import PprofClient
 from pytest_goleak.readiness import answering_ready_path
 from pytest_goleak.report import ignore_help, render
+from pytest_goleak.reuse import changed, read_now
 from pytest_goleak.service_protocol import Service
-from pytest_goleak.snapshot import Part, Snapshot, Snapshotter
+from pytest_goleak.snapshot import Snapshot, Snapshotter
 from pytest_goleak.startup import DEFAULT_QUIET, PARTS, Activity, Startup, wait_quiet
 from pytest_goleak.steady import names_the_leak, noise_floor, sample_more, trends
 
 
 class Readers:
-    """What outlives one test for each service run: its pprof client, its heap noise floor, whether it was checked.
+    """What outlives one test for each service run: its pprof client, its last reading, its heap noise floor.
 
     One pprof client per run keeps one keep-alive connection for the whole
     session; a new connection per test would leave a winding-down server
     goroutine behind each time.
     """
 
-    def __init__(self, reuse: bool = False, startup_quiet: float = DEFAULT_QUIET) -> None:
+    def __init__(self, fresh: bool = False, startup_quiet: float = DEFAULT_QUIET) -> None:
         self._clients: dict[str, PprofClient] = {}
         self.noise: dict[str, int] = {}
         self.startup_quiet = startup_quiet  # goleak_startup_quiet: see startup.py
         self._checked: set[str] = set()
-        # Cheap mode (goleak_reuse_readings): a test's after-reading serves as
-        # the next test's before-reading, if both run in the same module or
-        # class against the same service run; one reading per test, not two.
-        self.reuse = reuse
-        self._last: dict[str, tuple[str, Snapshot]] = {}
+        # A passing test's after-reading, kept for the next test's before-reading (see reuse.py);
+        # goleak_fresh_readings takes a fresh one for every test instead.
+        self.fresh = fresh
+        self._last: dict[str, Snapshot] = {}
+        self._quiet: dict[str, bool] = {}  # whether the last gap between two tests was quiet
 
-    def recall(self, service: Service, scope: str, budget: Budget) -> Snapshot | None:
-        """The previous test's after-reading, if reusable as this test's before-reading under ``budget``."""
-        last = self._last.pop(self.key(service), None)
-        if not self.reuse or last is None or last[0] != scope:
+    def recall(self, service: Service, budget: Budget, snapshotter: Snapshotter) -> Snapshot | None:
+        """The previous test's after-reading, if it still describes the service (see reuse.py); else None."""
+        key = self.key(service)
+        kept = self._last.pop(key, None)
+        if kept is None or self.fresh:
             return None
-        reading = last[1]
-        # A part this budget checks that the reading lacks (though the service has it) rules it out.
-        if any(not reading.has(part) and _serves(service, part) for part in budget.parts):
-            return None
-        if budget.ignore_fds and reading.process is not None and reading.process.sockets is None:
+        if budget.ignore_fds and kept.process is not None and kept.process.sockets is None:
             return None  # its sockets were not described, so fd patterns cannot match them
-        return reading
+        why = changed(kept, read_now(snapshotter, kept))
+        self._quiet[key] = why is None
+        return kept if why is None else None
+
+    def exact_after(self, service: Service) -> bool:
+        """Whether the after-reading should force a GC: when the next test is likely to adopt it.
+
+        Where the gap before the last test was not quiet, or readings are
+        never kept, the next test reads afresh anyway; the after-reading then
+        bounds the heap without a GC (see check.py) and forces one only if
+        that bound is over budget.
+        """
+        return not self.fresh and service.pid is not None and self._quiet.get(self.key(service), True)
 
     def first_check(self, service: Service) -> bool:
         """Whether no test has been checked against this run of ``service`` yet; true once per run."""
@@ -64,9 +74,10 @@ class Readers:
         self._checked.add(key)
         return first
 
-    def remember(self, service: Service, scope: str, reading: Snapshot) -> None:
-        if self.reuse:
-            self._last[self.key(service)] = (scope, reading)
+    def remember(self, service: Service, verdict: Verdict) -> None:
+        """Keep a passing test's after-reading for the next test; a failure's evidence fetches touched the service."""
+        if not self.fresh and not verdict.failed:
+            self._last[self.key(service)] = verdict.after
 
     @staticmethod
     def key(service: Service) -> str:
@@ -82,13 +93,6 @@ class Readers:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
-
-
-def _serves(service: Service, part: Part) -> bool:
-    """Whether ``service`` can be read for ``part`` at all."""
-    if part in (Part.PROCESS, Part.MAPPINGS):
-        return service.pid is not None
-    return part is not Part.TMPDIR or service.tmpdir is not None
 
 
 def _nobody(*args: object) -> None:
@@ -107,7 +111,7 @@ class _Watch:
     """The leak check of one service during one test."""
 
     def __init__(
-        self, service: Service, budget: Budget, checking: bool, readers: Readers, scope: str, listeners: Listeners
+        self, service: Service, budget: Budget, checking: bool, readers: Readers, listeners: Listeners
     ) -> None:
         self.service = service
         self.budget = budget
@@ -118,7 +122,6 @@ class _Watch:
         self.verdict: Verdict | None = None
         self.startup: Startup | None = None  # set on the first checked test after a start
         self._readers = readers
-        self._scope = scope
 
     def _heard(self, reading: Snapshot, phase: Phase) -> None:
         self.listeners.reading(self.service, reading, phase)
@@ -126,11 +129,13 @@ class _Watch:
     def begin(self) -> None:
         if self.check is None:
             return
-        if self._readers.first_check(self.service):
+        readers = self._readers
+        if readers.first_check(self.service):
             self.startup = self._wait_quiet()
+        self.check.begin(readers.recall(self.service, self.budget, self.snapshotter))
+        self.check.exact_after = readers.exact_after(self.service)
         if self.budget.steady and HEAP in self.budget.checked:
             self.heap_noise()
-        self.check.begin(self._readers.recall(self.service, self._scope, self.budget))
 
     def _wait_quiet(self) -> Startup:
         """Wait until the service's start-up is over, by the rule in :mod:`pytest_goleak.startup`."""
@@ -156,7 +161,7 @@ class _Watch:
 
     def _judged(self, verdict: Verdict) -> Verdict:
         self.verdict = verdict
-        self._readers.remember(self.service, self._scope, verdict.after)
+        self._readers.remember(self.service, verdict)
         return verdict
 
     def _announce(self, verdict: Verdict) -> Verdict:
@@ -230,7 +235,6 @@ class GoleakHandle:
         budget: Budget,
         checking: bool,
         readers: Readers,
-        scope: str = "",
         listeners: Listeners = Listeners(),
     ) -> None:
         self.service = service
@@ -239,9 +243,8 @@ class GoleakHandle:
         self._checking = checking
         self._readers = readers
         self.client = http.client(service.request_timeout, base_url=service.url)
-        self._scope = scope
         self._listeners = listeners
-        self._watches = [_Watch(service, budget, checking, readers, scope, listeners)]
+        self._watches = [_Watch(service, budget, checking, readers, listeners)]
 
     @property
     def checking(self) -> bool:
@@ -262,7 +265,7 @@ class GoleakHandle:
 
     def watch(self, service: Service) -> None:
         """Check another service for leaks during this test too (see ``goleak_service_factory``)."""
-        watch = _Watch(service, self.budget, self._checking, self._readers, self._scope, self._listeners)
+        watch = _Watch(service, self.budget, self._checking, self._readers, self._listeners)
         watch.begin()
         self._watches.append(watch)
 

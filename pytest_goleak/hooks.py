@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 def pytest_goleak_reading(item: pytest.Item, service: Service, reading: Snapshot, phase: Phase) -> None:
     """A reading of ``service`` was taken for ``item``.
 
-    ``phase`` says what for: ``"before"`` the test (not called when
-    ``goleak_reuse_readings`` adopts the previous test's after-reading),
+    ``phase`` says what for: ``"before"`` the test (not called when the
+    previous test's after-reading is adopted as it: see ``reuse.py``),
     ``"after"`` it (the first reading), ``"settle"`` (a retake while the growth
     was over budget), or ``"steady"`` (after one measured steady-state run).
     The verdict is judged on the last ``after`` or ``settle`` reading.

@@ -200,9 +200,8 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> I
             problem = str(exc)
     _fail(problem)
     budget = request.node.stash.get(BUDGET, state.defaults)
-    scope = request.node.parent.nodeid if request.node.parent is not None else ""
     handle = GoleakHandle(
-        goleak_service, budget, state.enabled and budget.check, state.readers, scope, _listeners(request.node)
+        goleak_service, budget, state.enabled and budget.check, state.readers, _listeners(request.node)
     )
     try:
         handle.begin()

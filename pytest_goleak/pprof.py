@@ -327,6 +327,8 @@ def parse_heap_sites(data: bytes) -> tuple[HeapSite, ...]:
     return tuple(sites)
 
 
+# A row of the pprof index page: <tr><td>12</td><td><a href='goroutine?debug=1'>goroutine</a></td></tr>
+_INDEX_GOROUTINES = re.compile(r"<td>(\d+)</td><td><a href=['\"]?goroutine\?debug=1['\"]?>goroutine</a>")
 _LEAKED = " (leaked)"
 _HEADER = re.compile(r"^goroutine (\d+) (?:gp=\S+ m=\S+ (?:mp=\S+ )?)?\[(.*)\]:$")
 _CREATED = re.compile(r"^created by (.+?)(?: in goroutine (\d+))?$")
@@ -454,6 +456,17 @@ class PprofClient:
         if not profile.cut:
             return profile
         return replace(profile, dumped=tuple(parse_goroutine_dump(self.goroutine_dump())))
+
+    def goroutine_count(self) -> int | None:
+        """The goroutine count on the pprof index page: the runtime counts them without walking a stack.
+
+        None where the index is not served, or not in the form ``net/http/pprof`` writes.
+        """
+        try:
+            found = _INDEX_GOROUTINES.search(self.fetch("").decode("utf-8", "replace"))
+        except (PprofNotServed, ProfileError):
+            return None
+        return None if found is None else int(found.group(1))
 
     def heap(self, collect: bool = True) -> HeapProfile:
         # gc=1 runs a full GC first, so garbage never reads as growth; without it the

@@ -298,6 +298,25 @@ def resident_anon(pid: int) -> int:
     return sum(int(kb) for _, kb in _RSS.findall(status)) * 1024
 
 
+_RCHAR = re.compile(rb"^rchar: (\d+)$", re.MULTILINE)
+
+
+def bytes_read(pid: int) -> int | None:
+    """How many bytes ``pid`` has read so far, from sockets, pipes and files alike (``rchar`` of ``/proc/PID/io``).
+
+    None where the kernel does not let this user read it. A request over any
+    connection moves it; a read that finds nothing (a keep-alive connection's
+    next, empty read) does not.
+    """
+    try:
+        found = _RCHAR.search(_read(f"/proc/{pid}/io"))
+    except (FileNotFoundError, ProcessLookupError):
+        raise ProcessGone(f"process {pid} no longer exists") from None
+    except PermissionError:
+        return None
+    return None if found is None else int(found.group(1))
+
+
 def _parse_mapping(line: str) -> MemoryMapping | None:
     fields = line.split(maxsplit=5)
     if len(fields) < 5 or "-" not in fields[0]:

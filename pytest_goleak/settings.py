@@ -157,8 +157,8 @@ SESSION_OPTIONS = tuple(
 OTHER_OPTIONS = (
     Option("timeline", "write a self-contained HTML timeline of the session's readings to this file"),
     Option(
-        "reuse_readings",
-        "one reading per test: reuse the previous test's after-reading (same module or class) as the before-reading",
+        "fresh_readings",
+        "take a fresh before-reading for every test, even where the previous test's after-reading is still current",
         parse_bool,
         False,
         "bool",
@@ -279,7 +279,7 @@ class Settings:
     json: Path | None
     baseline: Path | None  # relative paths start at the rootdir, from the ini file or a flag alike
     update_baseline: bool
-    reuse_readings: bool
+    fresh_readings: bool
     startup_quiet: float
     # Settings the services and attach mode are built from, for the factory fixture and AttachedService.
     pprof_url: str
@@ -331,7 +331,7 @@ def resolve(config: pytest.Config) -> Settings:
         json=_output_path(sources, "json", base),
         baseline=config.rootpath / Path(baseline).expanduser() if baseline else None,
         update_baseline=update_baseline,
-        reuse_readings=sources.value("reuse_readings"),
+        fresh_readings=sources.value("fresh_readings"),
         startup_quiet=sources.value("startup_quiet"),
         allow_remote=sources.value("allow_remote"),
         where=sources.field_where,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_goleak.pprof import GoroutineProfile, HeapProfile, PprofClient
-from pytest_goleak.procfs import ProcessState, read_process, resident_anon
+from pytest_goleak.procfs import ProcessState, bytes_read, read_process, resident_anon
 from pytest_goleak.tmpdir import read_tmpdir
 
 
@@ -40,6 +40,8 @@ class Snapshot:
     # Resident anonymous memory read just before the heap profile; ``process`` holds the figure read just
     # after. The profile's MemStats fall between the two, and the scavenger may return pages meanwhile.
     resident_before_heap: int | None = None
+    # Bytes the service had read when the reading ended, after its last answer (see reuse.py).
+    read_bytes: int | None = None
     taken_at: float = field(default_factory=time.time)
 
     def has(self, part: Part) -> bool:
@@ -57,6 +59,13 @@ class Snapshot:
 
 
 ALL_PARTS = frozenset(Part)
+
+
+def bounding(parts: frozenset[Part]) -> frozenset[Part]:
+    """``parts`` with the heap read without a forced GC: live bytes plus garbage, an upper bound (see check.py)."""
+    return parts - {Part.HEAP} | {Part.MEMSTATS} if Part.HEAP in parts else parts
+
+
 # Always read: cheap, and what an unchecked measure (threads) still reports.
 # The heap (a forced GC) and the TMPDIR walk are read only when checked.
 CHEAP_PARTS = frozenset({Part.GOROUTINES, Part.PROCESS})
@@ -70,15 +79,25 @@ class Snapshotter:
         self.pid = pid
         self.tmpdir = tmpdir
 
-    def take(self, parts: frozenset[Part] = ALL_PARTS, sockets: bool = False) -> Snapshot:
+    def serves(self, part: Part) -> bool:
+        """Whether this service can be read for ``part`` at all."""
+        if part in (Part.PROCESS, Part.MAPPINGS):
+            return self.pid is not None
+        return part is not Part.TMPDIR or self.tmpdir is not None
+
+    def take(
+        self, parts: frozenset[Part] = ALL_PARTS, sockets: bool = False, goroutines: GoroutineProfile | None = None
+    ) -> Snapshot:
         """One reading of ``parts``; ``sockets`` describes socket fds too (fd ignore patterns match on it).
 
-        The goroutine profile is always read. The heap (a forced GC) and the
-        TMPDIR walk are left out when no checked measure needs them.
+        The goroutine profile is always read, unless ``goroutines`` is given
+        (a kept reading's, still current: see reuse.py). The heap (a forced GC)
+        and the TMPDIR walk are left out when no checked measure needs them.
         """
         # Goroutines first: the forced GC of the heap read would otherwise
         # finish off goroutines a test left winding down, between the two.
-        goroutines = self.pprof.goroutines()
+        if goroutines is None:
+            goroutines = self.pprof.goroutines()
         heap_profile, resident = None, None
         if Part.HEAP in parts or Part.MEMSTATS in parts:
             if Part.PROCESS in parts and self.pid is not None:
@@ -88,4 +107,5 @@ class Snapshotter:
         if (Part.PROCESS in parts or Part.MAPPINGS in parts) and self.pid is not None:
             process = read_process(self.pid, describe_sockets=sockets, mappings=Part.MAPPINGS in parts)
         entries = read_tmpdir(self.tmpdir) if Part.TMPDIR in parts and self.tmpdir is not None else None
-        return Snapshot(goroutines, heap_profile, process, entries, resident_before_heap=resident)
+        read = bytes_read(self.pid) if self.pid is not None else None
+        return Snapshot(goroutines, heap_profile, process, entries, resident_before_heap=resident, read_bytes=read)

@@ -37,7 +37,7 @@ class GoleakState:
         self.artifacts = ArtifactWriter(settings.artifacts) if settings.artifacts is not None else None
         self.timeline = settings.timeline
         self.recorder = SessionRecorder(settings.session_budget)
-        self.readers = Readers(reuse=settings.reuse_readings, startup_quiet=settings.startup_quiet)
+        self.readers = Readers(fresh=settings.fresh_readings, startup_quiet=settings.startup_quiet)
         path = settings.baseline
         self.baseline = Baseline.load(path, missing_ok=settings.update_baseline) if path is not None else None
         self._binaries: dict[tuple[str, Path, str], Path] = {}

@@ -140,15 +140,26 @@ class FakeSnapshotter:
     reading_takes: float = 0.0  # seconds of the fake clock each reading costs
     asked: list[tuple[frozenset[Part], bool]] = field(default_factory=list)
 
-    def take(self, parts: frozenset[Part], sockets: bool = False) -> Snapshot:
+    tmpdir: str | None = None
+    kept_goroutines: list[GoroutineProfile | None] = field(default_factory=list)  # what each take was given
+
+    def serves(self, part: Part) -> bool:
+        if part in (Part.PROCESS, Part.MAPPINGS):
+            return self.pid is not None
+        return part is not Part.TMPDIR or self.tmpdir is not None
+
+    def take(
+        self, parts: frozenset[Part], sockets: bool = False, goroutines: GoroutineProfile | None = None
+    ) -> Snapshot:
         if len(self.asked) >= len(self.readings):
             raise AssertionError(f"reading {len(self.asked) + 1} asked for; only {len(self.readings)} scripted")
         reading = self.readings[len(self.asked)]
         self.asked.append((parts, sockets))
+        self.kept_goroutines.append(goroutines)
         if self.time is not None:
             self.time.now += self.reading_takes
         return reading
 
     def as_snapshotter(self) -> Snapshotter:
-        """This fake, typed as what LeakCheck and gather_evidence take (they use only take, pprof and pid)."""
+        """This fake, typed as what LeakCheck and gather_evidence take (they use take, serves, pprof and pid)."""
         return cast(Snapshotter, self)

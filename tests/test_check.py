@@ -19,6 +19,8 @@ from corefakes import (
     profile,
     snapshot,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_goleak.budget import Budget
 from pytest_goleak.check import _BACKOFF, LeakCheck, LeakedGroup, Phase, Verdict, gather_evidence, judged, rejudged
@@ -164,12 +166,90 @@ def test_an_adopted_before_reading_is_not_taken_again() -> None:
         clock=time.clock,
         on_reading=lambda reading, phase: heard.append(phase),
     )
-    previous = snapshot(IDLE, process=process())
+    previous = snapshot(IDLE, heap(1000), process=process())
     assert check.begin(previous) is previous
     verdict = check.finish()
     assert verdict.before is previous
     assert heard == ["after"]
     assert len(snapshotter.asked) == 1
+
+
+def test_an_adopted_reading_without_the_heap_has_only_the_missing_parts_read() -> None:
+    # The previous test did not check the heap, this one does: its goroutines stand, the rest is read now.
+    check, snapshotter, _ = _check([snapshot(IDLE, heap(1000), process=process()), CLEAN])
+    previous = snapshot(IDLE, process=process())
+    before = check.begin(previous)
+    assert before is not previous and before.heap is not None
+    assert snapshotter.kept_goroutines == [previous.goroutines]
+
+
+# The heap's bound: HeapAlloc read without a forced GC
+
+
+def _uncollected(live: int) -> Snapshot:
+    return snapshot(IDLE, replace(heap(live), collected=False), process=process())
+
+
+def _exact(live: int) -> Snapshot:
+    return snapshot(IDLE, heap(live), process=process())
+
+
+def test_a_heap_bound_within_budget_passes_on_one_reading_without_a_gc() -> None:
+    check, snapshotter, _ = _check([_exact(10 * MiB), _uncollected(10 * MiB + (600 << 10))])
+    check.begin()
+    check.exact_after = False
+    verdict = check.finish()
+    assert not verdict.failed
+    after_parts = snapshotter.asked[1][0]
+    assert Part.MEMSTATS in after_parts and Part.HEAP not in after_parts
+    assert verdict.delta.of(HEAP) is None  # a bound, not a growth: no figure is reported for it
+
+
+def test_a_heap_bound_over_budget_is_read_again_after_a_gc_and_judged_on_that() -> None:
+    # Garbage makes the bound read +3 MiB; after a GC the heap grew 100 KiB: the test passes.
+    check, snapshotter, _ = _check([_exact(10 * MiB), _uncollected(13 * MiB), _exact(10 * MiB + (100 << 10))])
+    check.begin()
+    check.exact_after = False
+    verdict = check.finish()
+    assert not verdict.failed
+    assert Part.HEAP in snapshotter.asked[2][0]
+    assert verdict.delta.of(HEAP) == 100 << 10
+
+
+@pytest.mark.parametrize("live_after", [10 * MiB + 2 * MiB, 10 * MiB + MiB + 1])
+def test_a_heap_leak_under_its_bound_fails_as_it_did_with_a_gc(live_after: int) -> None:
+    readings = [_exact(10 * MiB), _uncollected(live_after + 5 * MiB), *[_exact(live_after)] * 20]
+    check, _, _ = _check(readings)
+    check.begin()
+    check.exact_after = False
+    verdict = check.finish()
+    assert verdict.failed and verdict.over == (HEAP,)
+    assert verdict.delta.of(HEAP) == live_after - 10 * MiB
+
+
+@given(
+    live_before=st.integers(0, 1 << 34),
+    growth=st.integers(-(1 << 30), 1 << 30),
+    garbage=st.integers(0, 1 << 30),
+    budget=st.integers(0, 1 << 30),
+)
+def test_the_heap_bound_never_passes_a_test_the_exact_reading_fails(
+    live_before: int, growth: int, garbage: int, budget: int
+) -> None:
+    live_after = max(0, live_before + growth)
+
+    def verdict(exact_after: bool) -> Verdict:
+        readings = [_exact(live_before), _uncollected(live_after + garbage), *[_exact(live_after)] * 20]
+        if exact_after:
+            readings.pop(1)
+        check, _, _ = _check(readings, Budget(limits={"heap": budget}, settle=0.0))
+        check.begin()
+        check.exact_after = exact_after
+        return check.finish()
+
+    exact, bounded = verdict(True), verdict(False)
+    assert bounded.failed == exact.failed
+    assert bounded.violations == exact.violations
 
 
 def test_finish_before_begin_is_an_error() -> None:

@@ -225,23 +225,55 @@ def test_count(pytest_goleak):
 """
 
 
-@pytest.mark.parametrize(("reuse", "readings"), [(False, 6), (True, 1)])
-def test_reuse_readings_takes_one_reading_per_test(
-    suite: Callable[..., pytest.Pytester], reuse: bool, readings: int
-) -> None:
-    pytester = suite(READINGS, ini=f"goleak_reuse_readings = {str(reuse).lower()}\n")
+@pytest.mark.parametrize(("ini", "readings"), [("", 1), ("goleak_fresh_readings = true\n", 6)])
+def test_tests_in_a_row_take_one_reading_each(suite: Callable[..., pytest.Pytester], ini: str, readings: int) -> None:
+    pytester = suite(READINGS, ini=ini)
     pytester.makeconftest(COUNT_READINGS)
     result = pytester.runpytest("-s")
     result.assert_outcomes(passed=6)
-    # Six tests: each takes its own before-reading, or only the first does.
+    # Six tests: only the first takes its own before-reading, each later one adopts the previous
+    # test's after-reading; or, with fresh readings, each takes its own.
     result.stdout.fnmatch_lines([f"*READINGS {readings}*"])
 
 
-def test_reuse_readings_keeps_the_verdicts(suite: Callable[..., pytest.Pytester]) -> None:
+def test_kept_readings_keep_the_verdicts(suite: Callable[..., pytest.Pytester]) -> None:
     tests = CLEAN + LEAKY + CLEAN.replace("test_clean", "test_clean_again")
-    result = suite(tests, ini="goleak_reuse_readings = true\n").runpytest()
+    result = suite(tests).runpytest()
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["FAILED test_suite.py::test_leaks_one - Failed: goleak: 1 goroutine*"])
+
+
+TOUCHED_GAP = """
+import httpx
+import pytest
+from conftest import FRESH
+
+@pytest.fixture
+def leaky_setup(goleak_service):
+    # Set up before pytest_goleak: what it leaks is the fixture's, not the test's.
+    with httpx.Client(base_url=goleak_service.url) as client:
+        assert client.get("/leaky/chan-send").status_code == 200
+
+def test_first(pytest_goleak):
+    pytest_goleak.client.get("/healthz")
+
+def test_after_a_leaky_setup(leaky_setup, pytest_goleak):
+    pytest_goleak.client.get("/healthz")
+
+def test_count(pytest_goleak):
+    print("FRESH", " ".join(name.split("::")[1] for name in FRESH))
+"""
+
+
+def test_a_fixture_that_calls_the_service_between_tests_gets_a_fresh_reading(
+    suite: Callable[..., pytest.Pytester],
+) -> None:
+    # Were test_first's after-reading adopted, the goroutine leaked in leaky_setup would fail the test.
+    pytester = suite(TOUCHED_GAP)
+    pytester.makeconftest(COUNT_READINGS)
+    result = pytester.runpytest("-s")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*FRESH test_first test_after_a_leaky_setup"])
 
 
 FD_LEAKS = """
