@@ -14,7 +14,12 @@ It only observes. For each test it appends one JSON line to the file named by
   read outside the timed region;
 * ``text``: the start of the failure text, for failed tests;
 * ``settle_ms``: read-only from the plugin's verdict (``Verdict.waited``), how
-  long the after-test reading(s) took, settle retakes included.
+  long the after-test reading(s) took, settle retakes included;
+* ``readings``: the readings the plugin took for the test, in order, each as
+  ``phase:heap`` (phase ``before``/``after``/``settle``/``steady``; heap ``gc``
+  after a forced GC, ``bound`` read without one, ``none`` not read). A
+  before-reading the plugin adopted from the previous test is not told, so a
+  test that took none has no ``before`` entry.
 
 With ``GOLEAK_BENCH_PROFILE=PATH`` it also runs cProfile around every
 ``test_check_*`` item (stats written to ``PATH``) and every ``test_leak_*``
@@ -36,6 +41,7 @@ import pytest
 if TYPE_CHECKING:  # at run time a --ref of an older plugin may lack these modules
     from pytest_goleak.check import Verdict
     from pytest_goleak.service_protocol import Service
+    from pytest_goleak.snapshot import Snapshot
 
 _OUT = os.environ.get("GOLEAK_BENCH_OUT", "")
 _PROFILE = os.environ.get("GOLEAK_BENCH_PROFILE", "")
@@ -122,6 +128,16 @@ def pytest_goleak_verdict(item: pytest.Item, service: Service, verdict: Verdict)
     info = _REPORTS.setdefault(item.nodeid, {"outcome": "passed"})
     info["settle_ms"] = verdict.waited * 1000
     info["goroutines_grew"] = verdict.delta.goroutine_total
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_goleak_reading(item: pytest.Item, service: Service, reading: Snapshot, phase: str) -> None:
+    heap = reading.heap
+    kind = "none" if heap is None else ("gc" if getattr(heap, "collected", True) else "bound")
+    info = _REPORTS.setdefault(item.nodeid, {"outcome": "passed"})
+    readings = info.setdefault("readings", [])
+    assert isinstance(readings, list)
+    readings.append(f"{phase}:{kind}")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

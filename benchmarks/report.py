@@ -48,11 +48,12 @@ def of_kind(items: Iterable[dict[str, Any]], prefix: str) -> list[dict[str, Any]
     return [item for item in items if item["name"].startswith(prefix)]
 
 
-WARMED = ("test_check_", "test_base_", "test_floor_")
+# Warm-up is dropped per kind: the unchecked, floor, checked-after-the-gap and checked-in-a-row tests.
+WARMED = ("test_check_row_", "test_check_gap_", "test_base_", "test_floor_")
 
 
 def drop_warmup(items: Sequence[dict[str, Any]], warmup: int) -> list[dict[str, Any]]:
-    """One session's items without the first ``warmup`` checked, unchecked and floor tests."""
+    """One session's items without the first ``warmup`` tests of each kind in ``WARMED``."""
     seen: dict[str, int] = {}
     kept = []
     for item in items:
@@ -66,35 +67,62 @@ def drop_warmup(items: Sequence[dict[str, Any]], warmup: int) -> list[dict[str, 
 
 
 @dataclass
+class Checked:
+    """The checked tests of one kind at one size: in a row, or after a touched gap."""
+
+    n: int
+    check_median: float
+    check_p95: float
+    overhead_median: float  # per test: its wall time minus the unchecked median; the median of that
+    overhead_p95: float
+    ratio: float  # checked median / unchecked median
+    over_floor: float  # overhead median / floor median (the floor of one reading)
+    after_median: float  # Verdict.waited: the after-test reading(s)
+    after_p95: float
+    before_per_test: float  # fresh before-readings taken, per test (an adopted one is not counted)
+    after_per_test: float  # after and settle readings, per test
+    gc_per_test: float  # readings whose heap was read after a forced GC, per test
+
+
+def checked_result(items: list[dict[str, Any]], base_median: float, floor_median: float) -> Checked:
+    wall = [item["wall_ms"] for item in items]
+    overhead = [value - base_median for value in wall]
+    after = [item["settle_ms"] for item in items if "settle_ms" in item]
+    readings = [reading for item in items for reading in item.get("readings", [])]
+    per = 1 / len(items) if items else math.nan
+    overhead_median = median(overhead)
+    return Checked(
+        n=len(items),
+        check_median=median(wall),
+        check_p95=percentile(wall, 95),
+        overhead_median=overhead_median,
+        overhead_p95=percentile(overhead, 95),
+        ratio=median(wall) / base_median if base_median else math.nan,
+        over_floor=overhead_median / floor_median if floor_median else math.nan,
+        after_median=median(after),
+        after_p95=percentile(after, 95),
+        before_per_test=sum(r.startswith("before:") for r in readings) * per,
+        after_per_test=sum(r.startswith(("after:", "settle:")) for r in readings) * per,
+        gc_per_test=sum(r.endswith(":gc") for r in readings) * per,
+    )
+
+
+@dataclass
 class SizeResult:
     label: str
     goroutines: int | None
     heap_alloc: int | None
-    n: int
-    check_median: float
-    check_p95: float
+    base_n: int
     base_median: float
     base_p95: float
-    overhead_median: float
-    overhead_p95: float
-    ratio: float
-    floor_median: float
+    floor_median: float  # one reading's floor: goroutine?debug=0 + heap?gc=1&debug=1, summed per test
     floor_p95: float
     floor_goroutine: float
     floor_heap: float
-    after_median: float = math.nan
-    after_p95: float = math.nan
+    row: Checked  # checked tests right after another checked test: the primary figures
+    gap: Checked  # the first checked test after the unchecked and floor tests touched the service
     unexpected: list[str] = field(default_factory=list)
     leaks: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def over_floor(self) -> float:
-        return self.overhead_median / self.floor_median if self.floor_median else math.nan
-
-    @property
-    def over_two_floors(self) -> float:
-        """Overhead over the fetches the plugin itself makes per test: two readings, each one floor."""
-        return self.overhead_median / (2 * self.floor_median) if self.floor_median else math.nan
 
     @property
     def leak_report_median(self) -> float:
@@ -133,16 +161,14 @@ def leak_record(item: dict[str, Any]) -> dict[str, Any]:
 
 def size_result(label: str, session: dict[str, Any], items: list[dict[str, Any]]) -> SizeResult:
     """One size's numbers from its sessions' items (warm-up already dropped)."""
-    check = of_kind(items, "test_check_")
     base = of_kind(items, "test_base_")
     floor = of_kind(items, "test_floor_")
-    check_ms = [item["wall_ms"] for item in check]
     base_ms = [item["wall_ms"] for item in base]
     floor_g = [item["props"]["goroutine_ms"] for item in floor if item.get("props")]
     floor_h = [item["props"]["heap_ms"] for item in floor if item.get("props")]
     floor_sum = [g + h for g, h in zip(floor_g, floor_h, strict=False)]
     base_median = median(base_ms)
-    overhead = [ms - base_median for ms in check_ms]
+    floor_median = median(floor_sum)
     unexpected = [
         f"{item['name']}: {item.get('outcome')}: {item.get('text', '').splitlines()[0] if item.get('text') else ''}"
         for item in items
@@ -152,20 +178,15 @@ def size_result(label: str, session: dict[str, Any], items: list[dict[str, Any]]
         label=label,
         goroutines=session.get("goroutines"),
         heap_alloc=session.get("heap_alloc"),
-        n=len(check_ms),
-        check_median=median(check_ms),
-        check_p95=percentile(check_ms, 95),
+        base_n=len(base_ms),
         base_median=base_median,
         base_p95=percentile(base_ms, 95),
-        overhead_median=median(overhead),
-        overhead_p95=percentile(overhead, 95),
-        ratio=median(check_ms) / base_median if base_median else math.nan,
-        floor_median=median(floor_sum),
+        floor_median=floor_median,
         floor_p95=percentile(floor_sum, 95),
         floor_goroutine=median(floor_g),
         floor_heap=median(floor_h),
-        after_median=median([item["settle_ms"] for item in check if "settle_ms" in item]),
-        after_p95=percentile([item["settle_ms"] for item in check if "settle_ms" in item], 95),
+        row=checked_result(of_kind(items, "test_check_row_"), base_median, floor_median),
+        gap=checked_result(of_kind(items, "test_check_gap_"), base_median, floor_median),
         unexpected=unexpected,
         leaks=[leak_record(item) for item in of_kind(items, "test_leak_")],
     )
