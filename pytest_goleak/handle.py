@@ -15,7 +15,7 @@ from pytest_goleak.budget import Budget
 from pytest_goleak.check import LeakCheck, Phase, Verdict, gather_evidence, judged
 from pytest_goleak.diff import diff
 from pytest_goleak.errors import GoleakError
-from pytest_goleak.measures import HEAP, values
+from pytest_goleak.measures import HEAP, THREADS, values
 from pytest_goleak.pprof import PprofClient
 from pytest_goleak.readiness import answering_ready_path
 from pytest_goleak.report import ignore_help, render
@@ -24,6 +24,8 @@ from pytest_goleak.service_protocol import Service
 from pytest_goleak.snapshot import Snapshot, Snapshotter
 from pytest_goleak.startup import DEFAULT_QUIET, PARTS, Activity, Startup, wait_quiet
 from pytest_goleak.steady import names_the_leak, noise_floor, sample_more, trends
+
+_NOISY_GAPS = 2  # gaps in a row that were not quiet, before after-readings bound the heap instead
 
 
 class Readers:
@@ -43,7 +45,7 @@ class Readers:
         # goleak_fresh_readings takes a fresh one for every test instead.
         self.fresh = fresh
         self._last: dict[str, Snapshot] = {}
-        self._quiet: dict[str, bool] = {}  # whether the last gap between two tests was quiet
+        self._noisy: dict[str, int] = {}  # how many gaps between tests in a row were not quiet
 
     def recall(self, service: Service, budget: Budget, snapshotter: Snapshotter) -> Snapshot | None:
         """The previous test's after-reading, if it still describes the service (see reuse.py); else None."""
@@ -53,19 +55,22 @@ class Readers:
             return None
         if budget.ignore_fds and kept.process is not None and kept.process.sockets is None:
             return None  # its sockets were not described, so fd patterns cannot match them
-        why = changed(kept, read_now(snapshotter, kept))
-        self._quiet[key] = why is None
+        why = changed(kept, read_now(snapshotter, kept), threads=THREADS in budget.checked)
+        self._noisy[key] = 0 if why is None else self._noisy.get(key, 0) + 1
         return kept if why is None else None
 
     def exact_after(self, service: Service) -> bool:
         """Whether the after-reading should force a GC: when the next test is likely to adopt it.
 
-        Where the gap before the last test was not quiet, or readings are
-        never kept, the next test reads afresh anyway; the after-reading then
-        bounds the heap without a GC (see check.py) and forces one only if
-        that bound is over budget.
+        Where the last two gaps between tests were not quiet (a fixture calls
+        the service before each test), or readings are never kept, the next
+        test reads afresh anyway; the after-reading then bounds the heap
+        without a GC (see check.py) and forces one only if that bound is over
+        budget. One noisy gap is not enough: a test that adopts a reading
+        without a GC'd heap has to read the heap itself.
         """
-        return not self.fresh and service.pid is not None and self._quiet.get(self.key(service), True)
+        noisy = self._noisy.get(self.key(service), 0) >= _NOISY_GAPS
+        return not self.fresh and service.pid is not None and not noisy
 
     def first_check(self, service: Service) -> bool:
         """Whether no test has been checked against this run of ``service`` yet; true once per run."""

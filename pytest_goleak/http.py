@@ -19,10 +19,10 @@ import httpx
 
 
 @functools.cache
-def _ssl_context() -> ssl.SSLContext:
+def ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()  # httpx's own default: the certifi bundle
 
 
 def client(timeout: float | httpx.Timeout, **options: object) -> httpx.Client:
     """An ``httpx.Client`` that ignores proxy settings (loopback traffic must never reach a proxy)."""
-    return httpx.Client(timeout=timeout, trust_env=False, verify=_ssl_context(), **options)  # type: ignore[arg-type]
+    return httpx.Client(timeout=timeout, trust_env=False, verify=ssl_context(), **options)  # type: ignore[arg-type]

@@ -23,16 +23,16 @@ import re
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 from urllib.parse import urljoin
 
-import httpx
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from pytest_goleak._proto.profile_descriptor import SERIALIZED
-from pytest_goleak.errors import PprofNotServed, ProfileError, ServiceError, ServiceUnresponsive
-from pytest_goleak.http import client
+from pytest_goleak.errors import PprofNotServed, ProfileError, ServiceError
+from pytest_goleak.keepalive import Answer, Connection
 
 # A profile bigger than this is refused rather than decoded: a real goroutine
 # or heap profile is a few MiB at most, and the runtime itself cuts text dumps
@@ -398,6 +398,14 @@ def parse_goroutine_dump(text: str, mentioning: Collection[str] = ()) -> list[Du
     return goroutines
 
 
+def _refuse(url: str, status: int, body: bytes) -> None:
+    if status == 404:
+        raise PprofNotServed(
+            f'pprof {url} answered HTTP 404: is net/http/pprof mounted there? (import _ "net/http/pprof")'
+        )
+    raise ServiceError(f"pprof {url} answered HTTP {status}")
+
+
 class PprofClient:
     """Reads profiles from one service's ``net/http/pprof`` endpoint.
 
@@ -409,41 +417,26 @@ class PprofClient:
     def __init__(self, base_url: str, timeout: float) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.timeout = timeout
-        # One connection, kept alive: see the class docstring.
-        self._http = client(
-            httpx.Timeout(timeout, connect=min(timeout, 2.0)),
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-        )
+        self._connection = Connection(self.base_url, timeout)  # one, kept alive: see the class docstring
 
     def close(self) -> None:
-        self._http.close()
+        self._connection.close()
 
     def url(self, profile: str) -> str:
         return urljoin(self.base_url, profile)
 
+    def send(self, profile: str, params: dict[str, str | int] | None = None) -> Answer:
+        """Send a GET of one pprof resource; its answer is read later, with :meth:`body`."""
+        return self._connection.get(profile, params)
+
+    @staticmethod
+    def body(answer: Answer) -> bytes:
+        """The body of ``answer``; ServiceError on no answer or a non-200."""
+        return answer.read(MAX_PROFILE_BYTES, partial(_refuse, answer.url))
+
     def fetch(self, profile: str, params: dict[str, str | int] | None = None) -> bytes:
         """GET one pprof resource; raise ServiceError on no answer or a non-200."""
-        url = self.url(profile)
-        try:
-            with self._http.stream("GET", url, params=params) as response:
-                if response.status_code == 404:
-                    response.read()
-                    raise PprofNotServed(
-                        f'pprof {url} answered HTTP 404: is net/http/pprof mounted there? (import _ "net/http/pprof")'
-                    )
-                if response.status_code != 200:
-                    response.read()
-                    raise ServiceError(f"pprof {url} answered HTTP {response.status_code}")
-                body = bytearray()
-                for chunk in response.iter_raw():
-                    body += chunk
-                    if len(body) > MAX_PROFILE_BYTES:
-                        raise ProfileError(f"pprof {url} sent more than {MAX_PROFILE_BYTES >> 20} MiB; refusing it")
-                return bytes(body)
-        except httpx.TimeoutException:
-            raise ServiceUnresponsive(f"service did not answer {url} within {self.timeout:g}s") from None
-        except httpx.HTTPError as exc:
-            raise ServiceUnresponsive(f"service did not answer {url}: {exc}") from None
+        return self.body(self.send(profile, params))
 
     def goroutines(self) -> GoroutineProfile:
         """The goroutine profile; with the full dump as well when the profile may have cut a stack.
@@ -452,7 +445,11 @@ class PprofClient:
         which goroutine it was: the dump can (its outermost frames and its
         ``created by``). It is dear, so it is read only for such a profile.
         """
-        profile = parse_goroutine_profile(self.fetch("goroutine"))
+        return self.goroutines_of(self.send("goroutine"))
+
+    def goroutines_of(self, answer: Answer) -> GoroutineProfile:
+        """The goroutine profile ``answer`` brings (sent with ``send("goroutine")``), with the dump if it is cut."""
+        profile = parse_goroutine_profile(self.body(answer))
         if not profile.cut:
             return profile
         return replace(profile, dumped=tuple(parse_goroutine_dump(self.goroutine_dump())))
@@ -469,11 +466,13 @@ class PprofClient:
         return None if found is None else int(found.group(1))
 
     def heap(self, collect: bool = True) -> HeapProfile:
-        # gc=1 runs a full GC first, so garbage never reads as growth; without it the
-        # profile is cheap and its MemStats still say what the runtime holds.
-        if collect:
-            return parse_heap_profile(self.fetch("heap", {"gc": 1, "debug": 1}))
-        return replace(parse_heap_profile(self.fetch("heap", {"debug": 1})), collected=False)
+        """The heap profile: after a forced GC if ``collect``, so that garbage never reads as growth.
+
+        Without it the profile is cheap, and its MemStats still say what the
+        runtime holds; its ``HeapAlloc`` then counts garbage too.
+        """
+        heap = parse_heap_profile(self.fetch("heap", {"gc": 1, "debug": 1} if collect else {"debug": 1}))
+        return heap if collect else replace(heap, collected=False)
 
     def goroutine_dump(self) -> str:
         """The full text dump (``debug=2``); parse it with :func:`parse_goroutine_dump`."""

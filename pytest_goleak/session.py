@@ -9,9 +9,9 @@ restarted service, or another worker's, starts a series of its own.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -133,7 +133,7 @@ class SessionRecorder:
         for service, points in self.by_service().items():
             for measure in SESSION:
                 name, limit = measure.name, self.budget.limit(measure)
-                first, last = points[0].before.get(name), points[-1].after.get(name)
+                first, last = _known(points, name, "before"), _known(reversed(points), name, "after")
                 if limit is None or first is None or last is None or last - first <= limit:
                     continue
                 added = sorted(((p.after.get(name) or 0) - (p.before.get(name) or 0), p.nodeid) for p in points)
@@ -166,10 +166,25 @@ class SessionRecorder:
         for service, points in self.by_service().items():
             lines.append(f"after each test ({service}, {len(points)} tests):")
             for measure in CHARTED:
-                after = [p.after.get(measure.name) for p in points]
-                if any(v is None for v in after):
+                # A reading that bounded the heap without a GC has no figure for it; the others chart.
+                numbers = [v for v in (p.after.get(measure.name) for p in points) if v is not None]
+                if len(numbers) < len(points) / 2:
                     continue
-                numbers = [int(v or 0) for v in after]
                 ends = f"{measure.show(numbers[0])} -> {measure.show(numbers[-1])}"
                 lines.append(f"  {measure.name:<10} {sparkline(numbers)} {ends}")
         return lines
+
+
+def _known(points: Iterable[Point], name: str, first: Literal["before", "after"]) -> int | None:
+    """The first figure for measure ``name`` along ``points``, from ``first`` then the other reading of each.
+
+    A test whose after-reading bounded the heap has no figure for it there; its
+    before-reading (or the next test's, going back) still has one.
+    """
+    for point in points:
+        readings = (point.before, point.after) if first == "before" else (point.after, point.before)
+        for reading in readings:
+            value = reading.get(name)
+            if value is not None:
+                return value
+    return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pytest_goleak.pprof import GoroutineProfile, HeapProfile, PprofClient
@@ -37,7 +37,7 @@ class Snapshot:
     heap: HeapProfile | None = None
     process: ProcessState | None = None
     tmpfiles: Mapping[str, int] | None = None  # the service's TMPDIR, when the plugin gave it one
-    # Resident anonymous memory read just before the heap profile; ``process`` holds the figure read just
+    # Resident anonymous memory read before the heap profile; ``process`` holds the figure read just
     # after. The profile's MemStats fall between the two, and the scavenger may return pages meanwhile.
     resident_before_heap: int | None = None
     # Bytes the service had read when the reading ended, after its last answer (see reuse.py).
@@ -94,18 +94,38 @@ class Snapshotter:
         (a kept reading's, still current: see reuse.py). The heap (a forced GC)
         and the TMPDIR walk are left out when no checked measure needs them.
         """
-        # Goroutines first: the forced GC of the heap read would otherwise
-        # finish off goroutines a test left winding down, between the two.
-        if goroutines is None:
-            goroutines = self.pprof.goroutines()
-        heap_profile, resident = None, None
-        if Part.HEAP in parts or Part.MEMSTATS in parts:
-            if Part.PROCESS in parts and self.pid is not None:
-                resident = resident_anon(self.pid)
-            heap_profile = self.pprof.heap(collect=Part.HEAP in parts)
-        process = None
-        if (Part.PROCESS in parts or Part.MAPPINGS in parts) and self.pid is not None:
-            process = read_process(self.pid, describe_sockets=sockets, mappings=Part.MAPPINGS in parts)
+        try:
+            return self._read(parts, sockets, goroutines)
+        except BaseException:
+            self.pprof.close()  # a request may be pending: its answer must not be read as the next one's
+            raise
+
+    def _read(self, parts: frozenset[Part], sockets: bool, goroutines: GoroutineProfile | None) -> Snapshot:
+        pprof, pid = self.pprof, self.pid
+        proc = (Part.PROCESS in parts or Part.MAPPINGS in parts) and pid is not None
+        heap_profile, resident_before, process = None, None, None
+        if Part.MEMSTATS in parts and Part.HEAP not in parts:
+            # Without a GC the heap goes first: the goroutine profile's gzip buffers (about 1 MiB of
+            # garbage per request) would otherwise count in the heap's bound (see check.py).
+            resident_before = resident_anon(pid) if proc and pid is not None else None
+            heap_profile = pprof.heap(collect=False)
+        # Goroutines before the forced GC: it would otherwise finish off goroutines
+        # a test left winding down, between the two. /proc and the TMPDIR are read
+        # while the service writes the goroutine profile.
+        answer = pprof.send("goroutine") if goroutines is None else None
+        if proc and pid is not None:
+            process = read_process(pid, describe_sockets=sockets, mappings=Part.MAPPINGS in parts)
         entries = read_tmpdir(self.tmpdir) if Part.TMPDIR in parts and self.tmpdir is not None else None
-        read = bytes_read(self.pid) if self.pid is not None else None
-        return Snapshot(goroutines, heap_profile, process, entries, resident_before_heap=resident, read_bytes=read)
+        if answer is not None:
+            goroutines = pprof.goroutines_of(answer)
+        assert goroutines is not None
+        if Part.HEAP in parts:
+            heap_profile = pprof.heap()
+            if process is not None and pid is not None:
+                # Resident memory read before and after the profile's MemStats: the true figure lies between.
+                resident_before = process.resident_anon
+                process = replace(process, resident_anon=resident_anon(pid))
+        read = bytes_read(pid) if pid is not None else None  # last: after the service's last answer
+        return Snapshot(
+            goroutines, heap_profile, process, entries, resident_before_heap=resident_before, read_bytes=read
+        )

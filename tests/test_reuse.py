@@ -34,12 +34,28 @@ def test_a_quiet_gap_keeps_the_reading() -> None:
             "its fds changed",
         ),
         (replace(QUIET, process=process(children=[child(302)])), "its child processes changed"),
-        (replace(QUIET, process=process(children=[child(301)], threads=7)), "its threads went from 6 to 7"),
         (replace(QUIET, tmpfiles={"a.tmp": 4, "b.tmp": 0}), "its TMPDIR changed"),
     ],
 )
 def test_any_change_in_the_gap_takes_a_fresh_reading(now: Now, why: str) -> None:
     assert changed(KEPT, now) == why
+
+
+@pytest.mark.parametrize("read", [8, 16])
+def test_the_runtime_waking_its_poller_is_not_a_request(read: int) -> None:
+    assert changed(KEPT, replace(QUIET, read_bytes=5000 + read)) is None
+
+
+@pytest.mark.parametrize("read", [18, 24, 7])
+def test_any_other_read_is(read: int) -> None:
+    assert changed(KEPT, replace(QUIET, read_bytes=5000 + read)) == f"the service read {read} bytes since"
+
+
+def test_threads_count_only_where_they_are_checked() -> None:
+    # The Go runtime starts threads of its own; a user who checks threads wants them compared.
+    more = replace(QUIET, process=process(children=[child(301)], threads=7))
+    assert changed(KEPT, more) is None
+    assert changed(KEPT, more, threads=True) == "its threads went from 6 to 7"
 
 
 def test_a_child_that_only_changed_state_is_the_same_child() -> None:
