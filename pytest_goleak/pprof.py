@@ -454,13 +454,14 @@ class PprofClient:
             return profile
         return replace(profile, dumped=tuple(parse_goroutine_dump(self.goroutine_dump())))
 
-    def goroutine_count(self) -> int | None:
-        """The goroutine count on the pprof index page: the runtime counts them without walking a stack.
+    def goroutine_count(self, index: Answer | None = None) -> int | None:
+        """The goroutine count on the pprof index page (``index``: its request, sent already).
 
-        None where the index is not served, or not in the form ``net/http/pprof`` writes.
+        The runtime counts them without walking a stack. None where the index
+        is not served, or not in the form ``net/http/pprof`` writes.
         """
         try:
-            found = _INDEX_GOROUTINES.search(self.fetch("").decode("utf-8", "replace"))
+            found = _INDEX_GOROUTINES.search(self.body(index or self.send("")).decode("utf-8", "replace"))
         except (PprofNotServed, ProfileError):
             return None
         return None if found is None else int(found.group(1))

@@ -57,12 +57,18 @@ class Now:
 
 def read_now(snapshotter: Snapshotter, kept: Snapshot) -> Now:
     """The service now, read as cheaply as it can be: /proc first, then one small pprof page."""
-    pid = snapshotter.pid
-    # Bytes read first: the index request below is itself read by the service.
+    pid, pprof = snapshotter.pid, snapshotter.pprof
+    # Bytes read first: the index request is itself read by the service. /proc is read while it answers.
     read = bytes_read(pid) if pid is not None else None
-    process = read_process(pid) if pid is not None and kept.process is not None else None
-    tmpfiles = read_tmpdir(snapshotter.tmpdir) if snapshotter.tmpdir is not None and kept.tmpfiles is not None else None
-    return Now(read, process, tmpfiles, snapshotter.pprof.goroutine_count())
+    index = pprof.send("")
+    try:
+        process = read_process(pid) if pid is not None and kept.process is not None else None
+        tmpdir = snapshotter.tmpdir
+        tmpfiles = read_tmpdir(tmpdir) if tmpdir is not None and kept.tmpfiles is not None else None
+    except BaseException:
+        pprof.close()  # the index's answer must not be read as the next request's
+        raise
+    return Now(read, process, tmpfiles, pprof.goroutine_count(index))
 
 
 def changed(kept: Snapshot, now: Now, threads: bool = False) -> str | None:
