@@ -287,13 +287,14 @@ def check_breakdown(path: Path, tests: int, wall_per_test: float) -> list[tuple[
     """Where a clean checked test's time goes: (what, ms per test, note)."""
     s = Stats(path)
     per = 1000.0 / max(tests, 1)
-    goroutines = s.find("pytest_goleak/pprof.py", "goroutines")
+    answers = s.find("pytest_goleak/keepalive.py", "read")
     parse_g = s.find("pytest_goleak/pprof.py", "parse_goroutine_profile")
-    heap = s.find("pytest_goleak/pprof.py", "heap")
+    heap = s.find("pytest_goleak/pprof.py", "heap_of")
     parse_h = s.find("pytest_goleak/pprof.py", "parse_heap_profile")
     procfs = s.find("pytest_goleak/procfs.py", "read_process")
     descendants = s.find("pytest_goleak/procfs.py", "_read_descendants")
     diff = s.find("pytest_goleak/diff.py", "diff")
+    kept = s.find("pytest_goleak/reuse.py", "read_now")
     client = s.find("httpx/_client.py", "__init__")
     ssl = s.find("httpx/_config.py", "create_ssl_context")
     sleep = s.called_from("<built-in method time.sleep>", "pytest_goleak/check.py", "finish")
@@ -304,16 +305,11 @@ def check_breakdown(path: Path, tests: int, wall_per_test: float) -> list[tuple[
     take = s.find("pytest_goleak/snapshot.py", "take")
     rows = [
         (
-            "goroutine profile fetch (goroutine?debug=0)",
-            (goroutines[2] - parse_g[2]) * per,
-            f"{goroutines[0] / max(tests, 1):.2f} fetches/test",
+            "waiting for pprof answers (goroutine profile, heap profile, index)",
+            answers[2] * per,
+            f"{answers[0] / max(tests, 1):.2f} answers/test, {heap[0] / max(tests, 1):.2f} heap profiles/test",
         ),
         ("goroutine profile decode (protobuf)", parse_g[2] * per, ""),
-        (
-            "heap profile fetch (heap?gc=1&debug=1)",
-            (heap[2] - parse_h[2]) * per,
-            f"{heap[0] / max(tests, 1):.2f} fetches/test",
-        ),
         ("heap profile parse (text)", parse_h[2] * per, ""),
         (
             "/proc read (read_process)",
@@ -321,6 +317,11 @@ def check_breakdown(path: Path, tests: int, wall_per_test: float) -> list[tuple[
             f"of which scanning /proc for children {descendants[2] * per:.2f} ms",
         ),
         ("diff", diff[2] * per, ""),
+        (
+            "checking the kept reading: /proc/PID/io and the pprof index (reuse.read_now, less its /proc read)",
+            (kept[2] - s.cum_from("pytest_goleak/procfs.py", "read_process", "read_now")) * per,
+            f"{kept[0] / max(tests, 1):.2f} checks/test",
+        ),
         (
             "httpx.Client() construction",
             client[2] * per,

@@ -94,7 +94,9 @@ class LeakCheck:
         Not ``exact``, the heap is read without a forced GC: live bytes plus garbage, a bound.
         """
         parts = self.budget.parts if exact else bounding(self.budget.parts)
-        reading = self.snapshotter.take(parts, sockets=bool(self.budget.ignore_fds), goroutines=goroutines)
+        sockets = bool(self.budget.ignore_fds)
+        late = phase == "before"  # see Snapshotter.take
+        reading = self.snapshotter.take(parts, sockets=sockets, goroutines=goroutines, late_process=late)
         if self._on_reading is not None:
             self._on_reading(reading, phase)
         return reading

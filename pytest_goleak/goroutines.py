@@ -8,6 +8,7 @@ goroutine's current stack changes from one reading to the next (parked in
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -44,6 +45,7 @@ def _package(function: str) -> str:
     return function[: function.index(".", slash + 1)] if "." in function[slash + 1 :] else function
 
 
+@functools.lru_cache(maxsize=8192)
 def identity(stack: Stack) -> str:
     """The function a goroutine was started with: its outermost frame, looking through launchers.
 
@@ -61,6 +63,7 @@ def identity(stack: Stack) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=8192)
 def is_own(stack: Stack) -> bool:
     """Whether a goroutine is the plugin's own, or one only passing through.
 
@@ -132,7 +135,24 @@ def counted(profile: GoroutineProfile, ignore: Sequence[str] = ()) -> Iterator[t
 
 
 def count_by_identity(profile: GoroutineProfile, ignore: Sequence[str] = ()) -> Counter[str]:
+    """How many goroutines of each identity a reading counts.
+
+    Each reading is counted several times (its diff as the after-reading, then as
+    the next before-reading, its session record), so the last few are remembered.
+    """
+    key = (id(profile), tuple(ignore))
+    known = _COUNTED.get(key)
+    if known is not None and known[0] is profile:
+        return Counter(known[1])
     counts: Counter[str] = Counter()
     for name, count, _ in counted(profile, ignore):
         counts[name] += count
-    return counts
+    _COUNTED[key] = (profile, counts)
+    while len(_COUNTED) > _COUNTED_KEPT:
+        del _COUNTED[next(iter(_COUNTED))]
+    return Counter(counts)
+
+
+# The readings last counted: each holds its profile, so that no other profile takes its id meanwhile.
+_COUNTED: dict[tuple[int, tuple[str, ...]], tuple[GoroutineProfile, Counter[str]]] = {}
+_COUNTED_KEPT = 8

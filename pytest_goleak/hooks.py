@@ -24,8 +24,10 @@ def pytest_goleak_reading(item: pytest.Item, service: Service, reading: Snapshot
 
     ``phase`` says what for: ``"before"`` the test (not called when the
     previous test's after-reading is adopted as it: see ``reuse.py``),
-    ``"after"`` it (the first reading), ``"settle"`` (a retake while the growth
-    was over budget), or ``"steady"`` (after one measured steady-state run).
+    ``"after"`` it (the first reading; without a forced GC where the heap is
+    bounded, see ``check.py``), ``"settle"`` (a retake while the growth was over
+    budget; one that waits on goroutines or fds keeps the heap of the reading
+    before it), or ``"steady"`` (after one measured steady-state run).
     The verdict is judged on the last ``after`` or ``settle`` reading.
     """
 

@@ -17,6 +17,7 @@ import contextlib
 import http.client
 import time
 from collections.abc import Callable, Iterator
+from typing import NoReturn
 from urllib.parse import urlencode, urlsplit
 
 from pytest_goleak.errors import ProfileError, ServiceError, ServiceUnresponsive
@@ -34,10 +35,11 @@ class Answer:
         self._target = target
         self._reused = reused
 
-    def read(self, limit: int, refuse: Callable[[int, bytes], None]) -> bytes:
+    def read(self, limit: int, refuse: Callable[[int, bytes], NoReturn]) -> bytes:
         """The body of a 200 answer, at most ``limit`` bytes; ``refuse(status, body)`` raises for any other status."""
         connection = self._connection
         deadline = time.monotonic() + connection.timeout
+        refused: tuple[int, bytes] | None = None
         with connection.failing_as_unanswered(self.url):
             try:
                 response = connection.http().getresponse()
@@ -49,7 +51,14 @@ class Answer:
                 connection.send(self._target)
                 response = connection.http().getresponse()
             if response.status != 200:
-                refuse(response.status, response.read(_CHUNK))
+                # Read to its end, so that the connection stays usable: a new one would leave the service
+                # winding down the old one's goroutine and fd, where the next reading would count them.
+                refused = response.status, response.read(_CHUNK)
+                if not response.isclosed() or response.will_close:
+                    connection.close()
+        if refused is not None:
+            refuse(*refused)
+        with connection.failing_as_unanswered(self.url):
             body = bytearray()
             while chunk := response.read(_CHUNK):
                 body += chunk

@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urljoin
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -398,7 +398,7 @@ def parse_goroutine_dump(text: str, mentioning: Collection[str] = ()) -> list[Du
     return goroutines
 
 
-def _refuse(url: str, status: int, body: bytes) -> None:
+def _refuse(url: str, status: int, body: bytes) -> NoReturn:
     if status == 404:
         raise PprofNotServed(
             f'pprof {url} answered HTTP 404: is net/http/pprof mounted there? (import _ "net/http/pprof")'
@@ -445,11 +445,10 @@ class PprofClient:
         which goroutine it was: the dump can (its outermost frames and its
         ``created by``). It is dear, so it is read only for such a profile.
         """
-        return self.goroutines_of(self.send("goroutine"))
+        return self.with_dump(parse_goroutine_profile(self.fetch("goroutine")))
 
-    def goroutines_of(self, answer: Answer) -> GoroutineProfile:
-        """The goroutine profile ``answer`` brings (sent with ``send("goroutine")``), with the dump if it is cut."""
-        profile = parse_goroutine_profile(self.body(answer))
+    def with_dump(self, profile: GoroutineProfile) -> GoroutineProfile:
+        """``profile``, with the full dump read beside it if it may have cut a stack."""
         if not profile.cut:
             return profile
         return replace(profile, dumped=tuple(parse_goroutine_dump(self.goroutine_dump())))
@@ -472,8 +471,15 @@ class PprofClient:
         Without it the profile is cheap, and its MemStats still say what the
         runtime holds; its ``HeapAlloc`` then counts garbage too.
         """
-        heap = parse_heap_profile(self.fetch("heap", {"gc": 1, "debug": 1} if collect else {"debug": 1}))
-        return heap if collect else replace(heap, collected=False)
+        return self.heap_of(self.send_heap(collect), collect)
+
+    def send_heap(self, collect: bool = True) -> Answer:
+        """Ask for the heap profile; read it with :meth:`heap_of`."""
+        return self.send("heap", {"gc": 1, "debug": 1} if collect else {"debug": 1})
+
+    def heap_of(self, answer: Answer, collected: bool) -> HeapProfile:
+        heap = parse_heap_profile(self.body(answer))
+        return heap if collected else replace(heap, collected=False)
 
     def goroutine_dump(self) -> str:
         """The full text dump (``debug=2``); parse it with :func:`parse_goroutine_dump`."""

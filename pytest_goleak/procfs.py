@@ -115,8 +115,13 @@ class ProcessState:
     resident_anon: int = 0
     """Resident anonymous and shared-memory bytes (``RssAnon + RssShmem``): every byte
     of memory the process holds that is not a page of a file it maps."""
-    mappings: tuple[MemoryMapping, ...] | None = None
-    """Its memory mappings (``/proc/PID/maps``), when the reading was asked for them."""
+    maps: str | None = None
+    """The text of ``/proc/PID/maps``, when the reading was asked for it; parsed only for a failure's evidence."""
+
+    @property
+    def mappings(self) -> tuple[MemoryMapping, ...] | None:
+        """Its memory mappings, when the reading holds them."""
+        return None if self.maps is None else parse_mappings(self.maps)
 
     def counted_fds(self, ignore: Sequence[str] = ()) -> Mapping[int, str]:
         """The fds an fd budget counts: all but those an ignore pattern matches.
@@ -327,11 +332,19 @@ def _parse_mapping(line: str) -> MemoryMapping | None:
 
 def read_mappings(pid: int, resident: bool = False) -> tuple[MemoryMapping, ...]:
     """The process's memory mappings; ``resident`` reads ``smaps`` for each one's resident size (dearer)."""
+    return parse_mappings(_read_maps(pid, "smaps" if resident else "maps"))
+
+
+def _read_maps(pid: int, name: str) -> str:
     try:
-        with open(f"/proc/{pid}/{'smaps' if resident else 'maps'}", encoding="utf-8", errors="replace") as file:
-            text = file.read()
+        with open(f"/proc/{pid}/{name}", encoding="utf-8", errors="replace") as file:
+            return file.read()
     except (FileNotFoundError, ProcessLookupError):
         raise ProcessGone(f"process {pid} no longer exists") from None
+
+
+def parse_mappings(text: str) -> tuple[MemoryMapping, ...]:
+    """The mappings of a ``maps`` or ``smaps`` text, with each one's resident size from ``smaps``."""
     found: list[MemoryMapping] = []
     for line in text.splitlines():
         if line.startswith("Rss:") and found:
@@ -389,7 +402,7 @@ def read_process(pid: int, describe_sockets: bool = False, mappings: bool = Fals
     sockets = _described_sockets(pid, fds) if describe_sockets else None
     children = _read_descendants(pid)
     resident = resident_anon(pid)
-    maps = read_mappings(pid) if mappings else None
+    maps = _read_maps(pid, "maps") if mappings else None
     # Checked again at the end: a process exiting mid-read would otherwise
     # yield an empty or partial fd table that looks like real closes.
     last = _read_target_stat(pid)
@@ -403,7 +416,7 @@ def read_process(pid: int, describe_sockets: bool = False, mappings: bool = Fals
         threads=first.threads,
         sockets=None if sockets is None else MappingProxyType(sockets),
         resident_anon=resident,
-        mappings=maps,
+        maps=maps,
     )
 
 

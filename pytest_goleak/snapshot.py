@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pytest_goleak.pprof import GoroutineProfile, HeapProfile, PprofClient
+from pytest_goleak.pprof import GoroutineProfile, HeapProfile, PprofClient, parse_goroutine_profile
 from pytest_goleak.procfs import ProcessState, bytes_read, read_process, resident_anon
 from pytest_goleak.tmpdir import read_tmpdir
 
@@ -86,21 +86,30 @@ class Snapshotter:
         return part is not Part.TMPDIR or self.tmpdir is not None
 
     def take(
-        self, parts: frozenset[Part] = ALL_PARTS, sockets: bool = False, goroutines: GoroutineProfile | None = None
+        self,
+        parts: frozenset[Part] = ALL_PARTS,
+        sockets: bool = False,
+        goroutines: GoroutineProfile | None = None,
+        late_process: bool = False,
     ) -> Snapshot:
         """One reading of ``parts``; ``sockets`` describes socket fds too (fd ignore patterns match on it).
 
         The goroutine profile is always read, unless ``goroutines`` is given
         (a kept reading's, still current: see reuse.py). The heap (a forced GC)
         and the TMPDIR walk are left out when no checked measure needs them.
+        ``late_process`` reads /proc last rather than while the service answers:
+        a before-reading's fds must not count a connection that is still closing,
+        or the leak of one fd during the test would read as no growth.
         """
         try:
-            return self._read(parts, sockets, goroutines)
+            return self._read(parts, sockets, goroutines, late_process)
         except BaseException:
             self.pprof.close()  # a request may be pending: its answer must not be read as the next one's
             raise
 
-    def _read(self, parts: frozenset[Part], sockets: bool, goroutines: GoroutineProfile | None) -> Snapshot:
+    def _read(
+        self, parts: frozenset[Part], sockets: bool, goroutines: GoroutineProfile | None, late_process: bool
+    ) -> Snapshot:
         pprof, pid = self.pprof, self.pid
         proc = (Part.PROCESS in parts or Part.MAPPINGS in parts) and pid is not None
         heap_profile, resident_before, process = None, None, None
@@ -113,18 +122,27 @@ class Snapshotter:
         # a test left winding down, between the two. /proc and the TMPDIR are read
         # while the service writes the goroutine profile.
         answer = pprof.send("goroutine") if goroutines is None else None
-        if proc and pid is not None:
+        if proc and pid is not None and not late_process:
             process = read_process(pid, describe_sockets=sockets, mappings=Part.MAPPINGS in parts)
         entries = read_tmpdir(self.tmpdir) if Part.TMPDIR in parts and self.tmpdir is not None else None
-        if answer is not None:
-            goroutines = pprof.goroutines_of(answer)
-        assert goroutines is not None
-        if Part.HEAP in parts:
-            heap_profile = pprof.heap()
+        raw = pprof.body(answer) if answer is not None else None
+        if late_process and Part.HEAP in parts and proc and pid is not None:
+            resident_before = resident_anon(pid)
+        # The forced GC starts once the goroutine profile is served; it is decoded meanwhile.
+        heap_answer = pprof.send_heap() if Part.HEAP in parts else None
+        profile = parse_goroutine_profile(raw) if raw is not None else goroutines
+        assert profile is not None
+        if heap_answer is not None:
+            heap_profile = pprof.heap_of(heap_answer, collected=True)
             if process is not None and pid is not None:
                 # Resident memory read before and after the profile's MemStats: the true figure lies between.
                 resident_before = process.resident_anon
                 process = replace(process, resident_anon=resident_anon(pid))
+        # A profile that may have cut a stack is counted from the dump (see goroutines.counted). Read after
+        # the GC, it can only have lost goroutines that were ending: a leaked one is still there.
+        goroutines = pprof.with_dump(profile) if raw is not None else profile
+        if proc and pid is not None and late_process:
+            process = read_process(pid, describe_sockets=sockets, mappings=Part.MAPPINGS in parts)
         read = bytes_read(pid) if pid is not None else None  # last: after the service's last answer
         return Snapshot(
             goroutines, heap_profile, process, entries, resident_before_heap=resident_before, read_bytes=read

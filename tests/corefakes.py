@@ -149,7 +149,11 @@ class FakeSnapshotter:
         return part is not Part.TMPDIR or self.tmpdir is not None
 
     def take(
-        self, parts: frozenset[Part], sockets: bool = False, goroutines: GoroutineProfile | None = None
+        self,
+        parts: frozenset[Part],
+        sockets: bool = False,
+        goroutines: GoroutineProfile | None = None,
+        late_process: bool = False,
     ) -> Snapshot:
         if len(self.asked) >= len(self.readings):
             raise AssertionError(f"reading {len(self.asked) + 1} asked for; only {len(self.readings)} scripted")

@@ -177,6 +177,28 @@ def test_unknown_profile_is_a_service_error_naming_pprof(pprof: PprofClient) -> 
         pprof.fetch("no-such-profile")
 
 
+def test_a_404_keeps_the_connection(goleak_service: GoService) -> None:
+    # A new connection would leave the service winding down the old one's goroutine and fd, where the
+    # next reading (the next test's before-reading) would count them.
+    client = PprofClient(goleak_service.pprof_url, goleak_service.request_timeout)
+
+    def local_port() -> int:
+        sock = client._connection.http().sock
+        assert sock is not None
+        return int(sock.getsockname()[1])
+
+    try:
+        client.fetch("goroutine")
+        port = local_port()
+        for _ in range(3):
+            with pytest.raises(ServiceError, match="HTTP 404"):
+                client.fetch("no-such-profile")
+            assert client.goroutines().total > 0
+            assert local_port() == port
+    finally:
+        client.close()
+
+
 def test_unreachable_service_is_a_bounded_service_error() -> None:
     client = PprofClient("http://127.0.0.1:9/debug/pprof/", timeout=1.0)
     with pytest.raises(GoleakError, match="did not answer"):

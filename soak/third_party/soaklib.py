@@ -133,7 +133,8 @@ class TestRecord:
     duration: float
     outcome: str = "passed"
     waited: float = 0.0
-    readings: int = 0
+    readings: int = 0  # after-readings: the first after the test, then settle retakes
+    fresh_before: bool = False  # a before-reading was taken (not the previous test's after-reading)
     first_after_over: tuple[str, ...] = ()
     transient_identities: tuple[str, ...] = ()
     goroutine_total: int | None = None
@@ -155,6 +156,7 @@ class Recorder:
 
 RECORDER = pytest.StashKey[Recorder]()
 READINGS = pytest.StashKey[list[Snapshot]]()
+FRESH = pytest.StashKey[bool]()
 VERDICT = pytest.StashKey[tuple[Verdict, Service]]()
 
 
@@ -205,7 +207,10 @@ def install(
 
     def pytest_goleak_reading(item: pytest.Item, service: Service, reading: Snapshot, phase: str) -> None:
         """Record every reading the plugin takes for this test, in order: before, after, settle retakes."""
-        item.stash.setdefault(READINGS, []).append(reading)
+        if phase == "before":  # else the verdict's before-reading is the previous test's after-reading
+            item.stash[FRESH] = True
+        else:
+            item.stash.setdefault(READINGS, []).append(reading)
 
     def pytest_goleak_verdict(item: pytest.Item, service: Service, verdict: Verdict) -> None:
         item.stash.setdefault(VERDICT, (verdict, service))  # the first is the main service's
@@ -226,6 +231,7 @@ def install(
             verdict, service = item.stash.get(VERDICT, (None, None))
             readings = item.stash.get(READINGS, [])
             record.readings = len(readings)
+            record.fresh_before = item.stash.get(FRESH, False)
             if verdict is not None:
                 record.waited = verdict.waited
                 record.goroutine_total = verdict.delta.goroutine_total
@@ -236,8 +242,8 @@ def install(
                     from pytest_goleak.report import render
 
                     record.leak_text = render(verdict) + _peers(service.pid)
-            if len(readings) >= 3 and verdict is not None:  # before, a first after over budget, more
-                first = diff(readings[0], readings[1], verdict.budget)
+            if len(readings) >= 2 and verdict is not None:  # a first after-reading over budget, more
+                first = diff(verdict.before, readings[0], verdict.budget)
                 record.first_after_over = tuple(first.over(verdict.budget))
                 record.transient_identities = tuple(f"{g.identity} +{g.leaked}" for g in first.goroutines)
             item.config.stash[RECORDER].records[item.nodeid] = record
@@ -293,7 +299,7 @@ def summarize(recorder: Recorder) -> dict[str, object]:
     records = list(recorder.records.values())
     durations = sorted(r.duration for r in records)
     # A test "settled" when its first after-reading was over budget and a later one was not.
-    settled = [r for r in records if r.readings >= 3 and not r.leak_text]
+    settled = [r for r in records if r.readings >= 2 and not r.leak_text]
     transient = Counter(ident.rsplit(" +", 1)[0] for r in settled for ident in r.transient_identities)
     over_kinds = Counter(
         "goroutines" if "goroutine" in phrase else phrase.split()[0] for r in settled for phrase in r.first_after_over
@@ -319,6 +325,7 @@ def summarize(recorder: Recorder) -> dict[str, object]:
         "settled_first_reading_over": dict(over_kinds),
         "settled_transient_identities": dict(transient.most_common(10)),
         "readings_max": max(r.readings for r in records),
+        "fresh_before_readings": sum(r.fresh_before for r in records),
         "heap_delta_kib_max": round(max(heap) / 1024, 1) if heap else None,
         "heap_delta_over_512kib": sum(h > 512 * 1024 for h in heap),
         "heap_delta_kib_min": round(min(heap) / 1024, 1) if heap else None,
