@@ -94,9 +94,15 @@ class LeakCheck:
         Not ``exact``, the heap is read without a forced GC: live bytes plus garbage, a bound.
         """
         parts = self.budget.parts if exact else bounding(self.budget.parts)
+        return self._told(self._read(parts, phase, goroutines), phase)
+
+    def _read(self, parts: frozenset[Part], phase: Phase, goroutines: GoroutineProfile | None = None) -> Snapshot:
         sockets = bool(self.budget.ignore_fds)
         late = phase == "before"  # see Snapshotter.take
-        reading = self.snapshotter.take(parts, sockets=sockets, goroutines=goroutines, late_process=late)
+        return self.snapshotter.take(parts, sockets=sockets, goroutines=goroutines, late_process=late)
+
+    def _told(self, reading: Snapshot, phase: Phase) -> Snapshot:
+        """``reading``, told to ``on_reading``."""
         if self._on_reading is not None:
             self._on_reading(reading, phase)
         return reading
@@ -108,12 +114,8 @@ class LeakCheck:
         """
         if any(measure.parts & {Part.HEAP, Part.MEMSTATS} for measure in over):
             return self.take("settle")
-        parts = self.budget.parts - {Part.HEAP, Part.MEMSTATS}
-        reading = self.snapshotter.take(parts, sockets=bool(self.budget.ignore_fds))
-        reading = replace(reading, heap=after.heap, resident_before_heap=after.resident_before_heap)
-        if self._on_reading is not None:
-            self._on_reading(reading, "settle")
-        return reading
+        reading = self._read(self.budget.parts - {Part.HEAP, Part.MEMSTATS}, "settle")
+        return self._told(replace(reading, heap=after.heap, resident_before_heap=after.resident_before_heap), "settle")
 
     def begin(self, kept: Snapshot | None = None) -> Snapshot:
         """Take the before-reading, or adopt ``kept`` (the previous test's after-reading, still current).

@@ -50,8 +50,8 @@ class Readers:
     def recall(self, service: Service, budget: Budget, snapshotter: Snapshotter) -> Snapshot | None:
         """The previous test's after-reading, if it still describes the service (see reuse.py); else None."""
         key = self.key(service)
-        kept = self._last.pop(key, None)
-        if kept is None or self.fresh:
+        kept = self._last.pop(key, None)  # never kept with goleak_fresh_readings (see remember)
+        if kept is None:
             return None
         if budget.ignore_fds and kept.process is not None and kept.process.sockets is None:
             return None  # its sockets were not described, so fd patterns cannot match them

@@ -25,7 +25,6 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, NoReturn
-from urllib.parse import urljoin
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
@@ -415,15 +414,11 @@ class PprofClient:
     """
 
     def __init__(self, base_url: str, timeout: float) -> None:
-        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
-        self.timeout = timeout
-        self._connection = Connection(self.base_url, timeout)  # one, kept alive: see the class docstring
+        base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self._connection = Connection(base_url, timeout)  # one, kept alive: see the class docstring
 
     def close(self) -> None:
         self._connection.close()
-
-    def url(self, profile: str) -> str:
-        return urljoin(self.base_url, profile)
 
     def send(self, profile: str, params: dict[str, str | int] | None = None) -> Answer:
         """Send a GET of one pprof resource; its answer is read later, with :meth:`body`."""
