@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -112,37 +112,55 @@ class Snapshotter:
     ) -> Snapshot:
         pprof, pid = self.pprof, self.pid
         proc = (Part.PROCESS in parts or Part.MAPPINGS in parts) and pid is not None
-        heap_profile, resident_before, process = None, None, None
+        process: ProcessState | None = None
+        heap_profile, resident_before = None, None
+
+        def read_proc() -> ProcessState:
+            assert pid is not None
+            return read_process(pid, describe_sockets=sockets, mappings=Part.MAPPINGS in parts)
+
+        def heap_beside_proc(collect: bool, meanwhile: Callable[[], object] = lambda: None) -> HeapProfile:
+            # /proc is read while the service writes the (text) heap profile, never while it writes a
+            # protobuf one: building that opens /proc/self/maps, which would read as one more fd.
+            # Resident memory is read before and after the profile's MemStats: the true figure lies between.
+            nonlocal process, resident_before
+            if proc and late_process and pid is not None:
+                resident_before = resident_anon(pid)  # the late /proc read gives the figure after
+            answer = pprof.send_heap(collect)
+            if proc and not late_process:
+                process = read_proc()
+            meanwhile()
+            heap = pprof.heap_of(answer, collect)
+            if process is not None and pid is not None:
+                resident_before = process.resident_anon
+                process = replace(process, resident_anon=resident_anon(pid))
+            return heap
+
         if Part.MEMSTATS in parts and Part.HEAP not in parts:
             # Without a GC the heap goes first: the goroutine profile's gzip buffers (about 1 MiB of
             # garbage per request) would otherwise count in the heap's bound (see check.py).
-            resident_before = resident_anon(pid) if proc and pid is not None else None
-            heap_profile = pprof.heap(collect=False)
+            heap_profile = heap_beside_proc(collect=False)
         # Goroutines before the forced GC: it would otherwise finish off goroutines
-        # a test left winding down, between the two. /proc and the TMPDIR are read
-        # while the service writes the goroutine profile.
+        # a test left winding down, between the two. The TMPDIR is walked meanwhile.
         answer = pprof.send("goroutine") if goroutines is None else None
-        if proc and pid is not None and not late_process:
-            process = read_process(pid, describe_sockets=sockets, mappings=Part.MAPPINGS in parts)
         entries = read_tmpdir(self.tmpdir) if Part.TMPDIR in parts and self.tmpdir is not None else None
-        raw = pprof.body(answer) if answer is not None else None
-        if late_process and Part.HEAP in parts and proc and pid is not None:
-            resident_before = resident_anon(pid)
-        # The forced GC starts once the goroutine profile is served; it is decoded meanwhile.
-        heap_answer = pprof.send_heap() if Part.HEAP in parts else None
-        profile = parse_goroutine_profile(raw) if raw is not None else goroutines
-        assert profile is not None
-        if heap_answer is not None:
-            heap_profile = pprof.heap_of(heap_answer, collected=True)
-            if process is not None and pid is not None:
-                # Resident memory read before and after the profile's MemStats: the true figure lies between.
-                resident_before = process.resident_anon
-                process = replace(process, resident_anon=resident_anon(pid))
+        decoded: list[GoroutineProfile] = []
+
+        def decode() -> None:
+            if answer is not None:
+                decoded.append(parse_goroutine_profile(raw))
+
+        raw = pprof.body(answer) if answer is not None else b""
+        if Part.HEAP in parts:
+            heap_profile = heap_beside_proc(collect=True, meanwhile=decode)  # decoded during the GC
+        if answer is not None and not decoded:
+            decode()
         # A profile that may have cut a stack is counted from the dump (see goroutines.counted). Read after
         # the GC, it can only have lost goroutines that were ending: a leaked one is still there.
-        goroutines = pprof.with_dump(profile) if raw is not None else profile
-        if proc and pid is not None and late_process:
-            process = read_process(pid, describe_sockets=sockets, mappings=Part.MAPPINGS in parts)
+        goroutines = pprof.with_dump(decoded[0]) if decoded else goroutines
+        assert goroutines is not None
+        if proc and process is None:
+            process = read_proc()
         read = bytes_read(pid) if pid is not None else None  # last: after the service's last answer
         return Snapshot(
             goroutines, heap_profile, process, entries, resident_before_heap=resident_before, read_bytes=read
