@@ -287,22 +287,22 @@ def check_breakdown(path: Path, tests: int, wall_per_test: float) -> list[tuple[
     """Where a clean checked test's time goes: (what, ms per test, note)."""
     s = Stats(path)
     per = 1000.0 / max(tests, 1)
-    answers = s.find("pytest_goleak/keepalive.py", "read")
-    parse_g = s.find("pytest_goleak/pprof.py", "parse_goroutine_profile")
-    heap = s.find("pytest_goleak/pprof.py", "heap_of")
-    parse_h = s.find("pytest_goleak/pprof.py", "parse_heap_profile")
-    procfs = s.find("pytest_goleak/procfs.py", "read_process")
-    descendants = s.find("pytest_goleak/procfs.py", "_read_descendants")
-    diff = s.find("pytest_goleak/diff.py", "diff")
-    kept = s.find("pytest_goleak/reuse.py", "read_now")
+    answers = s.find("pytest_goleak/read/keepalive.py", "read")
+    parse_g = s.find("pytest_goleak/read/pprof.py", "parse_goroutine_profile")
+    heap = s.find("pytest_goleak/read/pprof.py", "heap_of")
+    parse_h = s.find("pytest_goleak/read/pprof.py", "parse_heap_profile")
+    procfs = s.find("pytest_goleak/read/procfs.py", "read_process")
+    descendants = s.find("pytest_goleak/read/procfs.py", "_read_descendants")
+    diff = s.find("pytest_goleak/judge/diff.py", "diff")
+    kept = s.find("pytest_goleak/judge/reuse.py", "read_now")
     client = s.find("httpx/_client.py", "__init__")
     ssl = s.find("httpx/_config.py", "create_ssl_context")
-    sleep = s.called_from("<built-in method time.sleep>", "pytest_goleak/check.py", "finish")
+    sleep = s.called_from("<built-in method time.sleep>", "pytest_goleak/judge/check.py", "finish")
     recv = s.find("~", "<method 'recv_into' of '_socket.socket' objects>")
     recv2 = s.find("~", "<method 'recv' of '_socket.socket' objects>")
     send = s.find("~", "<method 'send' of '_socket.socket' objects>")
     sendall = s.find("~", "<method 'sendall' of '_socket.socket' objects>")
-    take = s.find("pytest_goleak/snapshot.py", "take")
+    take = s.find("pytest_goleak/read/snapshot.py", "take")
     rows = [
         (
             "waiting for pprof answers (goroutine profile, heap profile, index)",
@@ -319,7 +319,7 @@ def check_breakdown(path: Path, tests: int, wall_per_test: float) -> list[tuple[
         ("diff", diff[2] * per, ""),
         (
             "checking the kept reading: /proc/PID/io and the pprof index (reuse.read_now, less its /proc read)",
-            (kept[2] - s.cum_from("pytest_goleak/procfs.py", "read_process", "read_now")) * per,
+            (kept[2] - s.cum_from("pytest_goleak/read/procfs.py", "read_process", "read_now")) * per,
             f"{kept[0] / max(tests, 1):.2f} checks/test",
         ),
         (
@@ -351,21 +351,21 @@ def leak_breakdown(path: Path, tests: int, wall_per_test: float) -> list[tuple[s
     """Where a 10,000-goroutine leak test's time goes."""
     s = Stats(path)
     per = 1000.0 / max(tests, 1)
-    take = s.find("pytest_goleak/snapshot.py", "take")
-    sleep = s.called_from("<built-in method time.sleep>", "pytest_goleak/check.py", "finish")
+    take = s.find("pytest_goleak/read/snapshot.py", "take")
+    sleep = s.called_from("<built-in method time.sleep>", "pytest_goleak/judge/check.py", "finish")
     # The evidence step was LeakCheck._with_evidence, later check.gather_evidence.
     evidence = max(
-        s.find("pytest_goleak/check.py", "_with_evidence"),
-        s.find("pytest_goleak/check.py", "gather_evidence"),
+        s.find("pytest_goleak/judge/check.py", "_with_evidence"),
+        s.find("pytest_goleak/judge/check.py", "gather_evidence"),
         key=lambda found: found[2],
     )
-    dump = s.find("pytest_goleak/pprof.py", "goroutine_dump")
-    parse_dump = s.find("pytest_goleak/pprof.py", "parse_goroutine_dump")
+    dump = s.find("pytest_goleak/read/pprof.py", "goroutine_dump")
+    parse_dump = s.find("pytest_goleak/read/pprof.py", "parse_goroutine_dump")
     # goroutine_dump() parsed the text itself in older versions; now the caller does.
-    parsed_inside = s.cum_from("pytest_goleak/pprof.py", "parse_goroutine_dump", "goroutine_dump")
-    proof = s.find("pytest_goleak/pprof.py", "leaked_goroutines")
-    identity = s.find("pytest_goleak/diff.py", "identity")
-    render = s.find("pytest_goleak/report.py", "render")
+    parsed_inside = s.cum_from("pytest_goleak/read/pprof.py", "parse_goroutine_dump", "goroutine_dump")
+    proof = s.find("pytest_goleak/read/pprof.py", "leaked_goroutines")
+    identity = s.find("pytest_goleak/judge/diff.py", "identity")
+    render = s.find("pytest_goleak/report/failure.py", "render")
     client = s.find("httpx/_client.py", "__init__")
     rows = [
         ("snapshots (before, after, settle retakes)", take[2] * per, f"{take[0] / max(tests, 1):.1f} snapshots/test"),

@@ -10,20 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from pytest_goleak import http
-from pytest_goleak.budget import Budget
-from pytest_goleak.check import LeakCheck, Phase, Verdict, gather_evidence, judged
-from pytest_goleak.diff import diff
 from pytest_goleak.errors import GoleakError
-from pytest_goleak.measures import HEAP, THREADS, values
-from pytest_goleak.pprof import PprofClient
-from pytest_goleak.readiness import answering_ready_path
-from pytest_goleak.report import ignore_help, render
-from pytest_goleak.reuse import changed, read_now
-from pytest_goleak.service_protocol import Service
-from pytest_goleak.snapshot import Snapshot, Snapshotter
-from pytest_goleak.startup import DEFAULT_QUIET, PARTS, Activity, Startup, wait_quiet
-from pytest_goleak.steady import names_the_leak, noise_floor, sample_more, trends
+from pytest_goleak.judge.budget import Budget
+from pytest_goleak.judge.check import LeakCheck, Phase, Verdict, gather_evidence, judged
+from pytest_goleak.judge.diff import diff
+from pytest_goleak.judge.measures import HEAP, THREADS, values
+from pytest_goleak.judge.reuse import changed, read_now
+from pytest_goleak.judge.startup import DEFAULT_QUIET, PARTS, Activity, Startup, wait_quiet
+from pytest_goleak.judge.steady import names_the_leak, noise_floor, sample_more, trends
+from pytest_goleak.read import http
+from pytest_goleak.read.pprof import PprofClient
+from pytest_goleak.read.snapshot import Snapshot, Snapshotter
+from pytest_goleak.report.failure import ignore_help, render
+from pytest_goleak.service.protocol import Service
+from pytest_goleak.service.readiness import answering_ready_path
 
 _NOISY_GAPS = 2  # gaps in a row that were not quiet, before after-readings bound the heap instead
 
@@ -143,7 +143,7 @@ class _Watch:
             self.heap_noise()
 
     def _wait_quiet(self) -> Startup:
-        """Wait until the service's start-up is over, by the rule in :mod:`pytest_goleak.startup`."""
+        """Wait until the service's start-up is over, by the rule in :mod:`pytest_goleak.judge.startup`."""
         sockets = bool(self.budget.ignore_fds)
 
         def read() -> Activity:

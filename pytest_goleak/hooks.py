@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_goleak.check import Phase, Verdict
-    from pytest_goleak.service_protocol import Service
-    from pytest_goleak.snapshot import Snapshot
+    from pytest_goleak.judge.check import Phase, Verdict
+    from pytest_goleak.read.snapshot import Snapshot
+    from pytest_goleak.service.protocol import Service
 
 
 @pytest.hookspec

@@ -15,20 +15,20 @@ import pytest
 from _pytest._code.code import ExceptionRepr
 
 from pytest_goleak import hooks, settings
-from pytest_goleak.budget import Budget
-from pytest_goleak.check import Phase, Verdict
 from pytest_goleak.errors import ConfigError, GoleakError, ServiceMisconfigured
 from pytest_goleak.handle import GoleakHandle, Listeners, unreadable_text
-from pytest_goleak.json_report import write_json
-from pytest_goleak.report import junit_properties
-from pytest_goleak.service import GoService
-from pytest_goleak.service_config import ServiceConfig
-from pytest_goleak.service_protocol import Service
-from pytest_goleak.session import record
-from pytest_goleak.snapshot import Snapshot
+from pytest_goleak.judge.budget import Budget
+from pytest_goleak.judge.check import Phase, Verdict
+from pytest_goleak.read.snapshot import Snapshot
+from pytest_goleak.report.failure import junit_properties
+from pytest_goleak.report.json_report import write_json
+from pytest_goleak.report.session import record
+from pytest_goleak.report.timeline import write_timeline
+from pytest_goleak.service.config import ServiceConfig
+from pytest_goleak.service.protocol import Service
+from pytest_goleak.service.started import GoService
+from pytest_goleak.service.toolchain import go_version
 from pytest_goleak.state import GoleakState
-from pytest_goleak.timeline import write_timeline
-from pytest_goleak.toolchain import go_version
 
 FIXTURES = frozenset({"goleak_service", "pytest_goleak"})
 

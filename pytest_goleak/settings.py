@@ -4,7 +4,7 @@ Each ini option ``goleak_NAME`` has a flag ``--goleak-NAME`` whose default is
 None, so that a flag given wins and a flag not given leaves the ini value in
 force (pytest-memray's ini options never applied because its flags had
 non-None defaults). Each default is written once: a measure's in
-:mod:`pytest_goleak.measures`, a knob's on :class:`~pytest_goleak.budget.Budget`,
+:mod:`pytest_goleak.judge.measures`, a knob's on :class:`~pytest_goleak.budget.Budget`,
 a service setting's on :class:`~pytest_goleak.service_config.ServiceConfig`,
 the rest in :data:`OPTIONS`. The rest of the plugin reads typed values only.
 """
@@ -19,12 +19,12 @@ from typing import Any, Literal
 
 import pytest
 
-from pytest_goleak.budget import KNOB_DEFAULTS, KNOBS, Budget
 from pytest_goleak.errors import ConfigError
-from pytest_goleak.measures import MEASURES, SESSION
-from pytest_goleak.service_config import ServiceConfig, Where
-from pytest_goleak.session import SessionBudget
-from pytest_goleak.startup import DEFAULT_QUIET
+from pytest_goleak.judge.budget import KNOB_DEFAULTS, KNOBS, Budget
+from pytest_goleak.judge.measures import MEASURES, SESSION
+from pytest_goleak.judge.startup import DEFAULT_QUIET
+from pytest_goleak.report.session import SessionBudget
+from pytest_goleak.service.config import ServiceConfig, Where
 from pytest_goleak.units import (
     format_size,
     is_unchecked,

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from pytest_goleak.artifacts import ArtifactWriter
-from pytest_goleak.attach import AttachedService
-from pytest_goleak.baseline import Baseline
-from pytest_goleak.budget import Budget
 from pytest_goleak.handle import Readers
-from pytest_goleak.lifeline import Lifeline
-from pytest_goleak.service import GoService
-from pytest_goleak.service_config import ServiceConfig
-from pytest_goleak.service_protocol import Service
-from pytest_goleak.session import SessionRecorder
+from pytest_goleak.judge.budget import Budget
+from pytest_goleak.report.artifacts import ArtifactWriter
+from pytest_goleak.report.baseline import Baseline
+from pytest_goleak.report.session import SessionRecorder
+from pytest_goleak.service.attached import AttachedService
+from pytest_goleak.service.config import ServiceConfig
+from pytest_goleak.service.lifeline import Lifeline
+from pytest_goleak.service.protocol import Service
+from pytest_goleak.service.started import GoService
+from pytest_goleak.service.toolchain import build_package, find_binary
 from pytest_goleak.settings import Settings
-from pytest_goleak.toolchain import build_package, find_binary
 
 
 class GoleakState:

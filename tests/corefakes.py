@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from pytest_goleak.errors import GoleakError
-from pytest_goleak.pprof import Frame, GoroutineGroup, GoroutineProfile, HeapProfile, Stack, parse_heap_profile
-from pytest_goleak.procfs import ChildInfo, ProcessState
-from pytest_goleak.snapshot import Part, Snapshot, Snapshotter
+from pytest_goleak.read.pprof import Frame, GoroutineGroup, GoroutineProfile, HeapProfile, Stack, parse_heap_profile
+from pytest_goleak.read.procfs import ChildInfo, ProcessState
+from pytest_goleak.read.snapshot import Part, Snapshot, Snapshotter
 
 PID = 4242
 

@@ -1,0 +1,167 @@
+"""``Snapshot``: one reading of a service's goroutines, heap and process state."""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pytest_goleak.read.pprof import GoroutineProfile, HeapProfile, PprofClient, parse_goroutine_profile
+from pytest_goleak.read.procfs import ProcessState, bytes_read, read_process, resident_anon
+from pytest_goleak.read.tmpdir import read_tmpdir
+
+
+class Part(enum.Enum):
+    """A part of a reading, read from one source; a measure is read from one part."""
+
+    GOROUTINES = "goroutine profile"
+    HEAP = "heap profile after a forced GC"
+    MEMSTATS = "the runtime's MemStats (a heap profile, with no GC unless HEAP is read too)"
+    PROCESS = "/proc"
+    MAPPINGS = "/proc/PID/maps"
+    TMPDIR = "the service's TMPDIR"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the service held at one moment.
+
+    ``heap`` is None when the heap was not read (a forced GC is the dearest
+    part of a reading), ``process`` when there is no local PID to read,
+    ``tmpfiles`` when the service has no private TMPDIR or it was not walked.
+    """
+
+    goroutines: GoroutineProfile
+    heap: HeapProfile | None = None
+    process: ProcessState | None = None
+    tmpfiles: Mapping[str, int] | None = None  # the service's TMPDIR, when the plugin gave it one
+    # Resident anonymous memory read before the heap profile; ``process`` holds the figure read just
+    # after. The profile's MemStats fall between the two, and the scavenger may return pages meanwhile.
+    resident_before_heap: int | None = None
+    # Bytes the service had read when the reading ended, after its last answer (see reuse.py).
+    read_bytes: int | None = None
+    taken_at: float = field(default_factory=time.time)
+
+    def has(self, part: Part) -> bool:
+        """Whether this reading holds ``part``."""
+        process = self.process
+        held = {
+            Part.GOROUTINES: True,
+            Part.HEAP: self.heap is not None and self.heap.collected,
+            Part.MEMSTATS: self.heap is not None,
+            Part.PROCESS: process is not None,
+            Part.MAPPINGS: process is not None and process.mappings is not None,
+            Part.TMPDIR: self.tmpfiles is not None,
+        }
+        return held[part]
+
+
+ALL_PARTS = frozenset(Part)
+
+
+def bounding(parts: frozenset[Part]) -> frozenset[Part]:
+    """``parts`` with the heap read without a forced GC: live bytes plus garbage, an upper bound (see check.py)."""
+    return parts - {Part.HEAP} | {Part.MEMSTATS} if Part.HEAP in parts else parts
+
+
+# Always read: cheap, and what an unchecked measure (threads) still reports.
+# The heap (a forced GC) and the TMPDIR walk are read only when checked.
+CHEAP_PARTS = frozenset({Part.GOROUTINES, Part.PROCESS})
+
+
+class Snapshotter:
+    """Takes snapshots of one service through pprof and, given a PID, /proc."""
+
+    def __init__(self, pprof: PprofClient, pid: int | None, tmpdir: Path | None = None) -> None:
+        self.pprof = pprof
+        self.pid = pid
+        self.tmpdir = tmpdir
+
+    def serves(self, part: Part) -> bool:
+        """Whether this service can be read for ``part`` at all."""
+        if part in (Part.PROCESS, Part.MAPPINGS):
+            return self.pid is not None
+        return part is not Part.TMPDIR or self.tmpdir is not None
+
+    def take(
+        self,
+        parts: frozenset[Part] = ALL_PARTS,
+        sockets: bool = False,
+        goroutines: GoroutineProfile | None = None,
+        late_process: bool = False,
+    ) -> Snapshot:
+        """One reading of ``parts``; ``sockets`` describes socket fds too (fd ignore patterns match on it).
+
+        The goroutine profile is always read, unless ``goroutines`` is given
+        (a kept reading's, still current: see reuse.py). The heap (a forced GC)
+        and the TMPDIR walk are left out when no checked measure needs them.
+        ``late_process`` reads /proc last rather than while the service answers:
+        a before-reading's fds must not count a connection that is still closing,
+        or the leak of one fd during the test would read as no growth.
+        """
+        try:
+            return self._read(parts, sockets, goroutines, late_process)
+        except BaseException:
+            self.pprof.close()  # a request may be pending: its answer must not be read as the next one's
+            raise
+
+    def _read(
+        self, parts: frozenset[Part], sockets: bool, goroutines: GoroutineProfile | None, late_process: bool
+    ) -> Snapshot:
+        pprof, pid = self.pprof, self.pid
+        proc = (Part.PROCESS in parts or Part.MAPPINGS in parts) and pid is not None
+        process: ProcessState | None = None
+        heap_profile, resident_before = None, None
+
+        def read_proc() -> ProcessState:
+            assert pid is not None
+            return read_process(pid, describe_sockets=sockets, mappings=Part.MAPPINGS in parts)
+
+        def heap_beside_proc(collect: bool, meanwhile: Callable[[], object] = lambda: None) -> HeapProfile:
+            # /proc is read while the service writes the (text) heap profile, never while it writes a
+            # protobuf one: building that opens /proc/self/maps, which would read as one more fd.
+            # Resident memory is read before and after the profile's MemStats: the true figure lies between.
+            nonlocal process, resident_before
+            if proc and late_process and pid is not None:
+                resident_before = resident_anon(pid)  # the late /proc read gives the figure after
+            answer = pprof.send_heap(collect)
+            if proc and not late_process:
+                process = read_proc()
+            meanwhile()
+            heap = pprof.heap_of(answer, collect)
+            if process is not None and pid is not None:
+                resident_before = process.resident_anon
+                process = replace(process, resident_anon=resident_anon(pid))
+            return heap
+
+        if Part.MEMSTATS in parts and Part.HEAP not in parts:
+            # Without a GC the heap goes first: the goroutine profile's gzip buffers (about 1 MiB of
+            # garbage per request) would otherwise count in the heap's bound (see check.py).
+            heap_profile = heap_beside_proc(collect=False)
+        # Goroutines before the forced GC: it would otherwise finish off goroutines
+        # a test left winding down, between the two. The TMPDIR is walked meanwhile.
+        answer = pprof.send("goroutine") if goroutines is None else None
+        entries = read_tmpdir(self.tmpdir) if Part.TMPDIR in parts and self.tmpdir is not None else None
+        decoded: list[GoroutineProfile] = []
+
+        def decode() -> None:
+            if answer is not None:
+                decoded.append(parse_goroutine_profile(raw))
+
+        raw = pprof.body(answer) if answer is not None else b""
+        if Part.HEAP in parts:
+            heap_profile = heap_beside_proc(collect=True, meanwhile=decode)  # decoded during the GC
+        if answer is not None and not decoded:
+            decode()
+        # A profile that may have cut a stack is counted from the dump (see goroutines.counted). Read after
+        # the GC, it can only have lost goroutines that were ending: a leaked one is still there.
+        goroutines = pprof.with_dump(decoded[0]) if decoded else goroutines
+        assert goroutines is not None
+        if proc and process is None:
+            process = read_proc()
+        read = bytes_read(pid) if pid is not None else None  # last: after the service's last answer
+        return Snapshot(
+            goroutines, heap_profile, process, entries, resident_before_heap=resident_before, read_bytes=read
+        )

@@ -1,0 +1,225 @@
+"""The text a user reads in a CI log when a test leaks.
+
+It is bounded: stacks are cut in the middle, groups and sites are capped, and
+10,000 goroutines with one stack are one entry with a count. The first line
+alone says what leaked and by how much, because some CI views show little
+more.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from pytest_goleak.judge.check import LeakedGroup, Verdict
+from pytest_goleak.judge.measures import CHILDREN, FDS, HEAP, MEASURES, OFFHEAP, TMPFILES
+from pytest_goleak.read.pprof import PROFILE_DEPTH, Frame, Stack
+from pytest_goleak.read.procfs import format_child
+from pytest_goleak.read.tmpdir import describe_entry
+from pytest_goleak.units import format_size
+
+MAX_GROUPS = 8
+MAX_FRAMES = 14
+MAX_DEEP_FRAMES = 40  # for a stack as deep as the goroutine profile's limit, or deeper
+MAX_SITES = 5
+MAX_LISTED = 20
+SITE_FRAMES = 4
+_RECURSION = 3  # frames of one function in a row that are shown as one
+
+
+def headline(verdict: Verdict) -> str:
+    return "goleak: " + ", ".join(verdict.violations)
+
+
+def _frames(stack: Stack, limit: int = MAX_FRAMES) -> list[str]:
+    frames = [f for f in stack if f.function != "runtime.goexit"]
+    runs = _runs(frames)
+    if len(runs) > limit:
+        keep = limit // 2
+        hidden = sum(len(run) for run in runs[keep:-keep])
+        return [*_frame_lines(runs[:keep]), f"        ... {hidden} frames ...", *_frame_lines(runs[-keep:])]
+    return _frame_lines(runs)
+
+
+def _runs(frames: Sequence[Frame]) -> list[Sequence[Frame]]:
+    """Frames in runs: a recursion (3 or more frames of one function in a row) is one run, each other frame its own.
+
+    A deep recursion would otherwise fill the shown frames and push the
+    frames around it, the ones that tell where it came from, into the cut.
+    """
+    runs: list[Sequence[Frame]] = []
+    start = 0
+    for end in range(1, len(frames) + 1):
+        if end < len(frames) and frames[end].function == frames[start].function:
+            continue
+        run = frames[start:end]
+        runs.extend([run] if len(run) >= _RECURSION else [[frame] for frame in run])
+        start = end
+    return runs
+
+
+def _frame_lines(runs: Sequence[Sequence[Frame]]) -> list[str]:
+    lines = []
+    for run in runs:
+        frame = run[0]
+        lines.append(f"        {frame.function}")
+        if frame.file:
+            lines.append(f"            {frame.file}:{frame.line}")
+        if len(run) > 1:
+            lines.append(f"        ... {len(run) - 1} more frames of {frame.function} (recursion)")
+    return lines
+
+
+def _group_lines(group: LeakedGroup, cut: bool = False) -> list[str]:
+    """One group's lines; ``cut``: the reading's profile cut deep stacks, so a deep one is shown as the dump has it."""
+    state = f" [{group.state}]" if group.state else ""
+    proof = ""
+    if group.proven and group.proven == group.count:
+        them = "it" if group.count == 1 else "them"
+        proof = f"  ({'all ' if group.count > 1 else ''}proven leaked by the Go runtime: nothing can ever wake {them})"
+    elif group.proven:
+        proof = f"  ({group.proven} of {group.count} proven leaked by the Go runtime)"
+    lines = [f"  {group.count} x{state} {group.identity}{proof}"]
+    deep = cut and len(group.stack) >= PROFILE_DEPTH
+    lines += _frames(group.stack, MAX_DEEP_FRAMES if deep else MAX_FRAMES)
+    if group.created_by is not None:
+        lines.append(f"        created by {group.created_by.function}")
+        if group.created_by.file:
+            lines.append(f"            {group.created_by.file}:{group.created_by.line}")
+    return lines
+
+
+def _site_line(stack: Stack) -> list[str]:
+    # The runtime's allocator frames say nothing about who allocated.
+    frames = [f for f in stack if not f.function.startswith("runtime.")] or list(stack)
+    return [f"        {f.function}  {f.file.rsplit('/', 1)[-1]}:{f.line}" for f in frames[:SITE_FRAMES]]
+
+
+def _listed(title: str, items: Sequence[str], limit: int = MAX_LISTED) -> list[str]:
+    """A titled list of new things, capped at ``limit`` entries."""
+    lines = ["", f"{title} ({len(items)}):", *(f"  {item}" for item in items[:limit])]
+    if len(items) > limit:
+        lines.append(f"  ... and {len(items) - limit} more")
+    return lines
+
+
+def _baseline_lines(verdict: Verdict) -> list[str]:
+    """What is new against the baseline file's entry for this test: new identities, more of known ones."""
+    known = verdict.budget.known
+    if known is None:
+        return []
+    lines = ["", f"beyond the baseline, which knows of {known.describe()} for this test:"]
+    for growth in verdict.delta.goroutines:
+        allowed = known.goroutines.get(growth.identity, 0)
+        if growth.leaked > allowed:
+            what = f"{growth.leaked} leaked, {allowed} known" if allowed else "a new identity"
+            lines.append(f"  {growth.identity}: {what}")
+    for measure in verdict.over:
+        if measure.name in known.growth:
+            grew = verdict.delta.of(measure) or 0
+            lines.append(f"  {measure.phrase(grew)} in all, {measure.signed(known.growth[measure.name])} known")
+    return lines
+
+
+def render(verdict: Verdict) -> str:
+    """The whole failure text: headline, then each leaking measure in detail."""
+    delta = verdict.delta
+    lines = [headline(verdict), *_baseline_lines(verdict)]
+    if verdict.leaked_groups:
+        total = sum(group.count for group in verdict.leaked_groups)
+        groups = len(verdict.leaked_groups)
+        lines += ["", f"leaked goroutines ({total} in {groups} group{'s' if groups != 1 else ''}):"]
+        for group in verdict.leaked_groups[:MAX_GROUPS]:
+            lines += _group_lines(group, verdict.after.goroutines.cut)
+        if len(verdict.leaked_groups) > MAX_GROUPS:
+            lines.append(f"  ... and {len(verdict.leaked_groups) - MAX_GROUPS} more groups")
+    if verdict.heap_sites and HEAP in verdict.over:
+        grew = format_size(delta.of(HEAP) or 0)
+        title = f"live heap grew {grew}; allocation sites that grew (sampled estimates):"
+        if verdict.extra_runs:
+            title = (
+                f"live heap grew {grew}; allocation sites that grew over the measured runs and {verdict.extra_runs} "
+                "more, run so that the heap sampler could see the leak (sampled estimates):"
+            )
+        lines += ["", title]
+        for site in verdict.heap_sites[:MAX_SITES]:
+            lines.append(f"  +{format_size(site.bytes)} ({site.objects} objects live)")
+            lines += _site_line(site.stack)
+    elif HEAP in verdict.over:
+        rate = verdict.after.heap.sample_rate if verdict.after.heap is not None else 512 << 10
+        lines += [
+            "",
+            f"no sampled allocation site grew: this service samples one allocation per {format_size(rate)} "
+            "(runtime.MemProfileRate), so a small leak may show no site; lower goleak_memprofilerate to see one",
+        ]
+    if OFFHEAP in verdict.over:
+        grew = format_size(delta.of(OFFHEAP) or 0)
+        lines += [
+            "",
+            f"resident memory outside the Go runtime grew {grew} (cgo's C.malloc, mmap, a C library's caches)",
+        ]
+        if verdict.mappings:
+            lines += _listed("new or grown memory mappings", [m.describe() for m in verdict.mappings], MAX_SITES)
+        else:
+            lines.append("  no mapping is new or grew in place: memory was added inside mappings that existed before")
+    if delta.new_fds and FDS in verdict.over:
+        lines += _listed("new file descriptors", [f"fd {fd}: {target}" for fd, target in delta.new_fds])
+    if delta.new_children and CHILDREN in verdict.over:
+        lines += _listed("new child processes", [format_child(child) for child in delta.new_children])
+    if delta.new_tmpfiles and TMPFILES in verdict.over:
+        entries = [describe_entry(path, size) for path, size in delta.new_tmpfiles]
+        lines += _listed("new entries in the service's TMPDIR", entries)
+    if verdict.waited >= 0.05:
+        lines += ["", f"(growth persisted through {verdict.waited:.2f}s of settling)"]
+    return "\n".join(lines)
+
+
+def junit_properties(verdict: Verdict) -> list[tuple[str, object]]:
+    """Per-test growth, for ``item.user_properties`` (JUnit XML ``<property>`` elements)."""
+    delta = verdict.delta
+    properties: list[tuple[str, object]] = [(m.junit, delta.of(m)) for m in MEASURES if delta.of(m) is not None]
+    properties.append(("goroutines_delta", delta.goroutine_total))
+    return properties
+
+
+def ignore_pattern(identity: str) -> str:
+    """An ignore pattern that matches exactly ``identity``: ``[`` (Go's generics, ``F[...]``) is a class in patterns."""
+    return identity.replace("[", "[[]").replace("?", "[?]")
+
+
+def ignore_help(verdict: Verdict) -> str:
+    """The end of a goroutine-leak report: the runtime's word on the leaked kinds, and the lines that ignore them.
+
+    Empty when no goroutine group is reported. Per-resource state (a
+    goroutine per alert group, per subscription) is growth the service means
+    to keep, and these are the exact lines a user would otherwise have to
+    work out from the report; a budget or a clean-up in the test is narrower.
+    """
+    if not verdict.leaked_groups:
+        return ""
+    count = sum(group.count for group in verdict.leaked_groups)
+    proven = sum(group.proven for group in verdict.leaked_groups)
+    names = list(dict.fromkeys(ignore_pattern(group.identity) for group in verdict.leaked_groups))
+    lines = []
+    if proven:
+        which = "it" if count == 1 else ("all of them" if proven == count else f"{proven} of these {count}")
+        lines += [
+            f"The Go runtime proved {which} leaked: nothing can ever wake {'it' if proven == 1 else 'them'}, so this"
+            " is not state the service keeps.",
+            "Fix the code rather than ignore it.",
+        ]
+    elif verdict.leak_profile:
+        lines += [
+            "The Go runtime's leak profile does not prove these leaked (it proves only goroutines nothing can reach):",
+            "they may be state the service keeps per resource the test created, or a leak it cannot prove.",
+        ]
+    lines += [
+        "If they are state the service keeps on purpose, for a resource the test created, these lines ignore that",
+        'kind (narrower: a budget on the test, or a clean-up in it; see "Stateful APIs" in pytest-goleak\'s README):',
+    ]
+    if len(names) == 1:
+        lines.append(f"    goleak_ignore = {names[0]}")
+    else:
+        lines += ["    goleak_ignore =", *(f"        {name}" for name in names)]
+    lines.append(f"    @pytest.mark.goleak(ignore=[{', '.join(json.dumps(name) for name in names)}])")
+    return "\n\n" + "\n".join(lines)

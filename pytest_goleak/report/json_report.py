@@ -1,0 +1,61 @@
+"""``--goleak-json``: the session's readings as one JSON document, for dashboards and comparing CI runs.
+
+Written once per session where the reports are gathered (the xdist controller
+under xdist), so it covers every worker. Schema (``version`` changes with any
+change that is not an addition)::
+
+    {"version": 1, "tool": "pytest-goleak",
+     "tests": [{"test": "tests/test_api.py::test_upload", "outcome": "failed",
+                "service": "api pid 4242",
+                "measures": {"goroutines": {"before": 12, "after": 14, "delta": 2}, "heap": {...}, ...},
+                "verdict": "goleak: 2 goroutines leaked (budget 0)",
+                "known": false,
+                "leaked_goroutines": {"main.(*Uploader).spool": 2}}]}
+
+Tests are sorted by id. A measure not read has null before, after and delta;
+``verdict`` is null for a test within budget; ``known`` says the test leaks
+only what the baseline knows of.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_goleak.judge.measures import MEASURES
+from pytest_goleak.report.session import Point
+
+VERSION = 1
+
+
+def document(points: Iterable[Point], baseline: Mapping[str, object] = {}) -> dict[str, Any]:
+    """The session's document; ``baseline`` holds the test ids a baseline knows of."""
+    tests = []
+    for point in sorted(points, key=lambda p: p.nodeid):
+        measures = {
+            m.name: {
+                "before": point.before.get(m.name),
+                "after": point.after.get(m.name),
+                "delta": point.grew.get(m.name),
+            }
+            for m in MEASURES
+        }
+        tests.append(
+            {
+                "test": point.nodeid,
+                "outcome": point.outcome,
+                "service": point.service,
+                "measures": measures,
+                "verdict": point.failure,
+                "known": point.leaks is not None and point.failure is None and point.nodeid in baseline,
+                "leaked_goroutines": dict(sorted(point.leaked_goroutines.items())),
+            }
+        )
+    return {"version": VERSION, "tool": "pytest-goleak", "tests": tests}
+
+
+def write_json(path: Path, points: Iterable[Point], baseline: Mapping[str, object] = {}) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document(points, baseline), indent=2) + "\n", encoding="utf-8")

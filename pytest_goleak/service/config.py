@@ -1,0 +1,234 @@
+"""How to get and run one Go service: :class:`ServiceConfig`, its templates and the ports they pick.
+
+A config is checked whole when it is made, so a bad one fails before
+anything is built or started. Its errors name where each field came from
+through ``where``: an ini option, or a ``goleak_service_factory`` keyword.
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pytest_goleak.errors import ConfigError, ServiceError
+from pytest_goleak.service.loopback import require_loopback
+
+DEFAULT_PPROF_URL = "http://{addr}/debug/pprof/"
+
+# Attach mode shares these defaults; the settings take theirs from ServiceConfig's fields.
+START_TIMEOUT = 10.0
+REQUEST_TIMEOUT = 5.0
+
+Where = Callable[[str], str]
+"""Maps a field's name to the phrase that names its source in an error, e.g. ``goleak_args``."""
+
+
+def factory_where(name: str) -> str:
+    """Where a field comes from when nobody said otherwise: a keyword of ``goleak_service_factory``."""
+    return f"goleak_service_factory({name}=...)"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How to get and run one Go service; placeholders are filled per start.
+
+    Placeholders in ``args``, ``env``, ``pprof_url`` and ``ready_url``:
+    ``{port}``, ``{addr}`` (``127.0.0.1:{port}``), ``{port_NAME}`` (one more
+    free port per NAME), ``{tmp}`` (a fresh private directory for each start)
+    and ``{rootdir}`` (``rootdir``: pytest's rootdir, absolute; the current
+    directory when the config is made outside the plugin).
+    """
+
+    binary: Path | None = None
+    package: str | None = None
+    build_flags: str = ""  # for `go build`, shell-style: "-race -tags=integration"
+    args: str = "-addr {addr}"
+    env: tuple[str, ...] = ()
+    pprof_url: str = DEFAULT_PPROF_URL
+    # Answers 2xx once the service has finished initialising; tests wait for
+    # it, so growth during start-up is not charged to the first test.
+    ready_url: str = ""
+    start_timeout: float = START_TIMEOUT
+    stop_timeout: float = 5.0
+    request_timeout: float = REQUEST_TIMEOUT
+    allow_remote_pprof: bool = False
+    # runtime.MemProfileRate, set through GODEBUG; None keeps Go's 512 KiB.
+    # Lower rates name the sites of smaller leaks but make every heap reading dearer.
+    memprofilerate: int | None = None
+    name: str = ""
+    base_dir: Path = Path(".")  # where relative binary and package paths start
+    rootdir: Path | None = None  # what {rootdir} stands for; None: the current directory
+    where: Where = field(default=factory_where, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.binary, str):  # accept a plain path from the factory fixture too
+            object.__setattr__(self, "binary", Path(self.binary))
+        if isinstance(self.rootdir, str):
+            object.__setattr__(self, "rootdir", Path(self.rootdir))
+        where = self.where
+        if self.binary is None and not self.package:
+            raise ConfigError(
+                f"no Go service configured; set {where('package')} (a Go package to build) "
+                f"or {where('binary')} (a built binary)"
+            )
+        if self.binary is not None and self.package:
+            raise ConfigError(f"both {where('binary')} and {where('package')} are set; keep one of them")
+        rate = self.memprofilerate
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 0):
+            raise ConfigError(
+                f"{where('memprofilerate')} = {rate!r} is not a byte count; use e.g. 64KiB, or 'go' for Go's default"
+            )
+        for name in ("start_timeout", "stop_timeout", "request_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{where(name)} = {getattr(self, name)!r} must be a positive number of seconds")
+        for name in ("args", "build_flags"):
+            line = getattr(self, name)
+            try:
+                shlex.split(line)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{where(name)} {line!r} cannot be split like a shell line ({exc}); fix its quoting"
+                ) from None
+        if self.build_flags and self.binary is not None:
+            raise ConfigError(f"{where('build_flags')} needs {where('package')}; {where('binary')} is already built")
+        for line in self.env:
+            if "=" not in line or not line.split("=", 1)[0].strip():
+                raise ConfigError(f"{where('env')} line {line!r} is not KEY=VALUE; write one KEY=VALUE per line")
+        check_placeholders(self.args, where("args"))
+        for line in self.env:
+            check_placeholders(line, where("env"))
+        self._check_url("pprof_url", DEFAULT_PPROF_URL, "pprof exposes memory contents")
+        if self.ready_url:
+            self._check_url("ready_url", "http://{addr}/healthz", "tests talk to loopback only")
+
+    def _check_url(self, name: str, example: str, why: str) -> None:
+        template, source = getattr(self, name), self.where(name)
+        check_placeholders(template, source)
+        url = urlsplit(template.replace("{", "").replace("}", ""))
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(f"{source} {template!r} is not an http URL; e.g. {example}")
+        host = urlsplit(template.format_map(_Dummies())).hostname or ""
+        require_loopback(host, source, why, self.allow_remote_pprof, self.where("allow_remote_pprof"))
+
+    @property
+    def display_name(self) -> str:
+        if self.name:
+            return self.name
+        if self.binary is not None:
+            return self.binary.name
+        return Path(str(self.package).rstrip("/")).name or "service"
+
+    @property
+    def filled_rootdir(self) -> str:
+        """What ``{rootdir}`` stands for: an absolute path."""
+        return str((self.rootdir or Path.cwd()).absolute())
+
+    def untold_ports(self) -> list[tuple[str, str]]:
+        """The ports the pprof and ready URLs wait on that neither ``args`` nor ``env`` passes to the service.
+
+        As (URL field, placeholder) pairs, e.g. ``("pprof_url", "addr")``;
+        ``{addr}`` and ``{port}`` are one port. The plugin picks these ports
+        afresh for each start, so a service never told one cannot listen on it.
+        """
+        told = {_port_of(name) for text in (self.args, *self.env) for name in _names(text)}
+        untold = []
+        for field_name in ("pprof_url", "ready_url"):
+            for name in _names(getattr(self, field_name)):
+                port = _port_of(name)
+                if port is not None and port not in told:
+                    untold.append((field_name, name))
+        return untold
+
+    def command(self, binary: Path, placeholders: Placeholders) -> list[str]:
+        """The command line of one start: ``binary`` and the filled-in ``args``."""
+        return [str(binary), *(arg.format_map(placeholders) for arg in shlex.split(self.args))]
+
+    def env_overrides(self, placeholders: Placeholders) -> dict[str, str]:
+        """The ``env`` lines of one start, filled in, by variable."""
+        overrides = {}
+        for line in self.env:
+            key, value = line.format_map(placeholders).split("=", 1)
+            overrides[key.strip()] = value
+        return overrides
+
+
+class _Dummies(dict[str, str]):
+    """Fills every placeholder with a dummy, to validate a template's shape."""
+
+    def __missing__(self, key: str) -> str:
+        return "127.0.0.1:1" if key == "addr" else "1"
+
+
+def _names(template: str) -> list[str]:
+    """The placeholder names in a template already checked by :func:`check_placeholders`."""
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+
+
+def _port_of(name: str) -> str | None:
+    """The port a placeholder stands for (``addr`` and ``port`` are the same one), or None for a path."""
+    if name in ("port", "addr"):
+        return "port"
+    return name if name.startswith("port_") else None
+
+
+def port_placeholder(template: str) -> str | None:
+    """The placeholder that gives a URL template its port (``addr``, ``port`` or ``port_NAME``), or None."""
+    return next((name for name in _names(template) if _port_of(name) is not None), None)
+
+
+def check_placeholders(template: str, source: str) -> None:
+    """Refuse a template (named by ``source``) with a placeholder no start can fill, or a stray brace."""
+    try:
+        names = _names(template)
+    except ValueError as exc:
+        raise ConfigError(f"{source} {template!r}: {exc}; write a literal brace as {{{{ or }}}}") from None
+    for name in names:
+        if name not in ("port", "addr", "tmp", "rootdir") and not (name.startswith("port_") and len(name) > 5):
+            raise ConfigError(
+                f"{source} uses unknown placeholder {{{name}}}; "
+                "use {port}, {addr}, {port_NAME}, {tmp} or {rootdir}"
+            )
+
+
+def with_memprofilerate(godebug: str, rate: int) -> str:
+    """``GODEBUG`` with ``memprofilerate`` added, unless the user's own setting already names it."""
+    settings = [item for item in godebug.split(",") if item.strip()]
+    if any(item.split("=", 1)[0].strip() == "memprofilerate" for item in settings):
+        return godebug
+    return ",".join([*settings, f"memprofilerate={rate}"])
+
+
+def _free_port(taken: set[int]) -> int:
+    """A loopback port nobody listens on now, and not in ``taken`` (to which it is added)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in taken:
+            taken.add(port)
+            return port
+    raise ServiceError("could not find a free loopback port")
+
+
+class Placeholders(dict[str, str]):
+    """Values for templates; ``{port_NAME}`` ports are picked on first use."""
+
+    def __init__(self, tmp: Path, rootdir: str) -> None:
+        super().__init__()
+        self._taken: set[int] = set()
+        port = _free_port(self._taken)
+        self.update(port=str(port), addr=f"127.0.0.1:{port}", tmp=str(tmp), rootdir=rootdir)
+
+    def __missing__(self, key: str) -> str:
+        value = str(_free_port(self._taken))
+        self[key] = value
+        return value
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.items() if k == "port" or k.startswith("port_")}

@@ -1,0 +1,149 @@
+"""Is the service ready? The probes, and the one bounded wait that started and attached services share.
+
+A service is ready once, in order, its port accepts connections (if the
+plugin picked it), pprof answers and the ready URL (if any) answers 2xx.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from pytest_goleak.errors import PprofNotServed, ReadyRefused, ServiceError
+from pytest_goleak.read.http import client
+
+PPROF_MISSING = 'add import _ "net/http/pprof" to the service, or point goleak_pprof_url at it'
+
+
+def accepts(host: str, port: int, timeout: float = 0.2) -> bool:
+    """Whether something listens on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def probe_pprof(http: httpx.Client, url: str) -> str | None:
+    """None once pprof answers at ``url``; else what went wrong. Raises :class:`PprofNotServed` on a 404."""
+    try:
+        response = http.get(url)
+    except httpx.HTTPError as exc:
+        return f"{url} did not answer ({type(exc).__name__})"
+    if response.status_code == 404:
+        raise PprofNotServed(f"{url} (HTTP 404); {PPROF_MISSING}")
+    return None if response.status_code == 200 else f"{url} answered HTTP {response.status_code}"
+
+
+# 4xx answers that can change while a service starts: the rest say the URL or the request is wrong.
+TRANSIENT_4XX = frozenset({408, 425, 429})  # Request Timeout, Too Early, Too Many Requests
+
+
+def probe_ready(http: httpx.Client, url: str | None) -> str | None:
+    """None once the ready URL (if any) answers 2xx; else what it answered.
+
+    Raises :class:`ReadyRefused` on a 4xx other than :data:`TRANSIENT_4XX`:
+    no such path (404), or a plain GET refused (401, 403, 405). Waiting will
+    not change those. A 5xx or no answer is a service still starting.
+    """
+    if url is None:
+        return None
+    try:
+        response = http.get(url)
+    except httpx.HTTPError as exc:
+        return f"goleak_ready_url {url} did not answer ({type(exc).__name__})"
+    if response.is_success:
+        return None
+    code = response.status_code
+    if 400 <= code < 500 and code not in TRANSIENT_4XX:
+        raise ReadyRefused(
+            f"goleak_ready_url {url} answered HTTP {code}, which waiting will not change; "
+            "point goleak_ready_url at a path that answers a plain GET with 2xx once the service is ready"
+        )
+    return f"goleak_ready_url {url} answered HTTP {code}"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One condition of readiness: ``check`` gives None once it holds, else what is wrong."""
+
+    waits_for: str  # "port", "pprof" or "ready"
+    check: Callable[[httpx.Client], str | None]
+
+
+def probes(pprof_url: str, ready_url: str | None, port: int | None = None) -> list[Probe]:
+    """The probes of a service, in the order they must pass; ``port`` is one to see accept first."""
+    found = [] if port is None else [Probe("port", lambda _: _port_problem(port))]
+    found.append(Probe("pprof", lambda http: probe_pprof(http, pprof_url)))
+    if ready_url is not None:
+        found.append(Probe("ready", lambda http: probe_ready(http, ready_url)))
+    return found
+
+
+def _port_problem(port: int) -> str | None:
+    return None if accepts("127.0.0.1", port) else f"port {port} is not accepting connections"
+
+
+class NotReady(ServiceError):
+    """The wait ended before every probe passed: the service exited, or time ran out."""
+
+    def __init__(self, problem: str, waits_for: str, exited: bool) -> None:
+        super().__init__(problem)
+        self.problem = problem  # the last thing a probe found wrong
+        self.waits_for = waits_for  # the probe that had not passed yet
+        self.exited = exited
+
+
+def wait_ready(
+    probes: Sequence[Probe], deadline: float, alive: Callable[[], bool], request_timeout: float = 1.0
+) -> None:
+    """Return once every probe has passed, in order (a passed one is not asked again), before ``deadline``.
+
+    Raises :class:`NotReady` with the last problem once ``alive()`` is false
+    or the deadline (a ``time.monotonic()`` value) has passed, and lets a
+    probe's :class:`PprofNotServed` or :class:`ReadyRefused` through at once:
+    waiting will not mount pprof or change a 404.
+    """
+    problem, passed, delay = "nothing answered yet", 0, 0.01
+    with client(request_timeout) as http:
+        while passed < len(probes):
+            if not alive():
+                raise NotReady(problem, probes[passed].waits_for, exited=True)
+            found = probes[passed].check(http)
+            if found is None:
+                passed += 1
+                continue
+            problem = found
+            if time.monotonic() >= deadline:
+                raise NotReady(problem, probes[passed].waits_for, exited=False)
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.1)
+
+
+# Where servers commonly say they have finished starting; the first test's failure report names one that answers.
+COMMON_READY_PATHS = ("/-/ready", "/readyz", "/healthz", "/ready")
+_NO_SUCH_PATH = "/goleak-no-such-path"
+
+
+def answering_ready_path(base_url: str, timeout: float, paths: Sequence[str] = COMMON_READY_PATHS) -> str | None:
+    """The first of ``paths`` that answers 2xx on ``base_url``, all asked within ``timeout`` seconds together.
+
+    None also when a path that cannot exist answers 2xx: a catch-all
+    handler (a web UI) says nothing about readiness.
+    """
+    deadline = time.monotonic() + timeout
+    with client(timeout) as http:
+
+        def success(path: str) -> bool:
+            left = deadline - time.monotonic()
+            try:
+                return left > 0 and http.get(base_url.rstrip("/") + path, timeout=left).is_success
+            except httpx.HTTPError:
+                return False
+
+        found = next((path for path in paths if success(path)), None)
+        return None if found is None or success(_NO_SUCH_PATH) else found

@@ -1,0 +1,67 @@
+"""When a kept after-reading still describes the service: the rule of reuse.py on hand-built readings."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from corefakes import IDLE, child, process, snapshot
+
+from pytest_goleak.judge.reuse import Now, changed
+from pytest_goleak.read.snapshot import Snapshot
+
+KEPT = replace(snapshot(IDLE, process=process(children=[child(301)]), tmpfiles={"a.tmp": 4}), read_bytes=5000)
+QUIET = Now(5000, process(children=[child(301)]), {"a.tmp": 4}, IDLE.total)
+
+
+def test_a_quiet_gap_keeps_the_reading() -> None:
+    assert changed(KEPT, QUIET) is None
+
+
+@pytest.mark.parametrize(
+    ("now", "why"),
+    [
+        (replace(QUIET, read_bytes=5120), "the service read 120 bytes since"),
+        (replace(QUIET, goroutines=IDLE.total + 1), f"its goroutines went from {IDLE.total} to {IDLE.total + 1}"),
+        (replace(QUIET, goroutines=None), "the pprof index gives no goroutine count"),
+        (replace(QUIET, read_bytes=None), "what the service has read is not readable (/proc/PID/io)"),
+        # One fd closed and another opened under the same number: the count alone would not show it.
+        (
+            replace(
+                QUIET,
+                process=process({0: "/dev/null", 1: "pipe:[11]", 2: "pipe:[12]", 3: "socket:[101]"}, [child(301)]),
+            ),
+            "its fds changed",
+        ),
+        (replace(QUIET, process=process(children=[child(302)])), "its child processes changed"),
+        (replace(QUIET, tmpfiles={"a.tmp": 4, "b.tmp": 0}), "its TMPDIR changed"),
+    ],
+)
+def test_any_change_in_the_gap_takes_a_fresh_reading(now: Now, why: str) -> None:
+    assert changed(KEPT, now) == why
+
+
+@pytest.mark.parametrize("read", [8, 16])
+def test_the_runtime_waking_its_poller_is_not_a_request(read: int) -> None:
+    assert changed(KEPT, replace(QUIET, read_bytes=5000 + read)) is None
+
+
+@pytest.mark.parametrize("read", [18, 24, 7])
+def test_any_other_read_is(read: int) -> None:
+    assert changed(KEPT, replace(QUIET, read_bytes=5000 + read)) == f"the service read {read} bytes since"
+
+
+def test_threads_count_only_where_they_are_checked() -> None:
+    # The Go runtime starts threads of its own; a user who checks threads wants them compared.
+    more = replace(QUIET, process=process(children=[child(301)], threads=7))
+    assert changed(KEPT, more) is None
+    assert changed(KEPT, more, threads=True) == "its threads went from 6 to 7"
+
+
+def test_a_child_that_only_changed_state_is_the_same_child() -> None:
+    assert changed(KEPT, replace(QUIET, process=process(children=[child(301, status="running")]))) is None
+
+
+def test_a_reading_without_what_was_read_is_never_kept() -> None:
+    unread: Snapshot = replace(KEPT, read_bytes=None)
+    assert changed(unread, QUIET) == "what the service has read is not readable (/proc/PID/io)"
