@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_goleak.service.toolchain import build_package
+from pytest_goleak import build_package
 
 ROOT = Path(__file__).resolve().parent
 pytest_plugins = ["pytester"]

@@ -39,9 +39,7 @@ import psutil
 import pytest
 
 if TYPE_CHECKING:  # at run time a --ref of an older plugin may lack these modules
-    from pytest_goleak.judge.check import Verdict
-    from pytest_goleak.read.snapshot import Snapshot
-    from pytest_goleak.service.protocol import Service
+    from pytest_goleak import Service, Snapshot, Verdict
 
 _OUT = os.environ.get("GOLEAK_BENCH_OUT", "")
 _PROFILE = os.environ.get("GOLEAK_BENCH_PROFILE", "")

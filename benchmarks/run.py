@@ -316,7 +316,7 @@ def run(plan: Plan, keep: bool, ref: str | None) -> dict[str, Any]:
             described = _git("describe", "--always", "--dirty")
             results["plugin"] = f"the installed (editable) working tree at {described or '?'}"
         # Imported only now, from the source chosen above.
-        from pytest_goleak.service.toolchain import build_package
+        from pytest_goleak import build_package
 
         print(f"plugin under test: {results['plugin']}", flush=True)
         print("building example_service", flush=True)

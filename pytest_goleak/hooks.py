@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_goleak.judge.check import Phase, Verdict
+    from pytest_goleak.judge.verdict import Phase, Verdict
     from pytest_goleak.read.snapshot import Snapshot
     from pytest_goleak.service.protocol import Service
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from _pytest._code.code import ExceptionRepr
 
 from pytest_goleak import hooks, settings
 from pytest_goleak.errors import ConfigError, GoleakError, ServiceMisconfigured
-from pytest_goleak.handle import GoleakHandle, Listeners, unreadable_text
+from pytest_goleak.handle import GoleakHandle, unreadable_text
 from pytest_goleak.judge.budget import Budget
-from pytest_goleak.judge.check import Phase, Verdict
+from pytest_goleak.judge.verdict import Phase, Verdict
+from pytest_goleak.judge.watch import Listeners
 from pytest_goleak.read.snapshot import Snapshot
 from pytest_goleak.report.failure import junit_properties
 from pytest_goleak.report.json_report import write_json
@@ -62,7 +64,8 @@ def pytest_configure(config: pytest.Config) -> None:
         state = config.stash[STATE] = GoleakState(config, settings.resolve(config))
     except ConfigError as exc:
         raise _usage_error(exc) from None
-    config.pluginmanager.register(SessionHooks(config, state), "goleak-session")
+    if not hasattr(config, "workerinput"):  # an xdist worker's reports are summed up on the controller
+        config.pluginmanager.register(SessionHooks(config, state), "goleak-session")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -124,10 +127,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         raise _usage_error(exc) from None
 
 
-def _fail(message: str | None) -> None:
+def _fail(message: str) -> NoReturn:
     # Called outside any except block, so the failure carries no chained traceback.
-    if message is not None:
-        pytest.fail(message, pytrace=False)
+    pytest.fail(message, pytrace=False)
 
 
 def _start_failed(request: pytest.FixtureRequest, exc: GoleakError) -> str:
@@ -154,7 +156,6 @@ def goleak_service_fixture(request: pytest.FixtureRequest, tmp_path_factory: pyt
     except GoleakError as exc:
         problem = _start_failed(request, exc)
     _fail(problem)
-    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="session", name="goleak_service_factory")
@@ -180,7 +181,6 @@ def goleak_service_factory_fixture(
         except GoleakError as exc:
             problem = _start_failed(request, exc)
         _fail(problem)
-        raise AssertionError("unreachable")
 
     return start
 
@@ -198,11 +198,10 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> I
             goleak_service.restart()
         except GoleakError as exc:
             problem = str(exc)
-    _fail(problem)
+    if problem is not None:
+        _fail(problem)
     budget = request.node.stash.get(BUDGET, state.defaults)
-    handle = GoleakHandle(
-        goleak_service, budget, state.enabled and budget.check, state.readers, _listeners(request.node)
-    )
+    handle = GoleakHandle(goleak_service, budget, state.enabled and budget.check, state.runs, _listeners(request.node))
     try:
         handle.begin()
     except GoleakError as exc:
@@ -266,7 +265,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         if text:
             item.stash[LEAK_TEXT] = text
         raise
-    _fail(_judge(item, handle, body_passed=True))
+    text = _judge(item, handle, body_passed=True)
+    if text:
+        _fail(text)
     return result
 
 
@@ -289,22 +290,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 class SessionHooks:
     """Whole-session output: the summary, the drift check and the timeline.
 
-    They run where reports are shown: on an xdist controller the reports come
-    from the workers, so everything covers the whole run; workers stay quiet.
+    Registered only where reports are shown: on an xdist controller the
+    reports come from the workers, so everything covers the whole run.
     """
 
     def __init__(self, config: pytest.Config, state: GoleakState) -> None:
         self.config = config
         self.state = state
-        self.worker = hasattr(config, "workerinput")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.state.recorder.add(report)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.worker:
-            return
         if self.state.recorder.drift() and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.state.timeline is not None:
@@ -316,8 +314,6 @@ class SessionHooks:
             baseline.write(self.state.recorder.leaks())
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if self.worker:
-            return
         recorder = self.state.recorder
         lines = recorder.lines(self.config.getoption("verbose")) if self.state.settings.summary else []
         if not lines and recorder.drift():

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_goleak.handle import Readers
 from pytest_goleak.judge.budget import Budget
+from pytest_goleak.judge.watch import ServiceRuns
 from pytest_goleak.report.artifacts import ArtifactWriter
 from pytest_goleak.report.baseline import Baseline
 from pytest_goleak.report.session import SessionRecorder
@@ -37,7 +37,7 @@ class GoleakState:
         self.artifacts = ArtifactWriter(settings.artifacts) if settings.artifacts is not None else None
         self.timeline = settings.timeline
         self.recorder = SessionRecorder(settings.session_budget)
-        self.readers = Readers(fresh=settings.fresh_readings, startup_quiet=settings.startup_quiet)
+        self.runs = ServiceRuns(fresh=settings.fresh_readings, startup_quiet=settings.startup_quiet)
         path = settings.baseline
         self.baseline = Baseline.load(path, missing_ok=settings.update_baseline) if path is not None else None
         self._binaries: dict[tuple[str, Path, str], Path] = {}
@@ -93,7 +93,7 @@ class GoleakState:
         return self._main
 
     def shutdown(self) -> None:
-        self.readers.close()
+        self.runs.close()
         for service in self._services:
             service.stop()
         if self._lifeline is not None:

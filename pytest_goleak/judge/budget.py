@@ -90,6 +90,11 @@ class Budget:
     def steady(self) -> bool:
         return self.repeat > 0
 
+    @property
+    def describes_sockets(self) -> bool:
+        """Whether a reading describes socket fds: fd patterns (``ignore_fds``) match on the description."""
+        return bool(self.ignore_fds)
+
     def updated(self, values: Mapping[str, object], where: Callable[[str], str]) -> Budget:
         """A copy with ``values`` applied; ``where(name)`` names each value's source in errors."""
         limits = dict(self.limits)

@@ -1,6 +1,6 @@
 """When the previous test's after-reading can stand as this test's before-reading.
 
-Two tests in a row against a quiet service see the same service between
+Two tests in a row against an idle service see the same service between
 them: test N's after-reading already is test N+1's before-reading, and taking
 it again costs a second goroutine profile and a second forced GC. So the
 plugin keeps each passing test's after-reading and, before the next test,
@@ -17,7 +17,7 @@ checks cheaply that nothing has happened to the service since:
 4. its goroutine count, from the pprof index page (which counts without
    walking a single stack), equals the kept reading's.
 
-Only then is the kept reading adopted. Anything else takes a fresh reading, as
+The gap is then *untouched*, and the kept reading is adopted. Anything else takes a fresh reading, as
 every test did before: a failed test (its evidence fetches touched the
 service), another run of the service, a service without a PID to read, a
 reading that lacks a part the new budget checks (then only the missing parts
@@ -35,6 +35,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from pytest_goleak.judge.budget import Budget
+from pytest_goleak.judge.measures import THREADS
+from pytest_goleak.judge.verdict import Verdict
 from pytest_goleak.read.procfs import ProcessState, bytes_read, read_process
 from pytest_goleak.read.snapshot import Snapshot, Snapshotter
 from pytest_goleak.read.tmpdir import read_tmpdir
@@ -43,6 +46,49 @@ from pytest_goleak.read.tmpdir import read_tmpdir
 # read; a request never reads as little as two of them (the shortest HTTP request is 18 bytes).
 _WAKEUP = 8
 _WAKEUPS = 2
+_TOUCHED_GAPS = 2  # gaps in a row that were touched, before after-readings bound the heap instead
+
+
+class KeptReadings:
+    """The policy for keeping readings: which after-reading is kept, and when it stands as a before-reading.
+
+    Keyed by a run of a service (its pprof URL and PID: a restart starts afresh).
+    """
+
+    def __init__(self, fresh: bool = False) -> None:
+        self.fresh = fresh  # goleak_fresh_readings: never keep one
+        self._last: dict[str, Snapshot] = {}
+        self._touched: dict[str, int] = {}  # how many gaps between tests in a row were touched
+
+    def recall(self, key: str, budget: Budget, snapshotter: Snapshotter) -> Snapshot | None:
+        """The previous test's after-reading, if the gap since was untouched (the rule above); else None."""
+        kept = self._last.pop(key, None)  # never kept with goleak_fresh_readings (see remember)
+        if kept is None:
+            return None
+        if budget.describes_sockets and kept.process is not None and kept.process.sockets is None:
+            return None  # its sockets were not described, so fd patterns cannot match them
+        why = changed(kept, read_now(snapshotter, kept), threads=THREADS in budget.checked)
+        self._touched[key] = 0 if why is None else self._touched.get(key, 0) + 1
+        return kept if why is None else None
+
+    def exact_after(self, key: str, local: bool) -> bool:
+        """Whether the after-reading should force a GC: when the next test is likely to adopt it.
+
+        Where the last two gaps between tests were touched (a fixture calls
+        the service before each test), or readings are never kept, or the
+        service has no local PID (``local``) to check a gap by, the next test
+        reads afresh anyway; the after-reading then bounds the heap without a
+        GC (see settle.py) and forces one only if that bound is over budget.
+        One touched gap is not enough: a test that adopts a reading without a
+        GC'd heap has to read the heap itself.
+        """
+        touched = self._touched.get(key, 0) >= _TOUCHED_GAPS
+        return not self.fresh and local and not touched
+
+    def remember(self, key: str, verdict: Verdict) -> None:
+        """Keep a passing test's after-reading for the next test; a failure's evidence fetches touched the service."""
+        if not self.fresh and not verdict.failed:
+            self._last[key] = verdict.after
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Waiting out a service's start-up before the first test, and the hint when that test fails anyway.
+"""Waiting out a service's start-up before the first test (its hint, when that test fails anyway, is in report/).
 
 Many servers go on starting after pprof answers: a database opens, a scrape
 manager starts, a pool fills. Whatever starts during the first test would be
@@ -36,7 +36,6 @@ from pytest_goleak.read.snapshot import Part, Snapshot
 
 DEFAULT_QUIET = 0.3  # seconds; long enough for Prometheus' managers, which start ~40 ms after its pprof answers
 PARTS = frozenset({Part.GOROUTINES, Part.PROCESS})  # what one reading of the rule reads: no heap
-README_SECTION = "Waiting out start-up"
 
 
 @dataclass(frozen=True)
@@ -70,44 +69,6 @@ class Startup:
     after_start: float  # seconds from the start to the end of the wait
     readings: int = 0
     changing: tuple[str, ...] = ()  # the last change seen, if it never became quiet
-
-    def hint(self, name: str, timeout: float, ready_url: str | None, answering: str | None) -> str:
-        """Report text for the first test after a start that failed on the leak check.
-
-        ``ready_url`` is the configured ready URL (if any); ``answering`` a
-        common readiness path that answered 2xx just now (if any).
-        """
-        lines = [
-            f"{name} had just started ({self.after_start:.2f}s before this test): "
-            "this was the first test after its start,",
-            "so some of this growth may be start-up work still going on, not the test's.",
-        ]
-        if self.quiet_for <= 0:
-            lines.append("  The start-up wait is off (goleak_startup_quiet = 0).")
-        elif self.quiet:
-            lines += [
-                f"  It was quiet before this test: goroutines and fds unchanged over {self.quiet_for:g}s "
-                "(goleak_startup_quiet).",
-                "  Start-up work that begins later than that is not waited for.",
-            ]
-        else:
-            changing = ", ".join(self.changing[:6]) + (", ..." if len(self.changing) > 6 else "")
-            lines.append(f"  It never became quiet: still changing when goleak_start_timeout ({timeout:g}s) ran out:")
-            lines.append(f"  {changing}.")
-        if ready_url is None and answering is not None:
-            lines += [
-                f"  {answering} answers 2xx. If it does so only once start-up is over, add this line to the ini file",
-                "  and tests wait for it:",
-                f"      goleak_ready_url = http://{{addr}}{answering}",
-            ]
-        else:
-            if ready_url:
-                lines.append(f"  It had answered goleak_ready_url ({ready_url}) before this test.")
-            lines += [
-                "  Give the service a warm-up: a session-scoped autouse fixture that waits until its start-up is over",
-                f'  (see "{README_SECTION}" in pytest-goleak\'s README).',
-            ]
-        return "\n".join(lines)
 
 
 def wait_quiet(

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from itertools import pairwise
 
 from pytest_goleak.judge.budget import Budget
-from pytest_goleak.judge.check import Verdict
 from pytest_goleak.judge.diff import diff, heap_growth
 from pytest_goleak.judge.measures import HEAP, NOTHING_IGNORED, Measure
+from pytest_goleak.judge.verdict import Verdict
 from pytest_goleak.read.snapshot import Snapshot
 
 

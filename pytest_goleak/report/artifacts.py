@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_goleak.errors import GoleakError
-from pytest_goleak.judge.check import Verdict
 from pytest_goleak.judge.identity import left_out
+from pytest_goleak.judge.verdict import Verdict
 from pytest_goleak.read.pprof import parse_goroutine_profile, without_samples
 from pytest_goleak.read.snapshot import Snapshot
 

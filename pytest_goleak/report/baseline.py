@@ -27,8 +27,8 @@ from typing import Any
 
 from pytest_goleak.errors import ConfigError
 from pytest_goleak.judge.budget import Known
-from pytest_goleak.judge.check import Verdict
 from pytest_goleak.judge.measures import BY_NAME, GOROUTINES
+from pytest_goleak.judge.verdict import Verdict
 
 VERSION = 1
 Entry = dict[str, Any]  # one test's record: measure name -> growth; goroutines -> {identity: count}

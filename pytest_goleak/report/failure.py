@@ -8,14 +8,16 @@ more.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from pytest_goleak.judge.check import LeakedGroup, Verdict
-from pytest_goleak.judge.measures import CHILDREN, FDS, HEAP, MEASURES, OFFHEAP, TMPFILES
+from pytest_goleak.judge.measures import CHILDREN, FDS, GOROUTINES, HEAP, MEASURES, OFFHEAP, TMPFILES, Measure
+from pytest_goleak.judge.verdict import LeakedGroup, Verdict
+from pytest_goleak.judge.watch import Outcome
 from pytest_goleak.read.pprof import PROFILE_DEPTH, Frame, Stack
 from pytest_goleak.read.procfs import format_child
 from pytest_goleak.read.tmpdir import describe_entry
+from pytest_goleak.report.hints import ignore_help, startup_hint
+from pytest_goleak.service.protocol import Service
 from pytest_goleak.units import format_size
 
 MAX_GROUPS = 8
@@ -121,57 +123,101 @@ def _baseline_lines(verdict: Verdict) -> list[str]:
     return lines
 
 
-def render(verdict: Verdict) -> str:
-    """The whole failure text: headline, then each leaking measure in detail."""
-    delta = verdict.delta
-    lines = [headline(verdict), *_baseline_lines(verdict)]
-    if verdict.leaked_groups:
-        total = sum(group.count for group in verdict.leaked_groups)
-        groups = len(verdict.leaked_groups)
-        lines += ["", f"leaked goroutines ({total} in {groups} group{'s' if groups != 1 else ''}):"]
-        for group in verdict.leaked_groups[:MAX_GROUPS]:
-            lines += _group_lines(group, verdict.after.goroutines.cut)
-        if len(verdict.leaked_groups) > MAX_GROUPS:
-            lines.append(f"  ... and {len(verdict.leaked_groups) - MAX_GROUPS} more groups")
-    if verdict.heap_sites and HEAP in verdict.over:
-        grew = format_size(delta.of(HEAP) or 0)
-        title = f"live heap grew {grew}; allocation sites that grew (sampled estimates):"
-        if verdict.extra_runs:
-            title = (
-                f"live heap grew {grew}; allocation sites that grew over the measured runs and {verdict.extra_runs} "
-                "more, run so that the heap sampler could see the leak (sampled estimates):"
-            )
-        lines += ["", title]
-        for site in verdict.heap_sites[:MAX_SITES]:
-            lines.append(f"  +{format_size(site.bytes)} ({site.objects} objects live)")
-            lines += _site_line(site.stack)
-    elif HEAP in verdict.over:
+def _goroutine_section(verdict: Verdict) -> list[str]:
+    if not verdict.leaked_groups:
+        return []
+    total = sum(group.count for group in verdict.leaked_groups)
+    groups = len(verdict.leaked_groups)
+    lines = ["", f"leaked goroutines ({total} in {groups} group{'s' if groups != 1 else ''}):"]
+    for group in verdict.leaked_groups[:MAX_GROUPS]:
+        lines += _group_lines(group, verdict.after.goroutines.cut)
+    if len(verdict.leaked_groups) > MAX_GROUPS:
+        lines.append(f"  ... and {len(verdict.leaked_groups) - MAX_GROUPS} more groups")
+    return lines
+
+
+def _heap_section(verdict: Verdict) -> list[str]:
+    grew = format_size(verdict.delta.of(HEAP) or 0)
+    if not verdict.heap_sites:
         rate = verdict.after.heap.sample_rate if verdict.after.heap is not None else 512 << 10
-        lines += [
+        return [
             "",
             f"no sampled allocation site grew: this service samples one allocation per {format_size(rate)} "
             "(runtime.MemProfileRate), so a small leak may show no site; lower goleak_memprofilerate to see one",
         ]
-    if OFFHEAP in verdict.over:
-        grew = format_size(delta.of(OFFHEAP) or 0)
-        lines += [
-            "",
-            f"resident memory outside the Go runtime grew {grew} (cgo's C.malloc, mmap, a C library's caches)",
-        ]
-        if verdict.mappings:
-            lines += _listed("new or grown memory mappings", [m.describe() for m in verdict.mappings], MAX_SITES)
-        else:
-            lines.append("  no mapping is new or grew in place: memory was added inside mappings that existed before")
-    if delta.new_fds and FDS in verdict.over:
-        lines += _listed("new file descriptors", [f"fd {fd}: {target}" for fd, target in delta.new_fds])
-    if delta.new_children and CHILDREN in verdict.over:
-        lines += _listed("new child processes", [format_child(child) for child in delta.new_children])
-    if delta.new_tmpfiles and TMPFILES in verdict.over:
-        entries = [describe_entry(path, size) for path, size in delta.new_tmpfiles]
-        lines += _listed("new entries in the service's TMPDIR", entries)
+    title = f"live heap grew {grew}; allocation sites that grew (sampled estimates):"
+    if verdict.extra_runs:
+        title = (
+            f"live heap grew {grew}; allocation sites that grew over the measured runs and {verdict.extra_runs} "
+            "more, run so that the heap sampler could see the leak (sampled estimates):"
+        )
+    lines = ["", title]
+    for site in verdict.heap_sites[:MAX_SITES]:
+        lines.append(f"  +{format_size(site.bytes)} ({site.objects} objects live)")
+        lines += _site_line(site.stack)
+    return lines
+
+
+def _offheap_section(verdict: Verdict) -> list[str]:
+    grew = format_size(verdict.delta.of(OFFHEAP) or 0)
+    lines = ["", f"resident memory outside the Go runtime grew {grew} (cgo's C.malloc, mmap, a C library's caches)"]
+    if verdict.mappings:
+        return lines + _listed("new or grown memory mappings", [m.describe() for m in verdict.mappings], MAX_SITES)
+    return [*lines, "  no mapping is new or grew in place: memory was added inside mappings that existed before"]
+
+
+def _fd_section(verdict: Verdict) -> list[str]:
+    fds = verdict.delta.new_fds
+    return _listed("new file descriptors", [f"fd {fd}: {target}" for fd, target in fds]) if fds else []
+
+
+def _children_section(verdict: Verdict) -> list[str]:
+    children = verdict.delta.new_children
+    return _listed("new child processes", [format_child(child) for child in children]) if children else []
+
+
+def _tmpfiles_section(verdict: Verdict) -> list[str]:
+    entries = [describe_entry(path, size) for path, size in verdict.delta.new_tmpfiles]
+    return _listed("new entries in the service's TMPDIR", entries) if entries else []
+
+
+# Each measure's evidence, as the report shows it when that measure is over budget (gathered in judge/evidence.py);
+# in the order a reader wants them: goroutines, then memory, then the process's other resources.
+SECTIONS: tuple[tuple[Measure, Callable[[Verdict], list[str]]], ...] = (
+    (GOROUTINES, _goroutine_section),
+    (HEAP, _heap_section),
+    (OFFHEAP, _offheap_section),
+    (FDS, _fd_section),
+    (CHILDREN, _children_section),
+    (TMPFILES, _tmpfiles_section),
+)
+
+
+def render(verdict: Verdict) -> str:
+    """The whole failure text: headline, then each leaking measure in detail."""
+    lines = [headline(verdict), *_baseline_lines(verdict)]
+    for measure, section in SECTIONS:
+        if measure in verdict.over:
+            lines += section(verdict)
     if verdict.waited >= 0.05:
         lines += ["", f"(growth persisted through {verdict.waited:.2f}s of settling)"]
     return "\n".join(lines)
+
+
+def render_outcome(outcome: Outcome, service: Service) -> str | None:
+    """What a test fails with for one service: the verdict's report with its hints, or the service's problem."""
+    if outcome.problem is not None:
+        return f"goleak: {outcome.problem}"
+    verdict = outcome.verdict
+    if verdict is None or not verdict.failed:
+        return None
+    text = render(verdict)
+    startup = outcome.startup
+    if startup is not None:
+        hint = startup_hint(startup, service.name, service.start_timeout, service.ready_url, outcome.ready_path)
+        text += "\n\n" + hint
+    # The lines that would ignore the leaked kind come last, where a reader copies them from.
+    return text + ignore_help(verdict)
 
 
 def junit_properties(verdict: Verdict) -> list[tuple[str, object]]:
@@ -180,46 +226,3 @@ def junit_properties(verdict: Verdict) -> list[tuple[str, object]]:
     properties: list[tuple[str, object]] = [(m.junit, delta.of(m)) for m in MEASURES if delta.of(m) is not None]
     properties.append(("goroutines_delta", delta.goroutine_total))
     return properties
-
-
-def ignore_pattern(identity: str) -> str:
-    """An ignore pattern that matches exactly ``identity``: ``[`` (Go's generics, ``F[...]``) is a class in patterns."""
-    return identity.replace("[", "[[]").replace("?", "[?]")
-
-
-def ignore_help(verdict: Verdict) -> str:
-    """The end of a goroutine-leak report: the runtime's word on the leaked kinds, and the lines that ignore them.
-
-    Empty when no goroutine group is reported. Per-resource state (a
-    goroutine per alert group, per subscription) is growth the service means
-    to keep, and these are the exact lines a user would otherwise have to
-    work out from the report; a budget or a clean-up in the test is narrower.
-    """
-    if not verdict.leaked_groups:
-        return ""
-    count = sum(group.count for group in verdict.leaked_groups)
-    proven = sum(group.proven for group in verdict.leaked_groups)
-    names = list(dict.fromkeys(ignore_pattern(group.identity) for group in verdict.leaked_groups))
-    lines = []
-    if proven:
-        which = "it" if count == 1 else ("all of them" if proven == count else f"{proven} of these {count}")
-        lines += [
-            f"The Go runtime proved {which} leaked: nothing can ever wake {'it' if proven == 1 else 'them'}, so this"
-            " is not state the service keeps.",
-            "Fix the code rather than ignore it.",
-        ]
-    elif verdict.leak_profile:
-        lines += [
-            "The Go runtime's leak profile does not prove these leaked (it proves only goroutines nothing can reach):",
-            "they may be state the service keeps per resource the test created, or a leak it cannot prove.",
-        ]
-    lines += [
-        "If they are state the service keeps on purpose, for a resource the test created, these lines ignore that",
-        'kind (narrower: a budget on the test, or a clean-up in it; see "Stateful APIs" in pytest-goleak\'s README):',
-    ]
-    if len(names) == 1:
-        lines.append(f"    goleak_ignore = {names[0]}")
-    else:
-        lines += ["    goleak_ignore =", *(f"        {name}" for name in names)]
-    lines.append(f"    @pytest.mark.goleak(ignore=[{', '.join(json.dumps(name) for name in names)}])")
-    return "\n\n" + "\n".join(lines)

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import pytest
 
-from pytest_goleak.judge.check import Verdict
 from pytest_goleak.judge.measures import BY_NAME, CHARTED, MEASURES, SESSION, Measure, values
+from pytest_goleak.judge.verdict import Verdict
 from pytest_goleak.report.baseline import entry
 
 MAX_LISTED = 20

@@ -31,12 +31,7 @@ import httpx
 import psutil
 import pytest
 
-from pytest_goleak.judge.check import Verdict
-from pytest_goleak.judge.diff import diff
-from pytest_goleak.judge.measures import FDS, HEAP, THREADS
-from pytest_goleak.read.snapshot import Snapshot
-from pytest_goleak.service.protocol import Service
-from pytest_goleak.service.started import GoService
+from pytest_goleak import FDS, HEAP, THREADS, GoService, Service, Snapshot, Verdict, diff, render
 
 # (method, path, json-body-or-None). A callable may produce one per call.
 Request = tuple[str, str, object]
@@ -239,8 +234,6 @@ def install(
                 record.fd_delta = verdict.delta.of(FDS)
                 record.thread_delta = verdict.delta.of(THREADS)
                 if verdict.failed:
-                    from pytest_goleak.report.failure import render
-
                     record.leak_text = render(verdict) + _peers(service.pid)
             if len(readings) >= 2 and verdict is not None:  # a first after-reading over budget, more
                 first = diff(verdict.before, readings[0], verdict.budget)

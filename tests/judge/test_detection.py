@@ -150,7 +150,7 @@ def test_snapshot_is_inspectable(pytest_goleak) -> None:  # type: ignore[no-unty
     assert values["fds"] is not None and values["fds"] >= 3
     assert values["threads"] is not None and values["threads"] >= 1
     assert values["tmpfiles"] is not None
-    assert pytest_goleak.read.snapshot().goroutines.total >= (values["goroutines"] or 0)
+    assert pytest_goleak.snapshot().goroutines.total >= (values["goroutines"] or 0)
     assert pytest_goleak.service.tmpdir is not None and pytest_goleak.service.tmpdir.is_dir()
     assert pytest_goleak.service.pid > 0
     assert pytest_goleak.url == pytest_goleak.service.url

@@ -16,11 +16,11 @@ import pytest
 from corefakes import snapshot
 
 from pytest_goleak.judge.budget import Budget
-from pytest_goleak.judge.check import LeakedGroup, Verdict
 from pytest_goleak.judge.diff import Delta
 from pytest_goleak.judge.measures import FDS, GOROUTINES
+from pytest_goleak.judge.verdict import LeakedGroup, Verdict
 from pytest_goleak.read.pprof import Frame
-from pytest_goleak.report.failure import ignore_help, ignore_pattern
+from pytest_goleak.report.hints import ignore_help, ignore_pattern
 
 STACK = (Frame("main.worker", "/src/worker.go", 12),)
 

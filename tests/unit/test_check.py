@@ -1,4 +1,8 @@
-"""``LeakCheck``: settling on a scripted sequence of readings with a fake clock, and the evidence of a failure."""
+"""Settling on a scripted sequence of readings with a fake clock, and the evidence of a failure.
+
+The steps are those of ``check_one_test`` between its readings: the before-reading (``Reader.before``),
+``settle``, and for a failure ``gather_evidence`` then ``rejudged``.
+"""
 
 from __future__ import annotations
 
@@ -24,20 +28,13 @@ from hypothesis import strategies as st
 
 from pytest_goleak.errors import ServiceUnresponsive
 from pytest_goleak.judge.budget import Budget
-from pytest_goleak.judge.check import (
-    _BACKOFF,
-    LeakCheck,
-    LeakedGroup,
-    Phase,
-    Verdict,
-    gather_evidence,
-    judged,
-    rejudged,
-)
 from pytest_goleak.judge.diff import diff
+from pytest_goleak.judge.evidence import gather_evidence
 from pytest_goleak.judge.measures import FDS, GOROUTINES, HEAP
+from pytest_goleak.judge.settle import _BACKOFF, OnReading, Reader, settle
+from pytest_goleak.judge.verdict import LeakedGroup, Phase, Verdict, judged, rejudged
 from pytest_goleak.read.pprof import Frame, GoroutineProfile, Stack
-from pytest_goleak.read.snapshot import ALL_PARTS, CHEAP_PARTS, Part, Snapshot
+from pytest_goleak.read.snapshot import ALL_PARTS, CHEAP_PARTS, Part, Snapshot, Snapshotter
 from pytest_goleak.units import MiB
 
 WORKER = goroutine("runtime.gopark", "runtime.chansend", "main.worker")
@@ -55,6 +52,24 @@ def _with(*groups: tuple[int, Stack]) -> GoroutineProfile:
 LEAKY = snapshot(_with((1, WORKER)), process=process())
 
 
+class LeakCheck:
+    """The reading steps of ``check_one_test`` for one service, on fakes: before, settle, a failure's evidence."""
+
+    def __init__(self, snapshotter: Snapshotter, budget: Budget, time: FakeTime, on_reading: OnReading | None = None):
+        self.reader = Reader(snapshotter, budget, on_reading)
+        self.time = time
+        self.before: Snapshot | None = None
+
+    def begin(self, kept: Snapshot | None = None) -> Snapshot:
+        self.before = self.reader.before(kept)
+        return self.before
+
+    def finish(self, exact: bool = True) -> Verdict:
+        assert self.before is not None
+        verdict = settle(self.reader, self.before, exact, sleep=self.time.sleep, clock=self.time.clock)
+        return rejudged(gather_evidence(self.reader.snapshotter, verdict)) if verdict.failed else verdict
+
+
 def _check(
     readings: list[Snapshot],
     budget: Budget | None = None,
@@ -63,7 +78,7 @@ def _check(
 ) -> tuple[LeakCheck, FakeSnapshotter, FakeTime]:
     time = FakeTime()
     snapshotter = FakeSnapshotter(readings, pprof or FakePprof(), time=time, reading_takes=reading_takes)
-    check = LeakCheck(snapshotter.as_snapshotter(), budget or Budget(), sleep=time.sleep, clock=time.clock)
+    check = LeakCheck(snapshotter.as_snapshotter(), budget or Budget(), time)
     return check, snapshotter, time
 
 
@@ -154,8 +169,7 @@ def test_on_reading_hears_each_phase_in_order() -> None:
     check = LeakCheck(
         snapshotter.as_snapshotter(),
         Budget(),
-        sleep=time.sleep,
-        clock=time.clock,
+        time,
         on_reading=lambda reading, phase: heard.append((phase, reading)),
     )
     check.begin()
@@ -174,8 +188,7 @@ def test_an_adopted_before_reading_is_not_taken_again() -> None:
     check = LeakCheck(
         snapshotter.as_snapshotter(),
         Budget(),
-        sleep=time.sleep,
-        clock=time.clock,
+        time,
         on_reading=lambda reading, phase: heard.append(phase),
     )
     previous = snapshot(IDLE, heap(1000), process=process())
@@ -209,8 +222,7 @@ def _exact(live: int) -> Snapshot:
 def test_a_heap_bound_within_budget_passes_on_one_reading_without_a_gc() -> None:
     check, snapshotter, _ = _check([_exact(10 * MiB), _uncollected(10 * MiB + (600 << 10))])
     check.begin()
-    check.exact_after = False
-    verdict = check.finish()
+    verdict = check.finish(exact=False)
     assert not verdict.failed
     after_parts = snapshotter.asked[1][0]
     assert Part.MEMSTATS in after_parts and Part.HEAP not in after_parts
@@ -221,8 +233,7 @@ def test_a_heap_bound_over_budget_is_read_again_after_a_gc_and_judged_on_that() 
     # Garbage makes the bound read +3 MiB; after a GC the heap grew 100 KiB: the test passes.
     check, snapshotter, _ = _check([_exact(10 * MiB), _uncollected(13 * MiB), _exact(10 * MiB + (100 << 10))])
     check.begin()
-    check.exact_after = False
-    verdict = check.finish()
+    verdict = check.finish(exact=False)
     assert not verdict.failed
     assert Part.HEAP in snapshotter.asked[2][0]
     assert verdict.delta.of(HEAP) == 100 << 10
@@ -233,8 +244,7 @@ def test_a_heap_leak_under_its_bound_fails_as_it_did_with_a_gc(live_after: int) 
     readings = [_exact(10 * MiB), _uncollected(live_after + 5 * MiB), *[_exact(live_after)] * 20]
     check, _, _ = _check(readings)
     check.begin()
-    check.exact_after = False
-    verdict = check.finish()
+    verdict = check.finish(exact=False)
     assert verdict.failed and verdict.over == (HEAP,)
     assert verdict.delta.of(HEAP) == live_after - 10 * MiB
 
@@ -256,18 +266,11 @@ def test_the_heap_bound_never_passes_a_test_the_exact_reading_fails(
             readings.pop(1)
         check, _, _ = _check(readings, Budget(limits={"heap": budget}, settle=0.0))
         check.begin()
-        check.exact_after = exact_after
-        return check.finish()
+        return check.finish(exact=exact_after)
 
     exact, bounded = verdict(True), verdict(False)
     assert bounded.failed == exact.failed
     assert bounded.violations == exact.violations
-
-
-def test_finish_before_begin_is_an_error() -> None:
-    check, _, _ = _check([CLEAN])
-    with pytest.raises(RuntimeError, match=r"finish\(\) before begin\(\)"):
-        check.finish()
 
 
 @pytest.mark.parametrize(

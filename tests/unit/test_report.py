@@ -8,9 +8,9 @@ import pytest
 from corefakes import IDLE, child, heap, process, snapshot
 
 from pytest_goleak.judge.budget import Budget
-from pytest_goleak.judge.check import LeakedGroup, Verdict
 from pytest_goleak.judge.diff import Delta, SiteGrowth, diff
 from pytest_goleak.judge.measures import CHILDREN, FDS, GOROUTINES, HEAP, MEASURES, TMPFILES, Measure
+from pytest_goleak.judge.verdict import LeakedGroup, Verdict
 from pytest_goleak.read.pprof import Frame, HeapProfile, Stack
 from pytest_goleak.read.procfs import ChildInfo
 from pytest_goleak.read.snapshot import Snapshot

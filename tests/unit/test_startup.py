@@ -9,6 +9,7 @@ from corefakes import IDLE, MAIN, PPROF_HANDLER, FakeTime, goroutine, process, p
 
 from pytest_goleak.judge.budget import Budget
 from pytest_goleak.judge.startup import Activity, Startup, wait_quiet
+from pytest_goleak.report.hints import startup_hint
 
 WORKER = goroutine("runtime.gopark", "main.worker")
 STARTED_AT = 100.0  # FakeTime starts at 100.0: the service started just now
@@ -108,7 +109,7 @@ def test_activity_counts_goroutines_by_identity_and_fds_as_the_budget_does() -> 
 
 
 def _hint(startup: Startup, ready_url: str | None = None, answering: str | None = None) -> str:
-    return startup.hint("warming", 10.0, ready_url, answering)
+    return startup_hint(startup, "warming", 10.0, ready_url, answering)
 
 
 def test_hint_says_the_service_had_just_started_and_how_the_wait_ended() -> None:
