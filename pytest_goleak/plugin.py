@@ -19,9 +19,10 @@ from pytest_goleak import hooks, settings
 from pytest_goleak.errors import ConfigError, GoleakError, ServiceMisconfigured
 from pytest_goleak.handle import GoleakHandle, unreadable_text
 from pytest_goleak.judge.budget import Budget
+from pytest_goleak.judge.measures import MEASURES
 from pytest_goleak.judge.verdict import Phase, Verdict
 from pytest_goleak.judge.watch import Listeners
-from pytest_goleak.read.snapshot import Snapshot
+from pytest_goleak.read.snapshot import Part, Snapshot
 from pytest_goleak.report.failure import junit_properties
 from pytest_goleak.report.json_report import write_json
 from pytest_goleak.report.session import record
@@ -80,8 +81,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return ["goleak: checks disabled"]
     if state.attached is not None:
         what = f"attached to {state.attached.url}"
-        if state.attached.unmeasured:
-            *most, last = state.attached.unmeasured
+        if state.attached.pid is None:
+            *most, last = [measure.name for measure in MEASURES if Part.PROCESS in measure.parts]
             unmeasured = f"{', '.join(most)} and {last}" if most else last
             what += f" (no local PID: {unmeasured} not measured; set goleak_attach_pid)"
     elif state.service_config is not None:

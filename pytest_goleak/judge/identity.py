@@ -135,24 +135,12 @@ def counted(profile: GoroutineProfile, ignore: Sequence[str] = ()) -> Iterator[t
 
 
 def count_by_identity(profile: GoroutineProfile, ignore: Sequence[str] = ()) -> Counter[str]:
-    """How many goroutines of each identity a reading counts.
-
-    Each reading is counted several times (its diff as the after-reading, then as
-    the next before-reading, its session record), so the last few are remembered.
-    """
-    key = (id(profile), tuple(ignore))
-    known = _COUNTED.get(key)
-    if known is not None and known[0] is profile:
-        return Counter(known[1])
-    counts: Counter[str] = Counter()
-    for name, count, _ in counted(profile, ignore):
-        counts[name] += count
-    _COUNTED[key] = (profile, counts)
-    while len(_COUNTED) > _COUNTED_KEPT:
-        del _COUNTED[next(iter(_COUNTED))]
-    return Counter(counts)
-
-
-# The readings last counted: each holds its profile, so that no other profile takes its id meanwhile.
-_COUNTED: dict[tuple[int, tuple[str, ...]], tuple[GoroutineProfile, Counter[str]]] = {}
-_COUNTED_KEPT = 8
+    """How many goroutines of each identity a reading counts (kept on the profile: it is asked several times)."""
+    key = tuple(ignore)
+    known = profile.counts.get(key)
+    if known is None:
+        counts: Counter[str] = Counter()
+        for name, count, _ in counted(profile, ignore):
+            counts[name] += count
+        known = profile.counts[key] = counts
+    return Counter(known)

@@ -1,0 +1,15 @@
+"""Reading one process: its goroutines and heap through pprof, its fds, children, threads and memory through /proc.
+
+Knows no budget and no verdict: a reading is what the service held, nothing more.
+
+Modules:
+    snapshot    ``Snapshot``, one reading, and ``Snapshotter``, which takes the parts asked for
+    pprof       fetching and decoding pprof profiles and goroutine dumps
+    keepalive   the one kept-alive ``http.client`` connection to pprof; send now, read the answer later
+    procfs      fds, children, threads, resident memory and bytes read of a process (psutil, /proc)
+    tmpdir      the service's private ``TMPDIR`` and what it holds
+    http        bounded, proxy-free httpx clients (the tests' ``pytest_goleak.client``, the readiness probes)
+    _proto      pprof's ``profile.proto``, compiled
+
+Imports: ``read`` only, and ``errors``/``units`` (``tests/unit/test_layers.py`` enforces it).
+"""

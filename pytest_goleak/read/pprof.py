@@ -21,7 +21,7 @@ import gzip
 import math
 import re
 import zlib
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, NoReturn
@@ -75,8 +75,13 @@ class GoroutineProfile:
     groups: tuple[GoroutineGroup, ...]
     raw: bytes = field(repr=False, default=b"")
     # The debug=2 dump read right after the profile, when the profile may have cut
-    # a stack: goroutines are then counted from it (see goroutines.counted).
+    # a stack: goroutines are then counted from it (see judge/identity.py, counted).
     dumped: tuple[DumpedGoroutine, ...] | None = None
+    # Counts by identity under each tuple of ignore patterns, kept by judge/identity.py: one reading is
+    # counted several times (as an after-reading, the next before-reading, the session's record).
+    counts: dict[tuple[str, ...], Mapping[str, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def total(self) -> int:

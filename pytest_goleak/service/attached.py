@@ -22,15 +22,12 @@ from pytest_goleak.errors import (
     ServiceError,
     ServiceMisconfigured,
 )
-from pytest_goleak.judge.measures import MEASURES
-from pytest_goleak.read.snapshot import Part
 from pytest_goleak.service.config import DEFAULT_PPROF_URL, REQUEST_TIMEOUT, START_TIMEOUT, Where
 from pytest_goleak.service.loopback import require_loopback
 from pytest_goleak.service.protocol import unreadable
 from pytest_goleak.service.readiness import NotReady, probes, wait_ready
 
 # What /proc gives, and a service with no local PID cannot.
-UNMEASURED_WITHOUT_PID = tuple(measure.name for measure in MEASURES if Part.PROCESS in measure.parts)
 
 
 def _keyword(name: str) -> str:
@@ -78,10 +75,6 @@ class AttachedService:
         self.started_at = time.monotonic()
         self.request_timeout = request_timeout
         self.name = f"service at {parts.netloc}"
-
-    @property
-    def unmeasured(self) -> tuple[str, ...]:
-        return UNMEASURED_WITHOUT_PID if self.pid is None else ()
 
     def _fill(self, template: str, name: str, netloc: str) -> str:
         try:

@@ -37,10 +37,6 @@ class Service(Protocol):
         """Its private ``TMPDIR``, whose leftover files are counted; None if it is not the plugin's."""
 
     @property
-    def unmeasured(self) -> tuple[str, ...]:
-        """The measures this service cannot be read for."""
-
-    @property
     def binary(self) -> Path | None:
         """The binary to keep beside a failing test's profiles (pprof symbolises with it), or None."""
 

@@ -96,8 +96,6 @@ class GoService:
     def request_timeout(self) -> float:
         return self.config.request_timeout
 
-    unmeasured: tuple[str, ...] = ()  # a local process: every measure is taken
-
     @property
     def running(self) -> _Run:
         if self._run is None:
