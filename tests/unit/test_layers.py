@@ -61,7 +61,7 @@ def _rule(module: str) -> tuple[str, ...] | None:
 
 def _breaks(module: str, imported: str) -> bool:
     allowed = _rule(module)
-    if allowed is None or imported in FOUNDATION and module not in FOUNDATION:
+    if allowed is None or (imported in FOUNDATION and module not in FOUNDATION):
         return False
     return not any(imported == prefix or imported.startswith(prefix + ".") for prefix in allowed)
 
