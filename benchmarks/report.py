@@ -227,12 +227,50 @@ def clean_result(items: list[dict[str, Any]], prefix: str) -> CleanResult:
 
 # ---------------------------------------------------------------- profiles
 
+# Every function the profile tables look up in a cProfile dump, by what its time stands for:
+# (path suffix of its file, function name). A plugin function's path is its file in the repository;
+# "~" is a builtin, named as cProfile names it. tests/unit/test_benchmark_names.py fails when a
+# plugin function here is renamed or moved, where a stale name would read as zero in RESULTS.md.
+PROFILED: dict[str, tuple[str, str]] = {
+    # the readings
+    "snapshot": ("pytest_goleak/read/snapshot.py", "take"),  # Snapshotter.take: one reading
+    "pprof answer": ("pytest_goleak/read/keepalive.py", "read"),  # reading one answer off the kept-alive connection
+    "goroutine profile decode": ("pytest_goleak/read/pprof.py", "parse_goroutine_profile"),
+    "heap profile": ("pytest_goleak/read/pprof.py", "heap_of"),  # one heap profile read and parsed
+    "heap profile parse": ("pytest_goleak/read/pprof.py", "parse_heap_profile"),
+    "/proc read": ("pytest_goleak/read/procfs.py", "read_process"),
+    "/proc children scan": ("pytest_goleak/read/procfs.py", "_read_descendants"),
+    # judging
+    "diff": ("pytest_goleak/judge/diff.py", "diff"),
+    "kept reading check": ("pytest_goleak/judge/reuse.py", "read_now"),
+    "settle": ("pytest_goleak/judge/settle.py", "settle"),  # the caller of the settle sleeps
+    # a failed verdict
+    "evidence": ("pytest_goleak/judge/evidence.py", "gather_evidence"),
+    "full dump": ("pytest_goleak/read/pprof.py", "proving_dump"),  # goroutineleak?debug=2, else the plain dump
+    "plain dump": ("pytest_goleak/read/pprof.py", "goroutine_dump"),  # goroutine?debug=2
+    "full dump parse": ("pytest_goleak/read/pprof.py", "parse_goroutine_dump"),
+    "dumped identity": ("pytest_goleak/judge/identity.py", "dumped_identity"),
+    "render": ("pytest_goleak/report/failure.py", "render"),
+    # third-party code and builtins
+    "httpx client": ("httpx/_client.py", "__init__"),
+    "httpx ssl context": ("httpx/_config.py", "create_ssl_context"),
+    "sleep": ("~", "<built-in method time.sleep>"),
+    "recv_into": ("~", "<method 'recv_into' of '_socket.socket' objects>"),
+    "recv": ("~", "<method 'recv' of '_socket.socket' objects>"),
+    "send": ("~", "<method 'send' of '_socket.socket' objects>"),
+    "sendall": ("~", "<method 'sendall' of '_socket.socket' objects>"),
+}
+
 
 class Stats:
     """Look-ups in one cProfile dump by file suffix and function name."""
 
     def __init__(self, path: Path) -> None:
         self.stats: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+
+    def of(self, what: str) -> tuple[int, float, float]:
+        """:meth:`find` of the ``PROFILED`` entry ``what``."""
+        return self.find(*PROFILED[what])
 
     def find(self, file_suffix: str, function: str) -> tuple[int, float, float]:
         """(calls, own seconds, cumulative seconds) of the outermost matching entry."""
@@ -265,6 +303,14 @@ class Stats:
                     total += value[3]
         return total
 
+    def of_from(self, what: str, caller: str) -> float:
+        """:meth:`cum_from` of the ``PROFILED`` entry ``what`` in calls made by the entry ``caller``."""
+        return self.cum_from(*PROFILED[what], PROFILED[caller][1])
+
+    def sleeps_in(self, caller: str) -> tuple[int, float]:
+        """(calls, seconds) of ``time.sleep`` called from the ``PROFILED`` entry ``caller``."""
+        return self.called_from(PROFILED["sleep"][1], *PROFILED[caller])
+
     def top(self, count: int = 12) -> list[tuple[str, int, float, float]]:
         rows = []
         for (file, line, name), (_cc, calls, own, cum, _callers) in self.stats.items():
@@ -287,39 +333,31 @@ def check_breakdown(path: Path, tests: int, wall_per_test: float) -> list[tuple[
     """Where a clean checked test's time goes: (what, ms per test, note)."""
     s = Stats(path)
     per = 1000.0 / max(tests, 1)
-    answers = s.find("pytest_goleak/read/keepalive.py", "read")
-    parse_g = s.find("pytest_goleak/read/pprof.py", "parse_goroutine_profile")
-    heap = s.find("pytest_goleak/read/pprof.py", "heap_of")
-    parse_h = s.find("pytest_goleak/read/pprof.py", "parse_heap_profile")
-    procfs = s.find("pytest_goleak/read/procfs.py", "read_process")
-    descendants = s.find("pytest_goleak/read/procfs.py", "_read_descendants")
-    diff = s.find("pytest_goleak/judge/diff.py", "diff")
-    kept = s.find("pytest_goleak/judge/reuse.py", "read_now")
-    client = s.find("httpx/_client.py", "__init__")
-    ssl = s.find("httpx/_config.py", "create_ssl_context")
-    sleep = s.called_from("<built-in method time.sleep>", "pytest_goleak/judge/check.py", "finish")
-    recv = s.find("~", "<method 'recv_into' of '_socket.socket' objects>")
-    recv2 = s.find("~", "<method 'recv' of '_socket.socket' objects>")
-    send = s.find("~", "<method 'send' of '_socket.socket' objects>")
-    sendall = s.find("~", "<method 'sendall' of '_socket.socket' objects>")
-    take = s.find("pytest_goleak/read/snapshot.py", "take")
+    answers = s.of("pprof answer")
+    heap = s.of("heap profile")
+    descendants = s.of("/proc children scan")
+    kept = s.of("kept reading check")
+    client = s.of("httpx client")
+    ssl = s.of("httpx ssl context")
+    sleep = s.sleeps_in("settle")
+    take = s.of("snapshot")
     rows = [
         (
             "waiting for pprof answers (goroutine profile, heap profile, index)",
             answers[2] * per,
             f"{answers[0] / max(tests, 1):.2f} answers/test, {heap[0] / max(tests, 1):.2f} heap profiles/test",
         ),
-        ("goroutine profile decode (protobuf)", parse_g[2] * per, ""),
-        ("heap profile parse (text)", parse_h[2] * per, ""),
+        ("goroutine profile decode (protobuf)", s.of("goroutine profile decode")[2] * per, ""),
+        ("heap profile parse (text)", s.of("heap profile parse")[2] * per, ""),
         (
             "/proc read (read_process)",
-            procfs[2] * per,
+            s.of("/proc read")[2] * per,
             f"of which scanning /proc for children {descendants[2] * per:.2f} ms",
         ),
-        ("diff", diff[2] * per, ""),
+        ("diff", s.of("diff")[2] * per, ""),
         (
             "checking the kept reading: /proc/PID/io and the pprof index (reuse.read_now, less its /proc read)",
-            (kept[2] - s.cum_from("pytest_goleak/read/procfs.py", "read_process", "read_now")) * per,
+            (kept[2] - s.of_from("/proc read", "kept reading check")) * per,
             f"{kept[0] / max(tests, 1):.2f} checks/test",
         ),
         (
@@ -327,15 +365,15 @@ def check_breakdown(path: Path, tests: int, wall_per_test: float) -> list[tuple[
             client[2] * per,
             f"{client[0] / max(tests, 1):.1f} clients/test, SSL context {ssl[2] * per:.2f} ms",
         ),
-        ("settle sleeps (LeakCheck.finish)", sleep[1] * per, f"{sleep[0] / max(tests, 1):.2f} sleeps/test"),
+        ("settle sleeps (settle.settle)", sleep[1] * per, f"{sleep[0] / max(tests, 1):.2f} sleeps/test"),
     ]
     accounted = sum(row[1] for row in rows)
     rows.append(("everything else (pytest, fixtures, the test body, report)", wall_per_test - accounted, ""))
     rows.append(
         ("= profiled wall time per checked test", wall_per_test, f"{take[0] / max(tests, 1):.2f} snapshots/test")
     )
-    waiting = (recv[1] + recv2[1]) * per
-    sending = (send[1] + sendall[1]) * per
+    waiting = (s.of("recv_into")[1] + s.of("recv")[1]) * per
+    sending = (s.of("send")[1] + s.of("sendall")[1]) * per
     rows.append(("(of all the above: blocked in socket recv, i.e. waiting for Go's answer)", waiting, ""))
     rows.append(
         (
@@ -351,36 +389,29 @@ def leak_breakdown(path: Path, tests: int, wall_per_test: float) -> list[tuple[s
     """Where a 10,000-goroutine leak test's time goes."""
     s = Stats(path)
     per = 1000.0 / max(tests, 1)
-    take = s.find("pytest_goleak/read/snapshot.py", "take")
-    sleep = s.called_from("<built-in method time.sleep>", "pytest_goleak/judge/check.py", "finish")
-    # The evidence step was LeakCheck._with_evidence, later check.gather_evidence.
-    evidence = max(
-        s.find("pytest_goleak/judge/check.py", "_with_evidence"),
-        s.find("pytest_goleak/judge/check.py", "gather_evidence"),
-        key=lambda found: found[2],
-    )
-    dump = s.find("pytest_goleak/read/pprof.py", "goroutine_dump")
-    parse_dump = s.find("pytest_goleak/read/pprof.py", "parse_goroutine_dump")
-    # goroutine_dump() parsed the text itself in older versions; now the caller does.
-    parsed_inside = s.cum_from("pytest_goleak/read/pprof.py", "parse_goroutine_dump", "goroutine_dump")
-    proof = s.find("pytest_goleak/read/pprof.py", "leaked_goroutines")
-    identity = s.find("pytest_goleak/judge/diff.py", "identity")
-    render = s.find("pytest_goleak/report/failure.py", "render")
-    client = s.find("httpx/_client.py", "__init__")
+    take = s.of("snapshot")
+    sleep = s.sleeps_in("settle")
+    dump = s.of("full dump")
+    # The plain dump, where this Go does not serve goroutineleak (no leak proof).
+    plain = s.of_from("plain dump", "full dump")
+    identity = s.of("dumped identity")
     rows = [
         ("snapshots (before, after, settle retakes)", take[2] * per, f"{take[0] / max(tests, 1):.1f} snapshots/test"),
-        ("settle sleeps (LeakCheck.finish)", sleep[1] * per, f"{sleep[0] / max(tests, 1):.1f} sleeps/test"),
-        ("full dump fetch (goroutine?debug=2)", (dump[2] - parsed_inside) * per, ""),
-        ("full dump parse (parse_goroutine_dump)", parse_dump[2] * per, ""),
+        ("settle sleeps (settle.settle)", sleep[1] * per, f"{sleep[0] / max(tests, 1):.1f} sleeps/test"),
         (
-            "identity() over every dumped goroutine",
+            "full dump fetch (goroutineleak?debug=2, else goroutine?debug=2)",
+            dump[2] * per,
+            f"goroutine?debug=2 {plain * per:.1f} ms (goroutineleak not served)" if plain else "goroutineleak?debug=2",
+        ),
+        ("full dump parse (parse_goroutine_dump)", s.of("full dump parse")[2] * per, ""),
+        (
+            "dumped_identity() over every dumped goroutine",
             identity[2] * per,
             f"{identity[0] / max(tests, 1):.0f} calls/test (all callers)",
         ),
-        ("goroutineleak profile", proof[2] * per, ""),
-        ("evidence total (gather_evidence / _with_evidence)", evidence[2] * per, ""),
-        ("render the report", render[2] * per, ""),
-        ("httpx.Client() construction", client[2] * per, ""),
+        ("evidence total (gather_evidence)", s.of("evidence")[2] * per, ""),
+        ("render the report", s.of("render")[2] * per, ""),
+        ("httpx.Client() construction", s.of("httpx client")[2] * per, ""),
         ("= profiled wall time per leak test", wall_per_test, "includes the 10,000-goroutine request itself"),
     ]
     return rows
