@@ -13,10 +13,10 @@ from pytest_goleak.errors import GoleakError
 from pytest_goleak.judge.budget import Budget
 from pytest_goleak.judge.measures import values
 from pytest_goleak.judge.verdict import Verdict
-from pytest_goleak.judge.watch import Listeners, Outcome, Sequence, ServiceRuns, Steady, check_one_test
+from pytest_goleak.judge.watch import Listeners, Outcome, Sequence, ServiceRuns, Steady, check_one_test, problem_of
 from pytest_goleak.read import http
 from pytest_goleak.read.snapshot import Snapshot
-from pytest_goleak.report.failure import render_outcome
+from pytest_goleak.report.failure import render_outcome, render_problem
 from pytest_goleak.service.protocol import Service
 
 
@@ -49,9 +49,7 @@ class _Watch:
     def failure(self, error: GoleakError) -> str:
         """The report of a service that ended or could not be read mid-test, in its own words."""
         self.sequence.close()
-        if not self.service.alive():
-            return crash_text(self.service)
-        return unreadable_text(self.service, error, "after")
+        return render_problem(problem_of(self.service, error, "after"))
 
 
 class GoleakHandle:
@@ -150,13 +148,3 @@ class GoleakHandle:
 
     def close(self) -> None:
         self.client.close()
-
-
-def crash_text(service: Service) -> str:
-    """The report of a service that ended during the test, in its own words."""
-    return f"goleak: {service.describe_crash()}"
-
-
-def unreadable_text(service: Service, error: GoleakError, when: str) -> str:
-    """The report of a service that could not be read; the service diagnoses (and acts) itself."""
-    return f"goleak: {service.diagnose_unreadable(error, when)}"

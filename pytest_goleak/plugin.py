@@ -17,13 +17,13 @@ from _pytest._code.code import ExceptionRepr
 
 from pytest_goleak import hooks, settings
 from pytest_goleak.errors import ConfigError, GoleakError, ServiceMisconfigured
-from pytest_goleak.handle import GoleakHandle, unreadable_text
+from pytest_goleak.handle import GoleakHandle
 from pytest_goleak.judge.budget import Budget
 from pytest_goleak.judge.measures import MEASURES
 from pytest_goleak.judge.verdict import Phase, Verdict
-from pytest_goleak.judge.watch import Listeners
+from pytest_goleak.judge.watch import Listeners, problem_of
 from pytest_goleak.read.snapshot import Part, Snapshot
-from pytest_goleak.report.failure import junit_properties
+from pytest_goleak.report.failure import junit_properties, render_problem
 from pytest_goleak.report.json_report import write_json
 from pytest_goleak.report.session import record
 from pytest_goleak.report.timeline import write_timeline
@@ -206,7 +206,7 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> I
     try:
         handle.begin()
     except GoleakError as exc:
-        problem = unreadable_text(goleak_service, exc, "before")
+        problem = render_problem(problem_of(goleak_service, exc, "before"))
     if problem is not None:
         handle.close()
         _fail(problem)

@@ -93,12 +93,19 @@ def check_one_test(service: Service, reader: Reader, runs: ServiceRuns, listener
             # Ignoring goroutines by their creator can bring a test back within budget.
             verdict = rejudged(verdict) if steady is None else _sampled(verdict, steady, reader)
     except GoleakError as exc:
-        problem = service.describe_crash() if not service.alive() else service.diagnose_unreadable(exc, "after")
-        return Outcome(problem=problem, startup=startup)
+        return Outcome(problem=problem_of(service, exc, "after"), startup=startup)
     listeners.verdict(service, verdict)
     # Probed only for a failure's report: a clean run never pays for it.
     ready = startup is not None and verdict.failed and not service.ready_url
     return Outcome(verdict, startup=startup, ready_path=_answering(service) if ready else None)
+
+
+def problem_of(service: Service, error: GoleakError, when: str) -> str:
+    """Why ``service`` gave no reading ``when`` ("before" or "after" the test), in its own words.
+
+    A service that ended says how; one that is alive diagnoses (and acts on) the error itself.
+    """
+    return service.describe_crash() if not service.alive() else service.diagnose_unreadable(error, when)
 
 
 def wait_out_startup(reader: Reader, service: Service, quiet_for: float) -> Startup:

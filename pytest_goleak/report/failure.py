@@ -204,10 +204,15 @@ def render(verdict: Verdict) -> str:
     return "\n".join(lines)
 
 
+def render_problem(problem: str) -> str:
+    """The report of a service that gave no reading, in its own words (see judge/watch.py, problem_of)."""
+    return f"goleak: {problem}"
+
+
 def render_outcome(outcome: Outcome, service: Service) -> str | None:
     """What a test fails with for one service: the verdict's report with its hints, or the service's problem."""
     if outcome.problem is not None:
-        return f"goleak: {outcome.problem}"
+        return render_problem(outcome.problem)
     verdict = outcome.verdict
     if verdict is None or not verdict.failed:
         return None
