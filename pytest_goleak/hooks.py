@@ -2,8 +2,8 @@
 
 Implement them in a ``conftest.py`` or a plugin. They are called in the
 process that runs the test (an xdist worker, under xdist); what they receive
-is the plugin's own data: :class:`~pytest_goleak.snapshot.Snapshot` and
-:class:`~pytest_goleak.check.Verdict`, plain frozen dataclasses.
+is the plugin's own data: :class:`~pytest_goleak.Snapshot` and :class:`~pytest_goleak.Verdict`, plain
+frozen dataclasses, importable from ``pytest_goleak`` (its public face).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ def pytest_goleak_reading(item: pytest.Item, service: Service, reading: Snapshot
     """A reading of ``service`` was taken for ``item``.
 
     ``phase`` says what for: ``"before"`` the test (not called when the
-    previous test's after-reading is adopted as it: see ``reuse.py``),
+    previous test's after-reading is adopted as it: see ``judge/reuse.py``),
     ``"after"`` it (the first reading; without a forced GC where the heap is
-    bounded, see ``check.py``), ``"settle"`` (a retake while the growth was over
+    bounded, see ``judge/settle.py``), ``"settle"`` (a retake while the growth was over
     budget; one that waits on goroutines or fds keeps the heap of the reading
     before it), or ``"steady"`` (after one measured steady-state run).
     The verdict is judged on the last ``after`` or ``settle`` reading.

@@ -4,8 +4,8 @@ Each ini option ``goleak_NAME`` has a flag ``--goleak-NAME`` whose default is
 None, so that a flag given wins and a flag not given leaves the ini value in
 force (pytest-memray's ini options never applied because its flags had
 non-None defaults). Each default is written once: a measure's in
-:mod:`pytest_goleak.judge.measures`, a knob's on :class:`~pytest_goleak.budget.Budget`,
-a service setting's on :class:`~pytest_goleak.service_config.ServiceConfig`,
+:mod:`pytest_goleak.judge.measures`, a knob's on :class:`~pytest_goleak.judge.budget.Budget`,
+a service setting's on :class:`~pytest_goleak.service.config.ServiceConfig`,
 the rest in :data:`OPTIONS`. The rest of the plugin reads typed values only.
 """
 
@@ -132,7 +132,7 @@ SERVICE_OPTIONS = (
     ),
     Option("allow_remote", "allow a pprof URL that is not loopback (it exposes memory)", parse_bool, False, "bool"),
 )
-# After each start, before the first test: see startup.py for the rule.
+# After each start, before the first test: see judge/startup.py for the rule.
 STARTUP_OPTIONS = (
     Option(
         "startup_quiet",

@@ -19,7 +19,7 @@ from pytest_goleak.units import MiB, format_size, parse_count, parse_size
 
 
 class Ignores(Protocol):
-    """The ignore patterns a reading is counted under (a :class:`~pytest_goleak.budget.Budget` has them)."""
+    """The ignore patterns a reading is counted under (a :class:`~pytest_goleak.judge.budget.Budget` has them)."""
 
     @property
     def ignore(self) -> tuple[str, ...]: ...

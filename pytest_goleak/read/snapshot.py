@@ -40,7 +40,7 @@ class Snapshot:
     # Resident anonymous memory read before the heap profile; ``process`` holds the figure read just
     # after. The profile's MemStats fall between the two, and the scavenger may return pages meanwhile.
     resident_before_heap: int | None = None
-    # Bytes the service had read when the reading ended, after its last answer (see reuse.py).
+    # Bytes the service had read when the reading ended, after its last answer (see judge/reuse.py).
     read_bytes: int | None = None
     taken_at: float = field(default_factory=time.time)
 
@@ -62,7 +62,7 @@ ALL_PARTS = frozenset(Part)
 
 
 def bounding(parts: frozenset[Part]) -> frozenset[Part]:
-    """``parts`` with the heap read without a forced GC: live bytes plus garbage, an upper bound (see check.py)."""
+    """``parts`` with the heap read without a forced GC: live bytes plus garbage, an upper bound (see judge/settle.py)."""
     return parts - {Part.HEAP} | {Part.MEMSTATS} if Part.HEAP in parts else parts
 
 
@@ -95,7 +95,7 @@ class Snapshotter:
         """One reading of ``parts``; ``sockets`` describes socket fds too (fd ignore patterns match on it).
 
         The goroutine profile is always read, unless ``goroutines`` is given
-        (a kept reading's, still current: see reuse.py). The heap (a forced GC)
+        (a kept reading's, still current: see judge/reuse.py). The heap (a forced GC)
         and the TMPDIR walk are left out when no checked measure needs them.
         ``late_process`` reads /proc last rather than while the service answers:
         a before-reading's fds must not count a connection that is still closing,
@@ -138,7 +138,7 @@ class Snapshotter:
 
         if Part.MEMSTATS in parts and Part.HEAP not in parts:
             # Without a GC the heap goes first: the goroutine profile's gzip buffers (about 1 MiB of
-            # garbage per request) would otherwise count in the heap's bound (see check.py).
+            # garbage per request) would otherwise count in the heap's bound (see judge/settle.py).
             heap_profile = heap_beside_proc(collect=False)
         # Goroutines before the forced GC: it would otherwise finish off goroutines
         # a test left winding down, between the two. The TMPDIR is walked meanwhile.

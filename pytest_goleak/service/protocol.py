@@ -1,4 +1,4 @@
-"""What the plugin needs of a service, started (:class:`~pytest_goleak.service.GoService`) or attached.
+"""What the plugin needs of a service, started (:class:`~pytest_goleak.service.started.GoService`) or attached.
 
 Each kind diagnoses its own failures: a started service can be dumped and
 killed, an attached one is never signalled. The plugin only renders what

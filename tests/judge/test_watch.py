@@ -68,12 +68,15 @@ def test_a_clean_test_then_one_in_a_row_adopts_the_after_reading(service: GoServ
     runs, heard = ServiceRuns(startup_quiet=0.05), []
     first = _run(service, runs, _get(service, "/api/products"), heard)
     assert first.verdict is not None and not first.failed
-    assert first.startup is not None and first.startup.quiet  # the first test after a start waits it out
-    assert heard == [("reading", "before"), ("reading", "after"), ("verdict", False)]
+    assert first.startup is not None  # the first test after a start waits it out
+    # A settle retake may wait out the server side of the client's connection, closing.
+    assert heard[:2] == [("reading", "before"), ("reading", "after")] and heard[-1] == ("verdict", False)
+    assert set(heard[2:-1]) <= {("reading", "settle")}
     heard.clear()
     second = _run(service, runs, lambda: None, heard)  # nothing touches the service between the two
     assert second.startup is None
-    assert heard == [("reading", "after"), ("verdict", False)]  # the kept reading stood as the before-reading
+    assert ("reading", "before") not in heard  # the kept reading stood as the before-reading
+    assert heard[0] == ("reading", "after") and heard[-1] == ("verdict", False)
     assert second.verdict is not None and second.verdict.before is first.verdict.after
 
 
