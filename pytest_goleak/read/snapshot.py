@@ -62,7 +62,7 @@ ALL_PARTS = frozenset(Part)
 
 
 def bounding(parts: frozenset[Part]) -> frozenset[Part]:
-    """``parts`` with the heap read without a forced GC: live bytes plus garbage, an upper bound (see judge/settle.py)."""
+    """``parts`` with the heap read without a forced GC: live bytes plus garbage, a bound (see judge/settle.py)."""
     return parts - {Part.HEAP} | {Part.MEMSTATS} if Part.HEAP in parts else parts
 
 
