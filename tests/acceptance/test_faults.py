@@ -185,6 +185,10 @@ def _wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
     return [pid for pid in pids if _alive(pid)]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("ending", ["normal", "ctrl-c", "sigkill"])
 def test_no_process_survives_pytest(tmp_path: Path, go_build: Callable[[str], Path], ending: str) -> None:
     binary = go_build("tests/goapps/spawner")
@@ -198,6 +202,9 @@ def test_no_process_survives_pytest(tmp_path: Path, go_build: Callable[[str], Pa
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        # As from a terminal: a suite run as a background job (CI scripts, `cmd &`) ignores SIGINT, and the
+        # nested pytest would inherit that and never see the Ctrl-C.
+        preexec_fn=_default_sigint,
     )
     try:
         pids_file = tmp_path / "pids"
