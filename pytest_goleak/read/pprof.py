@@ -17,6 +17,7 @@ Nothing here knows about pytest; every failure is a :class:`ProfileError`
 
 from __future__ import annotations
 
+import functools
 import gzip
 import math
 import re
@@ -25,9 +26,6 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, NoReturn
-
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import DecodeError
 
 from pytest_goleak.errors import PprofNotServed, ProfileError, ServiceError
 from pytest_goleak.read._proto.profile_descriptor import SERIALIZED
@@ -133,15 +131,16 @@ class DumpedGoroutine:
     outer_missing: bool = False
 
 
+@functools.cache
 def _profile_class() -> Any:
     # Built from the serialized descriptor so that any protobuf runtime from
-    # 4.22 on can decode, whatever version generated the descriptor.
+    # 4.22 on can decode, whatever version generated the descriptor. Loaded on
+    # the first decode: a session that never reads a profile never pays for protobuf.
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
     pool = descriptor_pool.DescriptorPool()
     pool.Add(descriptor_pb2.FileDescriptorProto.FromString(SERIALIZED))
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("perftools.profiles.Profile"))
-
-
-_Profile = _profile_class()
 
 
 def gunzip(data: bytes, limit: int = MAX_PROFILE_BYTES) -> bytes:
@@ -168,7 +167,9 @@ def gunzip(data: bytes, limit: int = MAX_PROFILE_BYTES) -> bytes:
 
 
 def _decode(data: bytes) -> Any:
-    profile = _Profile()
+    from google.protobuf.message import DecodeError
+
+    profile = _profile_class()()
     try:
         profile.ParseFromString(gunzip(data))
     except (DecodeError, RuntimeError, ValueError) as exc:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpx
 
 from pytest_goleak.errors import ServiceError
 from pytest_goleak.read.procfs import listening
@@ -39,6 +38,10 @@ def addresses(listeners: Listeners) -> str:
 def port_of(url: str) -> int:
     parts = urlsplit(url)
     return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def until_listening(check: Callable[[httpx.Client], str | None], pid: int) -> Callable[[httpx.Client], str | None]:

@@ -10,11 +10,13 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from pytest_goleak.errors import PprofNotServed, ReadyRefused, ServiceError
 from pytest_goleak.read.http import client
+
+if TYPE_CHECKING:
+    import httpx  # imported where it is used: a session that starts no service never loads it
 
 PPROF_MISSING = 'add import _ "net/http/pprof" to the service, or point goleak_pprof_url at it'
 
@@ -30,6 +32,8 @@ def accepts(host: str, port: int, timeout: float = 0.2) -> bool:
 
 def probe_pprof(http: httpx.Client, url: str) -> str | None:
     """None once pprof answers at ``url``; else what went wrong. Raises :class:`PprofNotServed` on a 404."""
+    import httpx
+
     try:
         response = http.get(url)
     except httpx.HTTPError as exc:
@@ -50,6 +54,8 @@ def probe_ready(http: httpx.Client, url: str | None) -> str | None:
     no such path (404), or a plain GET refused (401, 403, 405). Waiting will
     not change those. A 5xx or no answer is a service still starting.
     """
+    import httpx
+
     if url is None:
         return None
     try:
@@ -135,6 +141,8 @@ def answering_ready_path(base_url: str, timeout: float, paths: Sequence[str] = C
     None also when a path that cannot exist answers 2xx: a catch-all
     handler (a web UI) says nothing about readiness.
     """
+    import httpx
+
     deadline = time.monotonic() + timeout
     with client(timeout) as http:
 
