@@ -8,6 +8,7 @@ and renders each outcome as report text (:mod:`pytest_goleak.report.failure`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pytest_goleak.errors import GoleakError
 from pytest_goleak.judge.budget import Budget
@@ -18,6 +19,9 @@ from pytest_goleak.read import http
 from pytest_goleak.read.snapshot import Snapshot
 from pytest_goleak.report.failure import render_outcome, render_problem
 from pytest_goleak.service.protocol import Service
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class _Watch:
@@ -68,9 +72,23 @@ class GoleakHandle:
         self.budget = budget
         self._checking = checking
         self._runs = runs
-        self.client = http.client(service.request_timeout, base_url=service.url)
+        self._client: httpx.Client | None = None
         self._listeners = listeners or Listeners()
         self._watches: list[_Watch] = []
+
+    @property
+    def client(self) -> httpx.Client:
+        """An httpx client on the service, for this test only: closed before the after-reading.
+
+        Made on first use: a test that talks to the service its own way (gRPC, its own client) pays nothing.
+        """
+        if self._client is None:
+            self._client = http.client(self.service.request_timeout, base_url=self.service.url)
+        return self._client
+
+    def _close_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
 
     @property
     def checking(self) -> bool:
@@ -111,7 +129,7 @@ class GoleakHandle:
 
     def finish(self) -> str | None:
         """Close the test's connections and judge every watched service; the failure text, or None."""
-        self.client.close()
+        self._close_client()
         return self._combine([watch.finish() for watch in self._watches])
 
     def finish_steady(self, rerun: Callable[[], object]) -> str | None:
@@ -135,7 +153,7 @@ class GoleakHandle:
                 try:
                     readings[index].append(watch.steady_reading())
                 except GoleakError as exc:  # a dead service fails here too, and failure() says it died
-                    self.client.close()
+                    self._close_client()
                     return self._combine([w.failure(exc) if w is watch else None for w in self._watches])
         # The client stays open while judging: a heap leak the sampler missed gets more runs of the test.
         # The readings were all taken with its connection open, so it is in none of their growth.
@@ -144,7 +162,7 @@ class GoleakHandle:
                 [watch.finish(Steady(series, rerun)) for watch, series in zip(self._watches, readings, strict=True)]
             )
         finally:
-            self.client.close()
+            self._close_client()
 
     def close(self) -> None:
-        self.client.close()
+        self._close_client()
