@@ -21,22 +21,63 @@ It only observes. For each test it appends one JSON line to the file named by
   before-reading the plugin adopted from the previous test is not told, so a
   test that took none has no ``before`` entry.
 
+* ``py_before_ms`` / ``py_after_ms`` / ``py_verdict_ms`` / ``py_hooks_ms``,
+  ``wait_ms`` and ``py_cpu_ms``, for a test that uses the ``pytest_goleak`` fixture: the
+  plugin's own Python time per phase, the waits on the service left out (see
+  "The plugin's Python side" below). Absent when the plugin under test lacks
+  one of the functions in ``report.TIMED`` (an older commit under ``--ref``).
+
 With ``GOLEAK_BENCH_PROFILE=PATH`` it also runs cProfile around every
 ``test_check_*`` item (stats written to ``PATH``) and every ``test_leak_*``
 item (``PATH.leak``), and nothing else.
+
+The plugin's Python side
+------------------------
+At configure, every function in ``report.TIMED`` is replaced, where the
+plugin looks it up, by a wrapper that adds its wall time to one of three
+process-wide sums: ``wait`` (``keepalive.Answer.read``, through which every
+wait of the plugin on the service goes: the status and body of one pprof
+answer), ``verdict`` (judging and rendering) and, from a hook wrapper here,
+``hooks`` (the dispatch of ``pytest_goleak_reading`` / ``pytest_goleak_verdict``
+to their implementations). The originals are put back at unconfigure. If one
+is missing, none is replaced and the session record says which
+(``timed_missing``).
+
+Per test, three regions are timed, each with the sums read at its start and
+end:
+
+* ``setup``: the ``pytest_goleak`` fixture's setup (``pytest_fixture_setup``);
+* ``outer``: a ``pytest_runtest_call`` wrapper registered right after the
+  plugin (so it runs just outside the plugin's own call wrapper);
+* ``inner``: this module's ``pytest_runtest_call`` wrapper, registered right
+  before the plugin (run.py passes ``-p goleak_bench_timing -p goleak``), so
+  it runs just inside it: the test body as the plugin's wrapper sees it.
+
+before = setup wall - its waits, verdict and hooks; after = (outer - inner)
+wall - the waits, verdict and hooks in outer and not in inner; verdict, hooks
+and waits = their sums over setup and (outer - inner). ``py_cpu_ms`` is this
+thread's CPU time (``time.thread_time``) over setup and (outer - inner): the
+same Python work, all four phases and the reading of the answers together,
+without the time spent waiting for a CPU on a busy machine. Whether the two call
+wrappers really sit next to the plugin's is checked at configure and written
+to the session record (``call_wrappers``).
 """
 
 from __future__ import annotations
 
 import cProfile
+import functools
+import importlib
 import json
 import os
+import sys
 import time
-from collections.abc import Generator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
+from report import TIMED
 
 if TYPE_CHECKING:  # at run time a --ref of an older plugin may lack these modules
     from pytest_goleak import Service, Snapshot, Verdict
@@ -44,6 +85,101 @@ if TYPE_CHECKING:  # at run time a --ref of an older plugin may lack these modul
 _OUT = os.environ.get("GOLEAK_BENCH_OUT", "")
 _PROFILE = os.environ.get("GOLEAK_BENCH_PROFILE", "")
 _TEXT_CHARS = 1500
+_FIXTURE = "pytest_goleak"
+
+# Seconds spent in the timed functions of the plugin, summed over the process: the waits on the service,
+# judging and rendering, and the dispatch of the plugin's hooks. A list indexed by SLOTS: cheap to add to.
+SLOTS = ("wait", "verdict", "hooks")
+_SUMS = [0.0, 0.0, 0.0]
+_WAIT, _VERDICT, _HOOKS = range(3)
+# The current test's timed regions: name -> (wall seconds, CPU seconds of this thread, the sums' growth).
+_REGIONS: dict[str, tuple[float, float, list[float]]] = {}
+
+
+def timed(function: Callable[..., Any], slot: int) -> Callable[..., Any]:
+    """``function``, adding its wall time to ``_SUMS[slot]``: two ``perf_counter`` calls."""
+    clock = time.perf_counter
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = clock()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _SUMS[slot] += clock() - start
+
+    return wrapper
+
+
+def install(table: Mapping[str, tuple[str, str, str, str]]) -> tuple[list[tuple[Any, str, Any]], list[str]]:
+    """Replace every function in ``table`` where it is looked up by a :func:`timed` wrapper.
+
+    Returns (what to put back: owner, attribute, original), and the names not
+    found; if any is missing nothing is replaced, so that no figure reads as
+    zero for a function that was never timed.
+    """
+    found: list[tuple[Any, str, Any, int]] = []
+    missing: list[str] = []
+    for module_name, name, _defined_in, slot in table.values():
+        try:
+            owner: Any = importlib.import_module(module_name)
+            *path, attribute = name.split(".")
+            for part in path:
+                owner = getattr(owner, part)
+            original = getattr(owner, attribute)
+            if not callable(original):
+                raise AttributeError(name)
+        except Exception:  # an older plugin (--ref): the module or the name does not exist
+            missing.append(f"{module_name}.{name}")
+            continue
+        found.append((owner, attribute, original, SLOTS.index(slot)))
+    if missing:
+        return [], missing
+    for owner, attribute, original, slot_index in found:
+        setattr(owner, attribute, timed(original, slot_index))
+    return [(owner, attribute, original) for owner, attribute, original, _ in found], []
+
+
+def uninstall(installed: list[tuple[Any, str, Any]]) -> None:
+    for owner, attribute, original in reversed(installed):
+        setattr(owner, attribute, original)
+
+
+class _Region:
+    """Times one region of a test: its wall time, this thread's CPU time, and how much each of ``_SUMS`` grew."""
+
+    __slots__ = ("cpu", "name", "start", "sums")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sums = list(_SUMS)
+        self.cpu = time.thread_time()
+        self.start = time.perf_counter()
+
+    def end(self) -> None:
+        wall = time.perf_counter() - self.start
+        cpu = time.thread_time() - self.cpu
+        _REGIONS[self.name] = (wall, cpu, [now - then for now, then in zip(_SUMS, self.sums, strict=True)])
+
+
+def phases() -> dict[str, float]:
+    """The current test's plugin phases in ms, from its regions; empty if it did not set up ``pytest_goleak``."""
+    if not {"setup", "outer", "inner"} <= _REGIONS.keys():
+        return {}
+    setup_wall, setup_cpu, setup = _REGIONS["setup"]
+    outer_wall, outer_cpu, outer = _REGIONS["outer"]
+    inner_wall, inner_cpu, inner = _REGIONS["inner"]
+    around = [o - i for o, i in zip(outer, inner, strict=True)]  # in the plugin's call wrapper, not in the body
+    return {
+        "py_before_ms": (setup_wall - sum(setup)) * 1000,
+        "py_after_ms": (outer_wall - inner_wall - sum(around)) * 1000,
+        "py_verdict_ms": (setup[_VERDICT] + around[_VERDICT]) * 1000,
+        "py_hooks_ms": (setup[_HOOKS] + around[_HOOKS]) * 1000,
+        "wait_ms": (setup[_WAIT] + around[_WAIT]) * 1000,
+        # The plugin's CPU time in the same regions, waits, verdict and hooks included: unlike the wall
+        # figures above, not stretched when the machine is busy and this process waits for a CPU.
+        "py_cpu_ms": (setup_cpu + outer_cpu - inner_cpu) * 1000,
+    }
 
 
 class _Recorder:
@@ -51,6 +187,8 @@ class _Recorder:
         self.process = psutil.Process()
         self.profiles: dict[str, cProfile.Profile] = {}
         self.file = open(_OUT, "a", encoding="utf-8") if _OUT else None
+        self.installed: list[tuple[Any, str, Any]] = []
+        self.timing = False  # whether the TIMED functions are wrapped: the phase figures are written only then
 
     def profile_for(self, name: str) -> cProfile.Profile | None:
         if not _PROFILE:
@@ -68,6 +206,8 @@ class _Recorder:
             self.file.flush()
 
     def close(self) -> None:
+        uninstall(self.installed)
+        self.installed = []
         for kind, profile in self.profiles.items():
             profile.dump_stats(_PROFILE if kind == "check" else _PROFILE + ".leak")
         if self.file is not None:
@@ -77,8 +217,55 @@ class _Recorder:
 _REC = pytest.StashKey[_Recorder]()
 
 
+class _OuterCall:
+    """The ``outer`` region: registered right after the plugin, its call wrapper runs just outside the plugin's."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        region = _Region("outer")
+        try:
+            return (yield)
+        finally:
+            region.end()
+
+
+_OUTER = _OuterCall()
+_OUTER_NAME = "goleak-bench-outer-call"
+
+
+def pytest_plugin_registered(plugin: object, plugin_name: str, manager: pytest.PytestPluginManager) -> None:
+    # Registered right after the plugin, _OUTER's call wrapper runs just outside the plugin's. run.py loads
+    # the plugin with "-p goleak" right after this module, so that no other plugin's wrapper sits between.
+    if getattr(plugin, "__name__", "") == "pytest_goleak.plugin" and manager.get_plugin(_OUTER_NAME) is None:
+        manager.register(_OUTER, _OUTER_NAME)
+
+
+def _call_wrappers(config: pytest.Config) -> list[str]:
+    """The ``pytest_runtest_call`` wrappers from the outermost in, by plugin name."""
+    manager = config.pluginmanager
+    impls = [impl for impl in manager.hook.pytest_runtest_call.get_hookimpls() if impl.wrapper or impl.hookwrapper]
+    return [manager.get_name(impl.plugin) or repr(impl.plugin) for impl in reversed(impls)]
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_REC] = _Recorder()
+    recorder = config.stash[_REC] = _Recorder()
+    recorder.installed, missing = install(TIMED)
+    recorder.timing = not missing
+    wrappers = _call_wrappers(config)
+    goleak = next(
+        (
+            name
+            for name, plugin in config.pluginmanager.list_name_plugin()
+            if getattr(plugin, "__name__", "") == "pytest_goleak.plugin"
+        ),
+        None,
+    )
+    here = config.pluginmanager.get_name(sys.modules[__name__]) or __name__
+    at = wrappers.index(goleak) if goleak in wrappers else -1
+    adjacent = 0 < at < len(wrappers) - 1 and wrappers[at - 1 : at + 2] == [_OUTER_NAME, goleak, here]
+    recorder.write(
+        {"type": "timing", "timed_missing": missing, "call_wrappers": wrappers, "call_wrappers_adjacent": adjacent}
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -97,6 +284,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     recorder = item.config.stash[_REC]
     profile = recorder.profile_for(item.name)
     _REPORTS.pop(item.nodeid, None)
+    _REGIONS.clear()
     if profile is not None:
         profile.enable()
     start = time.perf_counter()
@@ -116,26 +304,66 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
                 "end": end,
                 "rss": recorder.process.memory_info().rss,
                 **info,
+                **(phases() if recorder.timing else {}),
             }
         )
 
 
-@pytest.hookimpl(optionalhook=True)  # an older plugin (--ref) has no such hook
-def pytest_goleak_verdict(item: pytest.Item, service: Service, verdict: Verdict) -> None:
-    # How long the after-test readings took (settle retakes included) and what the check saw.
-    info = _REPORTS.setdefault(item.nodeid, {"outcome": "passed"})
-    info["settle_ms"] = verdict.waited * 1000
-    info["goroutines_grew"] = verdict.delta.goroutine_total
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> Generator[None, Any, Any]:
+    if fixturedef.argname != _FIXTURE:
+        return (yield)
+    region = _Region("setup")
+    try:
+        return (yield)
+    finally:
+        region.end()
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_goleak_reading(item: pytest.Item, service: Service, reading: Snapshot, phase: str) -> None:
-    heap = reading.heap
-    kind = "none" if heap is None else ("gc" if getattr(heap, "collected", True) else "bound")
-    info = _REPORTS.setdefault(item.nodeid, {"outcome": "passed"})
-    readings = info.setdefault("readings", [])
-    assert isinstance(readings, list)
-    readings.append(f"{phase}:{kind}")
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    # Registered before the plugin (-p loads ahead of entry points): runs just inside the plugin's wrapper.
+    region = _Region("inner")
+    try:
+        return (yield)
+    finally:
+        region.end()
+
+
+# The plugin's own hooks. Wrappers, outermost: the time around ``yield`` is the dispatch to every other
+# implementation, and what is recorded here is recorded after that time is taken.
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True, optionalhook=True)  # an older plugin (--ref) has no such hook
+def pytest_goleak_verdict(item: pytest.Item, service: Service, verdict: Verdict) -> Generator[None, object, object]:
+    start = time.perf_counter()
+    try:
+        return (yield)
+    finally:
+        _SUMS[_HOOKS] += time.perf_counter() - start
+        # How long the after-test readings took (settle retakes included) and what the check saw.
+        info = _REPORTS.setdefault(item.nodeid, {"outcome": "passed"})
+        info["settle_ms"] = verdict.waited * 1000
+        info["goroutines_grew"] = verdict.delta.goroutine_total
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True, optionalhook=True)
+def pytest_goleak_reading(
+    item: pytest.Item, service: Service, reading: Snapshot, phase: str
+) -> Generator[None, object, object]:
+    start = time.perf_counter()
+    try:
+        return (yield)
+    finally:
+        _SUMS[_HOOKS] += time.perf_counter() - start
+        heap = reading.heap
+        kind = "none" if heap is None else ("gc" if getattr(heap, "collected", True) else "bound")
+        info = _REPORTS.setdefault(item.nodeid, {"outcome": "passed"})
+        readings = info.setdefault("readings", [])
+        assert isinstance(readings, list)
+        readings.append(f"{phase}:{kind}")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -24,8 +24,8 @@ def load(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return session, items
     for line in path.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
-        if record.get("type") == "session":
-            session = record
+        if record.get("type") in ("session", "timing"):  # timing: what the timing plugin found at configure
+            session.update(record)
         elif record.get("type") == "item":
             items.append(record)
     return session, items
@@ -66,6 +66,55 @@ def drop_warmup(items: Sequence[dict[str, Any]], warmup: int) -> list[dict[str, 
     return kept
 
 
+# The plugin's Python side per test, in ms, as the timing plugin records it (see goleak_bench_timing.py):
+# the fixture's setup, the plugin's call wrapper around the test body, judging and rendering, and the
+# dispatch of its own hooks, each without the waits on the service in it; then the waits themselves.
+PHASES = ("py_before_ms", "py_after_ms", "py_verdict_ms", "py_hooks_ms")
+
+
+@dataclass
+class Spread:
+    """Median and p95 (nearest rank) of one figure over the tests that have it; NaN for none."""
+
+    median: float = math.nan
+    p95: float = math.nan
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        return cls(median(values), percentile(values, 95))
+
+
+@dataclass
+class PythonSide:
+    """The plugin's own Python time per test, the waits on the service left out (ms); NaN where not measured."""
+
+    n: int = 0  # tests with the figures (0: the plugin under test lacks a function in TIMED)
+    before: Spread = field(default_factory=Spread)
+    after: Spread = field(default_factory=Spread)
+    verdict: Spread = field(default_factory=Spread)
+    hooks: Spread = field(default_factory=Spread)
+    total: Spread = field(default_factory=Spread)  # of the per-test sums of the four
+    waits: Spread = field(default_factory=Spread)  # time blocked on the service's pprof answers (Answer.read)
+    cpu: Spread = field(default_factory=Spread)  # this thread's CPU time over the same regions (waits' CPU too)
+
+
+def python_side(items: Sequence[dict[str, Any]]) -> PythonSide:
+    timed = [item for item in items if all(phase in item for phase in PHASES)]
+    if not timed:
+        return PythonSide()
+    before, after, verdict, hooks = ([item[phase] for item in timed] for phase in PHASES)
+    return PythonSide(
+        n=len(timed),
+        before=Spread.of(before),
+        after=Spread.of(after),
+        verdict=Spread.of(verdict),
+        hooks=Spread.of(hooks),
+        total=Spread.of([sum(item[phase] for phase in PHASES) for item in timed]),
+        waits=Spread.of([item["wait_ms"] for item in timed if "wait_ms" in item]),
+        cpu=Spread.of([item["py_cpu_ms"] for item in timed if "py_cpu_ms" in item]),
+    )
+
+
 @dataclass
 class Checked:
     """The checked tests of one kind at one size: in a row, or after a touched gap."""
@@ -82,6 +131,7 @@ class Checked:
     before_per_test: float  # fresh before-readings taken, per test (an adopted one is not counted)
     after_per_test: float  # after and settle readings, per test
     gc_per_test: float  # readings whose heap was read after a forced GC, per test
+    python: PythonSide = field(default_factory=PythonSide)  # the plugin's Python side per test, waits left out
 
 
 def checked_result(items: list[dict[str, Any]], base_median: float, floor_median: float) -> Checked:
@@ -104,6 +154,7 @@ def checked_result(items: list[dict[str, Any]], base_median: float, floor_median
         before_per_test=sum(r.startswith("before:") for r in readings) * per,
         after_per_test=sum(r.startswith(("after:", "settle:")) for r in readings) * per,
         gc_per_test=sum(r.endswith(":gc") for r in readings) * per,
+        python=python_side(items),
     )
 
 
@@ -115,7 +166,9 @@ class SizeResult:
     base_n: int
     base_median: float
     base_p95: float
-    floor_median: float  # one reading's floor: goroutine?debug=0 + heap?gc=1&debug=1, summed per test
+    # One reading's floor, after a touch of the test's path on a fresh connection (floor.py --touch):
+    # goroutine?debug=0 + heap?gc=1&debug=1, summed per test.
+    floor_median: float
     floor_p95: float
     floor_goroutine: float
     floor_heap: float
@@ -123,6 +176,8 @@ class SizeResult:
     gap: Checked  # the first checked test after the unchecked and floor tests touched the service
     unexpected: list[str] = field(default_factory=list)
     leaks: list[dict[str, Any]] = field(default_factory=list)
+    timed_missing: list[str] = field(default_factory=list)  # TIMED functions the plugin under test lacks
+    call_wrappers_adjacent: bool | None = None  # the timing plugin's call wrappers sat next to the plugin's
 
     @property
     def leak_report_median(self) -> float:
@@ -189,6 +244,8 @@ def size_result(label: str, session: dict[str, Any], items: list[dict[str, Any]]
         gap=checked_result(of_kind(items, "test_check_gap_"), base_median, floor_median),
         unexpected=unexpected,
         leaks=[leak_record(item) for item in of_kind(items, "test_leak_")],
+        timed_missing=list(session.get("timed_missing", [])),
+        call_wrappers_adjacent=session.get("call_wrappers_adjacent"),
     )
 
 
@@ -259,6 +316,24 @@ PROFILED: dict[str, tuple[str, str]] = {
     "recv": ("~", "<method 'recv' of '_socket.socket' objects>"),
     "send": ("~", "<method 'send' of '_socket.socket' objects>"),
     "sendall": ("~", "<method 'sendall' of '_socket.socket' objects>"),
+}
+
+
+# Every plugin function the timing plugin (goleak_bench_timing.py) wraps to take the plugin's Python side
+# apart, by what its time stands for: (module where the plugin looks the name up, the name there, with
+# "Class.method" for a method, the module that defines it, the sum its time goes to). The wrapper replaces
+# the name where it is looked up, so a function imported by name is wrapped at its import site.
+# tests/unit/test_benchmark_names.py fails when one is renamed, moved or no longer called from there; under
+# --ref an older plugin may lack one, and then no phase figure is taken (the tables say n/a).
+TIMED: dict[str, tuple[str, str, str, str]] = {
+    # every wait of the plugin on the service: the status and body of one pprof answer
+    "pprof answer": ("pytest_goleak.read.keepalive", "Answer.read", "pytest_goleak.read.keepalive", "wait"),
+    # judging: the verdict on a delta (settle's, the one a clean test is judged by)
+    "judge": ("pytest_goleak.judge.settle", "judged", "pytest_goleak.judge.verdict", "verdict"),
+    # rendering: the failure text (None for a clean test), the JUnit properties, the session's record
+    "render": ("pytest_goleak.handle", "render_outcome", "pytest_goleak.report.failure", "verdict"),
+    "junit properties": ("pytest_goleak.plugin", "junit_properties", "pytest_goleak.report.failure", "verdict"),
+    "session record": ("pytest_goleak.plugin", "record", "pytest_goleak.report.session", "verdict"),
 }
 
 

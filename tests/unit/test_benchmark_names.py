@@ -1,15 +1,18 @@
-"""The functions benchmarks/report.py looks up in cProfile dumps still exist where it looks for them.
+"""The functions benchmarks/report.py looks up in cProfile dumps, or has the timing plugin wrap, still exist.
 
 A profiled name that no longer matches anything reads as zero in RESULTS.md
 rather than failing, so a rename or a move in the package must fail here.
-Nothing of the package is run: each file is parsed with ``ast``.
+The ``PROFILED`` and ``TIMED`` checks parse each file with ``ast``; only the
+last tests import the package, to wrap and unwrap the ``TIMED`` functions.
 """
 
 from __future__ import annotations
 
 import ast
 import cProfile
+import importlib
 import importlib.util
+import math
 import pstats
 import socket
 import sys
@@ -36,6 +39,7 @@ def _load_report() -> ModuleType:
 
 report = _load_report()
 PROFILED: dict[str, tuple[str, str]] = report.PROFILED
+TIMED: dict[str, tuple[str, str, str, str]] = report.TIMED
 PLUGIN = {what: entry for what, entry in PROFILED.items() if entry[0].startswith("pytest_goleak/")}
 THIRD_PARTY = {what: entry for what, entry in PROFILED.items() if entry not in PLUGIN.values() and entry[0] != "~"}
 BUILTIN = {what: entry for what, entry in PROFILED.items() if entry[0] == "~"}
@@ -127,3 +131,121 @@ def test_no_plugin_path_outside_the_table() -> None:
         and id(node) not in inside
     ]
     assert stray == []
+
+
+# ---------------------------------------------------------------- TIMED: what the timing plugin wraps
+
+
+def _module_file(module: str) -> Path:
+    return ROOT / (module.replace(".", "/") + ".py")
+
+
+@pytest.mark.parametrize(("what", "entry"), sorted(TIMED.items()), ids=sorted(TIMED))
+def test_timed_function_is_looked_up_where_it_is_wrapped(what: str, entry: tuple[str, str, str, str]) -> None:
+    """Each wrapped name is defined where the table says and looked up, at call time, where it is wrapped."""
+    module, name, defined_in, slot = entry
+    assert slot in ("wait", "verdict"), f"TIMED[{what!r}]: unknown sum {slot!r}"
+    path = _module_file(module)
+    assert path.is_file(), f"TIMED[{what!r}]: {module} does not exist"
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    if "." in name:  # Class.method, defined in the module itself
+        assert module == defined_in, f"TIMED[{what!r}]: a method is wrapped on its own class"
+        cls_name, method = name.split(".")
+        classes = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == cls_name]
+        assert classes, f"TIMED[{what!r}]: {module} defines no class {cls_name}"
+        methods = {node.name for node in classes[0].body if isinstance(node, ast.FunctionDef)}
+        assert method in methods, f"TIMED[{what!r}]: {cls_name} defines no method {method}"
+        return
+    # A function imported by name: wrapped at the import site, so it must be imported there from defined_in ...
+    imported = {
+        alias.asname or alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.module == defined_in
+        for alias in node.names
+        if alias.name == name
+    }
+    assert name in imported, f"TIMED[{what!r}]: {module} no longer does `from {defined_in} import {name}`"
+    # ... called there by that name ...
+    called = any(
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+        for node in ast.walk(tree)
+    )
+    assert called, f"TIMED[{what!r}]: {module} imports {name} but no longer calls it"
+    # ... and defined where it comes from.
+    source = _module_file(defined_in)
+    assert source.is_file(), f"TIMED[{what!r}]: {defined_in} does not exist"
+    top = {
+        node.name for node in ast.parse(source.read_text(encoding="utf-8")).body if isinstance(node, ast.FunctionDef)
+    }
+    assert name in top, f"TIMED[{what!r}]: {defined_in} defines no function {name}"
+
+
+def test_timed_covers_waits_and_verdict() -> None:
+    slots = {entry[3] for entry in TIMED.values()}
+    assert slots == {"wait", "verdict"}
+    assert TIMED["pprof answer"][:2] == ("pytest_goleak.read.keepalive", "Answer.read")
+
+
+def _load_timing(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.setitem(sys.modules, "report", report)  # the timing plugin imports TIMED from report
+    spec = importlib.util.spec_from_file_location(
+        "goleak_bench_timing_under_test", ROOT / "benchmarks" / "goleak_bench_timing.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _resolve(module: str, name: str) -> tuple[object, str]:
+    owner: object = importlib.import_module(module)
+    *path, attribute = name.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    return owner, attribute
+
+
+def test_timing_plugin_wraps_every_timed_function_and_puts_it_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    timing = _load_timing(monkeypatch)
+    originals = {what: getattr(*_resolve(module, name)) for what, (module, name, _, _) in TIMED.items()}
+    installed, missing = timing.install(TIMED)
+    try:
+        assert missing == []
+        for what, (module, name, _, _) in TIMED.items():
+            wrapped = getattr(*_resolve(module, name))
+            assert wrapped is not originals[what] and wrapped.__wrapped__ is originals[what], what
+    finally:
+        timing.uninstall(installed)
+    for what, (module, name, _, _) in TIMED.items():
+        assert getattr(*_resolve(module, name)) is originals[what], what
+
+
+def test_timing_plugin_wraps_nothing_when_one_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An older plugin (--ref) lacking one function: no phase figure at all, rather than one that reads zero."""
+    timing = _load_timing(monkeypatch)
+    table = {
+        **TIMED,
+        "gone": ("pytest_goleak.judge.settle", "no_such_function", "pytest_goleak.judge.settle", "verdict"),
+    }
+    module, name = TIMED["judge"][:2]
+    original = getattr(*_resolve(module, name))
+    installed, missing = timing.install(table)
+    assert installed == [] and missing == ["pytest_goleak.judge.settle.no_such_function"]
+    assert getattr(*_resolve(module, name)) is original
+
+
+def test_timed_wrapper_adds_to_its_sum(monkeypatch: pytest.MonkeyPatch) -> None:
+    timing = _load_timing(monkeypatch)
+    slot = timing.SLOTS.index("verdict")
+    before = timing._SUMS[slot]
+    assert timing.timed(lambda x: time.sleep(0.002) or x + 1, slot)(1) == 2
+    assert timing._SUMS[slot] - before >= 0.002
+
+
+def test_no_phase_figures_read_as_zero() -> None:
+    """Items without the phase figures (an older plugin) give NaN, which the tables print as n/a."""
+    side = report.python_side([{"name": "test_check_row_0001", "wall_ms": 10.0}])
+    assert side.n == 0 and math.isnan(side.total.median) and math.isnan(side.before.p95)
+    full = {phase: 0.25 for phase in report.PHASES} | {"wait_ms": 5.0, "py_cpu_ms": 1.0}
+    side = report.python_side([full, full])
+    assert side.n == 2 and side.total.median == 1.0 and side.waits.median == 5.0
