@@ -132,15 +132,22 @@ class DumpedGoroutine:
 
 
 @functools.cache
-def _profile_class() -> Any:
-    # Built from the serialized descriptor so that any protobuf runtime from
-    # 4.22 on can decode, whatever version generated the descriptor. Loaded on
-    # the first decode: a session that never reads a profile never pays for protobuf.
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+def _protobuf() -> tuple[Any, type[Exception]]:
+    """The Profile message class and protobuf's DecodeError, loaded on the first decode.
 
+    A session that never reads a profile never pays for protobuf. Both come from
+    one import and are kept here: an in-process pytester run that did the first
+    import drops the modules afterwards, and a DecodeError imported again later
+    would not be the class the decoder raises.
+    """
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from google.protobuf.message import DecodeError
+
+    # Built from the serialized descriptor so that any protobuf runtime from
+    # 4.22 on can decode, whatever version generated the descriptor.
     pool = descriptor_pool.DescriptorPool()
     pool.Add(descriptor_pb2.FileDescriptorProto.FromString(SERIALIZED))
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("perftools.profiles.Profile"))
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("perftools.profiles.Profile")), DecodeError
 
 
 def gunzip(data: bytes, limit: int = MAX_PROFILE_BYTES) -> bytes:
@@ -167,12 +174,11 @@ def gunzip(data: bytes, limit: int = MAX_PROFILE_BYTES) -> bytes:
 
 
 def _decode(data: bytes) -> Any:
-    from google.protobuf.message import DecodeError
-
-    profile = _profile_class()()
+    profile_class, decode_error = _protobuf()
+    profile = profile_class()
     try:
         profile.ParseFromString(gunzip(data))
-    except (DecodeError, RuntimeError, ValueError) as exc:
+    except (decode_error, RuntimeError, ValueError) as exc:
         raise ProfileError(f"corrupt protobuf in pprof profile: {exc}") from None
     if not profile.string_table or profile.string_table[0] != "":
         raise ProfileError("not a pprof profile: its string table does not start with an empty string")
