@@ -32,6 +32,7 @@ from pytest_goleak.service.protocol import Service
 from pytest_goleak.service.started import GoService
 from pytest_goleak.service.toolchain import go_version
 from pytest_goleak.state import GoleakState
+from pytest_goleak.text import line as escaped_line
 
 FIXTURES = frozenset({"goleak_service", "pytest_goleak"})
 
@@ -330,4 +331,4 @@ class SessionHooks:
         if lines:
             terminalreporter.write_sep("=", "goleak")
             for line in lines:
-                terminalreporter.write_line(line)
+                terminalreporter.write_line(escaped_line(line))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from pytest_goleak import text
 from pytest_goleak.judge.measures import CHILDREN, FDS, GOROUTINES, HEAP, MEASURES, OFFHEAP, TMPFILES, Measure
 from pytest_goleak.judge.verdict import LeakedGroup, Verdict
 from pytest_goleak.judge.watch import Outcome
@@ -201,7 +202,7 @@ def render(verdict: Verdict) -> str:
             lines += section(verdict)
     if verdict.waited >= 0.05:
         lines += ["", f"(growth persisted through {verdict.waited:.2f}s of settling)"]
-    return "\n".join(lines)
+    return text.lines(lines)
 
 
 def render_problem(problem: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from pytest_goleak import text
 from pytest_goleak.judge.startup import Startup
 from pytest_goleak.judge.verdict import Verdict
 
@@ -53,7 +54,7 @@ def ignore_help(verdict: Verdict) -> str:
     else:
         lines += ["    goleak_ignore =", *(f"        {name}" for name in names)]
     lines.append(f"    @pytest.mark.goleak(ignore=[{', '.join(json.dumps(name) for name in names)}])")
-    return "\n\n" + "\n".join(lines)
+    return "\n\n" + text.lines(lines)
 
 
 def startup_hint(startup: Startup, name: str, timeout: float, ready_url: str | None, answering: str | None) -> str:
@@ -92,4 +93,4 @@ def startup_hint(startup: Startup, name: str, timeout: float, ready_url: str | N
             "  Give the service a warm-up: a session-scoped autouse fixture that waits until its start-up is over",
             f'  (see "{README_SECTION}" in pytest-goleak\'s README).',
         ]
-    return "\n".join(lines)
+    return text.lines(lines)

@@ -40,6 +40,7 @@ from pytest_goleak.service.listening import (
 )
 from pytest_goleak.service.protocol import unreadable
 from pytest_goleak.service.readiness import NotReady, Probe, accepts, probes, wait_ready
+from pytest_goleak.text import block
 
 _PR_SET_PDEATHSIG = 1
 
@@ -282,7 +283,7 @@ class GoService:
         if "address already in use" in log:
             message += "\n  a port it needs is already in use: let the plugin pick ports with {port} or {port_NAME}"
         if tail and log:
-            message += f"\n  last lines of its output ({self.log_path}):\n" + _indent(log)
+            message += f"\n  last lines of its output ({self.log_path}):\n" + block(log)
         return message
 
     def stop(self) -> int | None:
@@ -373,7 +374,8 @@ class GoService:
 
     def describe_crash(self) -> str:
         self._exit_reported = True
-        return f"{self.name} {self._ended()} during this test\nits output ({self.log_path}):\n{self.crash_output()}"
+        output = block(self.crash_output(), max_lines=2000)
+        return f"{self.name} {self._ended()} during this test\nits output ({self.log_path}):\n{output}"
 
     def unreported_exit(self) -> str | None:
         return None if self.alive() or self._exit_reported else f"{self.name} {self._ended()}"
@@ -386,7 +388,7 @@ class GoService:
         if isinstance(error, ServiceUnresponsive) and self.alive():
             lines = self.kill_with_dump().splitlines()
             self._exit_reported = True
-            shown = "\n".join(lines[:120]) + (f"\n... {len(lines) - 120} more lines" if len(lines) > 120 else "")
+            shown = block("\n".join(lines[:120])) + (f"\n... {len(lines) - 120} more lines" if len(lines) > 120 else "")
             text += (
                 f"\n{self.name} was killed after a SIGQUIT goroutine dump "
                 f"(in full in {self.log_path}); the next test gets a fresh service.\n{shown}"
@@ -399,7 +401,3 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _indent(text: str, prefix: str = "    ") -> str:
-    return "\n".join(prefix + line for line in text.splitlines())

@@ -407,7 +407,8 @@ def test_race_build_fails_the_test_that_raced_with_the_race_report(pytester: pyt
     )
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*goleak: slowstart exited with code 66 during this test*", "WARNING: DATA RACE"])
+    # The service's own output is shown indented: nothing it writes starts a line of the report.
+    result.stdout.fnmatch_lines(["*goleak: slowstart exited with code 66 during this test*", "    WARNING: DATA RACE"])
 
 
 # -- a service that never answers on {port}: where it listens instead ----------

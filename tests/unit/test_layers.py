@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pytest_goleak"
-FOUNDATION = {"pytest_goleak.errors", "pytest_goleak.units"}
+FOUNDATION = {"pytest_goleak.errors", "pytest_goleak.units", "pytest_goleak.text"}
 PROTOCOL = "pytest_goleak.service.protocol"
 
 # What each layer may import besides the foundation, as module-name prefixes.
@@ -27,6 +27,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "pytest_goleak.judge.watch": ("pytest_goleak.judge", "pytest_goleak.read", "pytest_goleak.service"),
     "pytest_goleak.report": ("pytest_goleak.report", "pytest_goleak.judge", "pytest_goleak.read", PROTOCOL),
     "pytest_goleak.units": ("pytest_goleak.errors",),
+    "pytest_goleak.text": (),
     "pytest_goleak.errors": (),
 }
 
