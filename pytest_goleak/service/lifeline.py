@@ -13,13 +13,14 @@ still listed, removes their temp directories and exits.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+
+from pytest_goleak.read.tmpdir import remove_tmpdir
 
 
 def _kill_group(pgid: int) -> None:
@@ -50,7 +51,7 @@ def watch(stream: Iterable[str] | None = None) -> None:
         _kill_group(pgid)
     for tmpdir in groups.values():
         if tmpdir:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+            remove_tmpdir(Path(tmpdir))
 
 
 class Lifeline:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -28,6 +27,7 @@ from pytest_goleak.errors import (
     ServiceMisconfigured,
     ServiceUnresponsive,
 )
+from pytest_goleak.read.tmpdir import remove_tmpdir
 from pytest_goleak.service.config import Placeholders, ServiceConfig, with_memprofilerate
 from pytest_goleak.service.lifeline import Lifeline
 from pytest_goleak.service.listening import (
@@ -189,7 +189,7 @@ class GoService:
                 )
             except OSError as exc:
                 if tmpdir is not None:
-                    shutil.rmtree(tmpdir, ignore_errors=True)
+                    remove_tmpdir(tmpdir)
                 raise self._start_error(
                     f"cannot run {command[0]}: {exc.strerror}; check {self.config.where('binary')}"
                 ) from None
@@ -306,7 +306,7 @@ class GoService:
             if self._lifeline is not None:
                 self._lifeline.release(proc.pid)
             if run.tmpdir is not None:
-                shutil.rmtree(run.tmpdir, ignore_errors=True)
+                remove_tmpdir(run.tmpdir)
         return proc.returncode
 
     def output_since_start(self, limit: int = 1 << 20) -> str:
