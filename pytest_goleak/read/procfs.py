@@ -150,10 +150,24 @@ class _Stat:
 
 
 def _read(path: str) -> bytes:
+    """The first 4 KiB of a /proc file: all of the small ones (stat, status, cmdline's start)."""
     # os.open/os.read skip the io stack: this runs hundreds of times per test.
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         return os.read(fd, 4096)
+    finally:
+        os.close(fd)
+
+
+def _read_whole(path: str, limit: int) -> bytes:
+    """A /proc file to its end, or its first ``limit`` bytes: a seq_file answers a page per read."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks, size = [], 0
+        while size < limit and (chunk := os.read(fd, min(1 << 16, limit - size))):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
     finally:
         os.close(fd)
 
@@ -224,6 +238,8 @@ def _has_children_files() -> bool:
 
 
 _CHILDREN_FILES = _has_children_files()
+# A thread's children file lists every child; read it whole, or a cut PID could name another process.
+_CHILDREN_BYTES = 1 << 24
 
 
 def _children_by_parent(pid: int) -> Callable[[int], list[tuple[int, bytes | None]]]:
@@ -238,7 +254,8 @@ def _children_by_parent(pid: int) -> Callable[[int], list[tuple[int, bytes | Non
             found: list[tuple[int, bytes | None]] = []
             for tid in tids:
                 try:
-                    found += [(int(child), None) for child in _read(f"/proc/{parent}/task/{tid}/children").split()]
+                    listed = _read_whole(f"/proc/{parent}/task/{tid}/children", _CHILDREN_BYTES).split()
+                    found += [(int(child), None) for child in listed]
                 except OSError:
                     continue  # the thread exited
             return found

@@ -423,3 +423,28 @@ def test_both_ways_of_finding_children_agree(helper: Helper, monkeypatch: pytest
     scanned = read_process(helper.pid).children
     assert [c.pid for c in fast] == [c.pid for c in scanned]
     assert {info["zombie"], info["shell"]} <= {c.pid for c in scanned}
+
+
+def test_every_child_is_counted_however_many_there_are(tmp_path: Path) -> None:
+    # 2,000 zombies list about 12 KiB of PIDs in one thread's children file; a 4 KiB read counted ~1,500.
+    ready = tmp_path / "ready"
+    code = (
+        "import os, sys, time\n"
+        "for _ in range(2000):\n"
+        "    if os.fork() == 0:\n"
+        "        os._exit(0)\n"
+        f"open({str(ready)!r}, 'w').close()\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert time.monotonic() < deadline and parent.poll() is None
+            time.sleep(0.05)
+        children = read_process(parent.pid).children
+        assert len(children) == 2000
+        assert {child.ppid for child in children} == {parent.pid}
+    finally:
+        parent.kill()
+        parent.wait()
