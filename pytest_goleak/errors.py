@@ -25,6 +25,10 @@ class ServiceError(GoleakError):
 class ServiceUnresponsive(ServiceError):
     """The service did not answer in time, or dropped the connection: frozen, wedged or dying."""
 
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message  # what happened, without the URL: "within 1s", "Connection refused"
+
 
 class PprofNotServed(ServiceError):
     """The service answers, but not with pprof (HTTP 404): waiting will not help."""

@@ -9,21 +9,69 @@ read ``/proc`` while the service computes the next (its forced GC).
 A connection is opened on first use and kept; one that the service closed
 while idle is opened again, once, for the next request (a GET of a profile
 is safe to send twice).
+
+Every answer is read within one deadline, status line, headers and body
+together, however slowly the service writes: the connection's socket sets its
+timeout to what is left of the deadline before each ``recv`` (a per-``recv``
+timeout alone lets a service that drips a byte a second hold a read for hours).
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import socket
+import ssl
 import time
+import weakref
 from collections.abc import Callable, Iterator
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlencode, urlsplit
 
 from pytest_goleak.errors import ProfileError, ServiceError, ServiceUnresponsive
 from pytest_goleak.read.http import ssl_context
 
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
 _CHUNK = 1 << 16
+
+# The connection each socket belongs to, whose ``deadline`` bounds its reads: see _time_left.
+_OWNERS: weakref.WeakKeyDictionary[socket.socket, Connection] = weakref.WeakKeyDictionary()
+
+
+def _time_left(sock: socket.socket) -> None:
+    """Before a ``recv``: wait at most until the answer's deadline (see the module docstring)."""
+    owner = _OWNERS.get(sock)
+    deadline = owner.deadline if owner is not None else None
+    if deadline is not None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        sock.settimeout(left)
+
+
+class _DeadlinedSocket(socket.socket):
+    __slots__ = ()
+
+    def recv_into(self, buffer: WriteableBuffer, nbytes: int = 0, flags: int = 0) -> int:
+        _time_left(self)
+        return super().recv_into(buffer, nbytes, flags)
+
+
+class _DeadlinedSSLSocket(ssl.SSLSocket):
+    __slots__ = ()
+
+    def recv_into(self, buffer: WriteableBuffer, nbytes: int | None = None, flags: int = 0) -> int:
+        _time_left(self)
+        return super().recv_into(buffer, nbytes, flags)
+
+
+def _deadlined(sock: socket.socket, owner: Connection) -> socket.socket:
+    # The class of a connected socket is swapped, not the socket wrapped: http.client reads it through makefile().
+    sock.__class__ = _DeadlinedSSLSocket if isinstance(sock, ssl.SSLSocket) else _DeadlinedSocket
+    _OWNERS[sock] = owner
+    return sock
 
 
 class Answer:
@@ -37,10 +85,24 @@ class Answer:
 
     def read(self, limit: int, refuse: Callable[[int, bytes], NoReturn]) -> bytes:
         """The body of a 200 answer, at most ``limit`` bytes; ``refuse(status, body)`` raises for any other status."""
+        status, body = self.receive(limit, over=self._too_long)
+        if status != 200:
+            refuse(status, body)
+        return body
+
+    def _too_long(self, limit: int) -> NoReturn:
+        raise ProfileError(f"pprof {self.url} sent more than {limit >> 20} MiB; refusing it")
+
+    def receive(self, limit: int, over: Callable[[int], NoReturn] | None = None) -> tuple[int, bytes]:
+        """The answer's status and body, within the connection's timeout however slowly it comes.
+
+        A body longer than ``limit`` bytes calls ``over(limit)``, which raises, or is cut at ``limit``
+        (the connection then closed). Any status's body is read to its end, so that the connection stays
+        usable: a new one would leave the service winding down the old one's goroutine and fd, where the
+        next reading would count them.
+        """
         connection = self._connection
-        deadline = time.monotonic() + connection.timeout
-        refused: tuple[int, bytes] | None = None
-        with connection.failing_as_unanswered(self.url):
+        with connection.failing_as_unanswered(self.url, time.monotonic() + connection.timeout):
             try:
                 response = connection.http().getresponse()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
@@ -50,25 +112,17 @@ class Answer:
                 connection.close()
                 connection.send(self._target)
                 response = connection.http().getresponse()
-            if response.status != 200:
-                # Read to its end, so that the connection stays usable: a new one would leave the service
-                # winding down the old one's goroutine and fd, where the next reading would count them.
-                refused = response.status, response.read(_CHUNK)
-                if not response.isclosed() or response.will_close:
-                    connection.close()
-        if refused is not None:
-            refuse(*refused)
-        with connection.failing_as_unanswered(self.url):
             body = bytearray()
-            while chunk := response.read(_CHUNK):
+            while chunk := response.read(min(_CHUNK, limit + 1 - len(body))):
                 body += chunk
                 if len(body) > limit:
-                    raise ProfileError(f"pprof {self.url} sent more than {limit >> 20} MiB; refusing it")
-                if time.monotonic() > deadline:
-                    raise TimeoutError
+                    if over is not None:
+                        over(limit)
+                    connection.close()
+                    return response.status, bytes(body[:limit])
             if response.will_close:
                 connection.close()
-            return bytes(body)
+            return response.status, bytes(body)
 
 
 class Connection:
@@ -86,6 +140,7 @@ class Connection:
         self._path = parts.path
         self._http: http.client.HTTPConnection | None = None
         self._used = False  # whether the open connection carried a request already
+        self.deadline: float | None = None  # while an answer is read: when it must have ended
 
     def http(self) -> http.client.HTTPConnection:
         if self._http is None:
@@ -104,6 +159,7 @@ class Connection:
         if connection.sock is None:
             connection.connect()
             assert connection.sock is not None
+            connection.sock = _deadlined(connection.sock, self)
             connection.sock.settimeout(self.timeout)
         reused = self._used
         try:
@@ -125,24 +181,51 @@ class Connection:
         return Answer(self, url, target, reused)
 
     @contextlib.contextmanager
-    def failing_as_unanswered(self, url: str) -> Iterator[None]:
+    def failing_as_unanswered(self, url: str, deadline: float | None = None) -> Iterator[None]:
         """Turn a timeout or a broken connection into :class:`ServiceUnresponsive`; close on any failure.
 
+        With ``deadline`` (``time.monotonic()``), every read of the socket meanwhile ends by then.
         A half-read answer would otherwise be read as the next request's.
         """
+        self.deadline = deadline
         try:
             yield
         except TimeoutError:
             self.close()
-            raise ServiceUnresponsive(f"service did not answer {url} within {self.timeout:g}s") from None
+            why = f"no answer within {self.timeout:g}s (status, headers and body together)"
+            raise ServiceUnresponsive(f"service did not answer {url} within {self.timeout:g}s", why) from None
+        except http.client.IncompleteRead as exc:
+            self.close()
+            why = f"the answer ended early ({exc})"
+            raise ServiceUnresponsive(f"service ended its answer to {url} early: {exc}", why) from None
         except (OSError, http.client.HTTPException) as exc:
             self.close()
-            raise ServiceUnresponsive(f"service did not answer {url}: {str(exc) or type(exc).__name__}") from None
+            why = str(exc) or type(exc).__name__
+            raise ServiceUnresponsive(f"service did not answer {url}: {why}", why) from None
         except BaseException:
             self.close()
             raise
+        finally:
+            self.deadline = None
 
     def close(self) -> None:
         if self._http is not None:
             self._http.close()
             self._http = None
+
+
+def get_once(url: str, timeout: float, limit: int = 1 << 16) -> tuple[int, bytes]:
+    """One GET of ``url`` on a connection of its own: the status and at most ``limit`` bytes of the body.
+
+    All of it within ``timeout`` seconds, however slowly the service writes; the
+    probes of a starting service use it. Raises :class:`ServiceUnresponsive`.
+    """
+    parts = urlsplit(url)
+    connection = Connection(f"{parts.scheme}://{parts.netloc}", timeout)
+    try:
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        with connection.failing_as_unanswered(url):
+            connection.send(target)
+        return Answer(connection, url, target, reused=False).receive(limit)
+    finally:
+        connection.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pytest_goleak.errors import ServiceError
@@ -40,18 +39,14 @@ def port_of(url: str) -> int:
     return parts.port or (443 if parts.scheme == "https" else 80)
 
 
-if TYPE_CHECKING:
-    import httpx
-
-
-def until_listening(check: Callable[[httpx.Client], str | None], pid: int) -> Callable[[httpx.Client], str | None]:
+def until_listening(check: Callable[[float], str | None], pid: int) -> Callable[[float], str | None]:
     """``check``, which ends the wait once the service listens somewhere, unchanged for LISTENERS_SETTLE."""
     last: Listeners = ()
     since = time.monotonic()
 
-    def checked(http: httpx.Client) -> str | None:
+    def checked(timeout: float) -> str | None:
         nonlocal last, since
-        problem = check(http)
+        problem = check(timeout)
         if problem is None:
             return None
         now = listening(pid)

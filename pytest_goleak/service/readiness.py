@@ -10,13 +10,9 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from pytest_goleak.errors import PprofNotServed, ReadyRefused, ServiceError
-from pytest_goleak.read.http import client
-
-if TYPE_CHECKING:
-    import httpx  # imported where it is used: a session that starts no service never loads it
+from pytest_goleak.errors import PprofNotServed, ReadyRefused, ServiceError, ServiceUnresponsive
+from pytest_goleak.read.keepalive import get_once
 
 PPROF_MISSING = 'add import _ "net/http/pprof" to the service, or point goleak_pprof_url at it'
 
@@ -30,41 +26,36 @@ def accepts(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
-def probe_pprof(http: httpx.Client, url: str) -> str | None:
+def probe_pprof(url: str, timeout: float) -> str | None:
     """None once pprof answers at ``url``; else what went wrong. Raises :class:`PprofNotServed` on a 404."""
-    import httpx
-
     try:
-        response = http.get(url)
-    except httpx.HTTPError as exc:
-        return f"{url} did not answer ({type(exc).__name__})"
-    if response.status_code == 404:
+        status, _ = get_once(url, timeout)
+    except ServiceUnresponsive as exc:
+        return f"{url} did not answer ({exc.reason})"
+    if status == 404:
         raise PprofNotServed(f"{url} (HTTP 404); {PPROF_MISSING}")
-    return None if response.status_code == 200 else f"{url} answered HTTP {response.status_code}"
+    return None if status == 200 else f"{url} answered HTTP {status}"
 
 
 # 4xx answers that can change while a service starts: the rest say the URL or the request is wrong.
 TRANSIENT_4XX = frozenset({408, 425, 429})  # Request Timeout, Too Early, Too Many Requests
 
 
-def probe_ready(http: httpx.Client, url: str | None) -> str | None:
+def probe_ready(url: str | None, timeout: float) -> str | None:
     """None once the ready URL (if any) answers 2xx; else what it answered.
 
     Raises :class:`ReadyRefused` on a 4xx other than :data:`TRANSIENT_4XX`:
     no such path (404), or a plain GET refused (401, 403, 405). Waiting will
     not change those. A 5xx or no answer is a service still starting.
     """
-    import httpx
-
     if url is None:
         return None
     try:
-        response = http.get(url)
-    except httpx.HTTPError as exc:
-        return f"goleak_ready_url {url} did not answer ({type(exc).__name__})"
-    if response.is_success:
+        code, _ = get_once(url, timeout)
+    except ServiceUnresponsive as exc:
+        return f"goleak_ready_url {url} did not answer ({exc.reason})"
+    if 200 <= code < 300:
         return None
-    code = response.status_code
     if 400 <= code < 500 and code not in TRANSIENT_4XX:
         raise ReadyRefused(
             f"goleak_ready_url {url} answered HTTP {code}, which waiting will not change; "
@@ -78,15 +69,15 @@ class Probe:
     """One condition of readiness: ``check`` gives None once it holds, else what is wrong."""
 
     waits_for: str  # "port", "pprof" or "ready"
-    check: Callable[[httpx.Client], str | None]
+    check: Callable[[float], str | None]  # given the time it may take
 
 
 def probes(pprof_url: str, ready_url: str | None, port: int | None = None) -> list[Probe]:
     """The probes of a service, in the order they must pass; ``port`` is one to see accept first."""
     found = [] if port is None else [Probe("port", lambda _: _port_problem(port))]
-    found.append(Probe("pprof", lambda http: probe_pprof(http, pprof_url)))
+    found.append(Probe("pprof", lambda timeout: probe_pprof(pprof_url, timeout)))
     if ready_url is not None:
-        found.append(Probe("ready", lambda http: probe_ready(http, ready_url)))
+        found.append(Probe("ready", lambda timeout: probe_ready(ready_url, timeout)))
     return found
 
 
@@ -115,19 +106,19 @@ def wait_ready(
     waiting will not mount pprof or change a 404.
     """
     problem, passed, delay = "nothing answered yet", 0, 0.01
-    with client(request_timeout) as http:
-        while passed < len(probes):
-            if not alive():
-                raise NotReady(problem, probes[passed].waits_for, exited=True)
-            found = probes[passed].check(http)
-            if found is None:
-                passed += 1
-                continue
-            problem = found
-            if time.monotonic() >= deadline:
-                raise NotReady(problem, probes[passed].waits_for, exited=False)
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.1)
+    while passed < len(probes):
+        if not alive():
+            raise NotReady(problem, probes[passed].waits_for, exited=True)
+        # A probe may take its request timeout, but never past the deadline (a service that drips its answer).
+        found = probes[passed].check(max(0.05, min(request_timeout, deadline - time.monotonic())))
+        if found is None:
+            passed += 1
+            continue
+        problem = found
+        if time.monotonic() >= deadline:
+            raise NotReady(problem, probes[passed].waits_for, exited=False)
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.1)
 
 
 # Where servers commonly say they have finished starting; the first test's failure report names one that answers.
@@ -141,17 +132,14 @@ def answering_ready_path(base_url: str, timeout: float, paths: Sequence[str] = C
     None also when a path that cannot exist answers 2xx: a catch-all
     handler (a web UI) says nothing about readiness.
     """
-    import httpx
-
     deadline = time.monotonic() + timeout
-    with client(timeout) as http:
 
-        def success(path: str) -> bool:
-            left = deadline - time.monotonic()
-            try:
-                return left > 0 and http.get(base_url.rstrip("/") + path, timeout=left).is_success
-            except httpx.HTTPError:
-                return False
+    def success(path: str) -> bool:
+        left = deadline - time.monotonic()
+        try:
+            return left > 0 and 200 <= get_once(base_url.rstrip("/") + path, left, limit=0)[0] < 300
+        except ServiceUnresponsive:
+            return False
 
-        found = next((path for path in paths if success(path)), None)
-        return None if found is None or success(_NO_SUCH_PATH) else found
+    found = next((path for path in paths if success(path)), None)
+    return None if found is None or success(_NO_SUCH_PATH) else found

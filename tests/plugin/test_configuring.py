@@ -3,13 +3,14 @@ listens where nobody said, and configuration errors that stop the run once inste
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from pytest_goleak.errors import ConfigError, ReadyRefused
@@ -200,15 +201,26 @@ def test_a_ready_url_4xx_fails_at_once_and_stops_the_session(
 
 @pytest.mark.parametrize(("code", "refused"), [(404, True), (401, True), (405, True), (429, False), (408, False)])
 def test_which_ready_answers_end_the_wait(code: int, refused: bool) -> None:
-    with httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(code))) as http:
-        if refused:
-            with pytest.raises(ReadyRefused, match=f"answered HTTP {code}, which waiting will not change"):
-                probe_ready(http, "http://127.0.0.1:1/ready")
-        else:
-            assert (
-                probe_ready(http, "http://127.0.0.1:1/ready")
-                == f"goleak_ready_url http://127.0.0.1:1/ready answered HTTP {code}"
-            )
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/ready"
+        try:
+            if refused:
+                with pytest.raises(ReadyRefused, match=f"answered HTTP {code}, which waiting will not change"):
+                    probe_ready(url, 5.0)
+            else:
+                assert probe_ready(url, 5.0) == f"goleak_ready_url {url} answered HTTP {code}"
+        finally:
+            server.shutdown()
 
 
 def test_a_binary_that_exits_at_once_stops_the_session(pytester: pytest.Pytester, go_build) -> None:  # type: ignore[no-untyped-def]
