@@ -38,7 +38,7 @@ NOISE: Mapping[str, int] = {
     "children": 0,
     "threads": 2,
     "tmpfiles": 0,
-    "offheap": 1 << 20,
+    "offheap": 4 << 20,
 }
 SPEC_EXAMPLE = "heap:+256KiB,goroutines:+1,session_heap:+4MiB"
 MAX_SHOWN = 20
@@ -52,6 +52,7 @@ class OtherRun:
     tests: Mapping[str, Mapping[str, int | None]]
     session: Mapping[str, int] = field(default_factory=dict)
     session_tests: int = 0
+    services: int = 1  # service runs the session's growth is summed over
 
     @property
     def name(self) -> str:
@@ -121,7 +122,7 @@ def load_other(paths: Iterable[Path]) -> OtherRun:
         measures = test["measures"]
         tests[test["test"]] = {m.name: _delta(measures.get(m.name)) for m in MEASURES}
     session = merged["session"]
-    return OtherRun(files, tests, dict(session["grew"]), int(session["tests"]))
+    return OtherRun(files, tests, dict(session["grew"]), int(session["tests"]), int(session["services"]))
 
 
 def _delta(measure: object) -> int | None:
@@ -205,6 +206,7 @@ class Comparison:
     gone: tuple[str, ...]
     tests: int  # tests of this run compared (checked in both)
     session_tests: int
+    services: int = 1  # this run's service runs; the sessions are compared only when both ran as many
 
     @property
     def failing(self) -> tuple[Change, ...]:
@@ -235,6 +237,11 @@ class Comparison:
             lines += whole_lines(f"{tag} {change.test}", change.phrase(other), width)
         if len(ordered) > MAX_SHOWN:
             lines.append(f"... and {len(ordered) - MAX_SHOWN} more (the --goleak-md summary lists them all)")
+        if self.services != self.other.services:
+            lines.append(
+                f"session not compared: the service ran {_times(self.services)} here and {_times(self.other.services)} "
+                f"in {other} (restarts, xdist workers or shards each warm up their own)"
+            )
         for change in self.session:
             tag = "COMPARE FAIL" if change.fails else "GREW"
             over = f", over {self.session_tests} tests here and {self.other.session_tests} there"
@@ -244,6 +251,10 @@ class Comparison:
         if self.gone:
             lines.append(f"not run here (in {other}): {_names(self.gone)}")
         return lines
+
+
+def _times(count: int) -> str:
+    return f"{count} time{'s' if count != 1 else ''}"
 
 
 def _names(tests: Sequence[str], shown: int = 5) -> str:
@@ -271,10 +282,11 @@ def compare(
                 changes.append(_judged(change, per_test))
     session_changes = []
     growth: dict[str, int] = {}
-    for grown in recorder.growth().values():
+    runs = recorder.growth()
+    for grown in runs.values():
         for name, value in grown.items():
             growth[name] = growth.get(name, 0) + value
-    for measure in SESSION:
+    for measure in SESSION if len(runs) == other.services else ():
         change = _change(None, measure, growth.get(measure.name), other.session.get(measure.name))
         if change is not None:
             session_changes.append(_judged(change, per_session))
@@ -286,6 +298,7 @@ def compare(
         tuple(sorted(set(other.tests) - set(latest))),
         len(set(latest) & set(other.tests)),
         len(recorder.points),
+        len(runs),
     )
 
 

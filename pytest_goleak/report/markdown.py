@@ -23,13 +23,17 @@ from pytest_goleak.report.compare import Comparison
 from pytest_goleak.report.session import SessionRecorder
 
 MAX_ROWS = 100
-# Everything CommonMark lets a backslash escape that can start markup in GFM or on GitHub ($ is math there).
-_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~$&])")
+# Characters that start markup anywhere in GFM or on GitHub ($ is math there); CommonMark lets a backslash escape
+# them. Links need "[", so "(" stays as it is.
+_SPECIAL = re.compile(r"([\\`*_\[\]<>!|~$&])")
+# What starts a block at the start of a line (or of a list item): a list, a heading, a setext line, a numbered list.
+_LEADING = re.compile(r"^([-+#=]|\d+[.)])")
 
 
 def text(value: object) -> str:
     """``value`` as literal Markdown text on one line: markup characters backslash-escaped."""
-    return _SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+    escaped = _SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+    return _LEADING.sub(lambda found: found[1][:-1] + "\\" + found[1][-1], escaped)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

@@ -8,6 +8,7 @@ restarted service, or another worker's, starts a series of its own.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,7 @@ from pytest_goleak.judge.verdict import Verdict
 from pytest_goleak.report.baseline import entry
 
 MAX_LISTED = 20
+_WITH_UNIT = re.compile(r"(\d) (B|KiB|MiB|GiB)\b")
 _SPARKS = "▁▂▃▄▅▆▇█"
 
 
@@ -207,8 +209,9 @@ def whole_lines(head: str, said: str, width: int) -> list[str]:
     line = f"{head}: {said}"
     if len(line) <= width:
         return [line]
-    wrapped = textwrap.wrap(said, max(width - 4, 20), break_long_words=False, break_on_hyphens=False)
-    return [f"{head}:", *(f"    {part}" for part in wrapped)]
+    kept = _WITH_UNIT.sub("\\1\u00a0\\2", said)  # "256.0 KiB" stays on one line: textwrap splits at ASCII spaces
+    wrapped = textwrap.wrap(kept, max(width - 4, 20), break_long_words=False, break_on_hyphens=False)
+    return [f"{head}:", *(f"    {part.replace(chr(0xA0), ' ')}" for part in wrapped)]
 
 
 def _location(report: pytest.TestReport) -> tuple[str, int] | None:

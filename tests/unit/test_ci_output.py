@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from markdown_tables import as_github_renders, tables
 
 from pytest_goleak.errors import ConfigError
 from pytest_goleak.judge.measures import GOROUTINES, HEAP
@@ -128,7 +129,10 @@ def test_drift_gets_one_too_and_the_commands_stop_at_githubs_limit() -> None:
     ]
     commands = workflow_commands(points, drift=["api pid 1: heap grew +9.0 MiB over 15 tests"])
     assert len(commands) == MAX_ANNOTATIONS
-    assert commands[0] == "::error title=goleak%3A session drift past its budget::api pid 1: heap grew +9.0 MiB over 15 tests"
+    assert (
+        commands[0]
+        == "::error title=goleak%3A session drift past its budget::api pid 1: heap grew +9.0 MiB over 15 tests"
+    )
     assert commands[-1] == "::error::7 more goleak failures; the log's goleak section and the job summary list them"
 
 
@@ -145,7 +149,9 @@ def test_a_leak_line_that_does_not_fit_keeps_the_id_whole_and_wraps_the_headline
     lines = leak_lines(nodeid, "goleak: 3 goroutines leaked (budget 0), heap +4.0 MiB (budget 1.0 MiB)", 60)
     assert lines[0] == f"LEAK {nodeid}:"
     assert all(len(line) <= 60 for line in lines[1:])
-    assert " ".join(line.strip() for line in lines[1:]) == "3 goroutines leaked (budget 0), heap +4.0 MiB (budget 1.0 MiB)"
+    assert (
+        " ".join(line.strip() for line in lines[1:]) == "3 goroutines leaked (budget 0), heap +4.0 MiB (budget 1.0 MiB)"
+    )
     assert leak_lines("t.py::test_a", "goleak: 1 goroutine leaked", 60) == ["LEAK t.py::test_a: 1 goroutine leaked"]
 
 
@@ -160,48 +166,10 @@ def test_quiet_lists_the_leaking_tests_without_the_charts() -> None:
 # Markdown, rendered as GitHub does
 
 
-def _html(markdown: str) -> str:
-    markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py renders the summary (pip install -e .[dev])")
-    rendered: str = markdown_it.MarkdownIt("commonmark").enable("table").render(markdown)
-    return rendered
-
-
-def _tables(rendered: str) -> list[list[list[str]]]:
-    """Every table of rendered HTML as rows of cell texts (entities decoded), header row first."""
-    from html.parser import HTMLParser
-
-    class Tables(HTMLParser):
-        def __init__(self) -> None:
-            super().__init__(convert_charrefs=True)
-            self.tables: list[list[list[str]]] = []
-            self.cell: list[str] | None = None
-
-        def handle_starttag(self, tag: str, attrs: object) -> None:
-            if tag == "table":
-                self.tables.append([])
-            elif tag == "tr":
-                self.tables[-1].append([])
-            elif tag in ("td", "th"):
-                self.cell = []
-
-        def handle_endtag(self, tag: str) -> None:
-            if tag in ("td", "th") and self.cell is not None:
-                self.tables[-1][-1].append("".join(self.cell).strip())
-                self.cell = None
-
-        def handle_data(self, data: str) -> None:
-            if self.cell is not None:
-                self.cell.append(data)
-
-    parser = Tables()
-    parser.feed(rendered)
-    return parser.tables
-
-
 def test_the_summary_renders_the_leaking_tests_largest_growth_and_session() -> None:
     markdown = render_markdown(recorder(CLEAN, LEAKY), ["1 test with known leaks from goleak-baseline.json"])
-    rendered = _html(markdown)
-    leaking, largest, session = _tables(rendered)
+    rendered = as_github_renders(markdown)
+    leaking, largest, session = tables(rendered)
     assert leaking == [
         ["test", "verdict", "leaked"],
         [
@@ -220,8 +188,8 @@ def test_the_summary_renders_the_leaking_tests_largest_growth_and_session() -> N
 
 def test_text_from_the_service_renders_as_itself() -> None:
     evil = point(f"t.py::test_x[{NASTY}]", f"goleak: {NASTY}", leaked={NASTY: 1}, leaks={})
-    rendered = _html(render_markdown(recorder(evil)))
-    (leaking, *_) = _tables(rendered)
+    rendered = as_github_renders(render_markdown(recorder(evil)))
+    (leaking, *_) = tables(rendered)
     folded = " ".join(NASTY.split())
     assert leaking[1] == [f"t.py::test_x[{folded}]", f"goleak: {folded}", f"1 x {folded}"]
     for markup in ("<script", "<a ", "<code>", "<em>", "<strong>b"):
@@ -231,10 +199,10 @@ def test_text_from_the_service_renders_as_itself() -> None:
 
 def test_drift_and_a_clean_run() -> None:
     grown = point("t.py::test_a", grew=_grew(heap=3 << 20))
-    rendered = _html(render_markdown(recorder(grown, budget=SessionBudget({"heap": 1 << 20}))))
+    rendered = as_github_renders(render_markdown(recorder(grown, budget=SessionBudget({"heap": 1 << 20}))))
     assert "<h2>pytest-goleak: leaks found</h2>" in rendered
     assert "<strong>session drift</strong> api pid 4242: heap grew +3.0 MiB over 1 tests" in rendered
-    assert "<h2>pytest-goleak: no leaks</h2>" in _html(render_markdown(recorder(CLEAN)))
+    assert "<h2>pytest-goleak: no leaks</h2>" in as_github_renders(render_markdown(recorder(CLEAN)))
 
 
 # Comparing two runs
@@ -263,7 +231,12 @@ def test_a_test_that_grew_more_than_in_the_other_run_is_a_change_and_fails_past_
     )
     result = compare(here, there, parse_fail("heap:+256KiB,goroutines:+1", "--goleak-compare-fail"))
     (change,) = result.changes
-    assert (change.test, change.measure, change.more, change.allowed) == ("t.py::test_cache", HEAP, 288 << 10, 256 << 10)
+    assert (change.test, change.measure, change.more, change.allowed) == (
+        "t.py::test_cache",
+        HEAP,
+        288 << 10,
+        256 << 10,
+    )
     assert result.failing_tests == ["t.py::test_cache"]
     assert result.new == ("t.py::test_new",) and result.gone == ("t.py::test_gone",)
     assert result.lines(200) == [
@@ -288,7 +261,7 @@ def test_the_session_is_compared_as_session_thresholds_say() -> None:
     assert result.failing_tests == []
     assert result.lines(200)[-1].startswith("COMPARE FAIL session: heap +5.0 MiB here, +0 B in main.json")
     # The Markdown table has it, with a test's row after it.
-    rows = _tables(_html(render_markdown(here, comparison=result)))[-1]
+    rows = tables(as_github_renders(render_markdown(here, comparison=result)))[-1]
     assert rows[0] == ["test", "measure", "here", "main.json", "more", "verdict"]
     assert rows[1] == ["session", "heap", "+5.0 MiB", "+0 B", "+5.0 MiB", "fails (allowed +4.0 MiB)"]
 
@@ -304,7 +277,7 @@ def test_the_session_is_compared_as_session_thresholds_say() -> None:
     ],
 )
 def test_a_bad_fail_spec_names_the_cause_and_an_example(spec: str, said: str) -> None:
-    with pytest.raises(ConfigError, match="^--goleak-compare-fail") as caught:
+    with pytest.raises(ConfigError, match=r"^--goleak-compare-fail") as caught:
         parse_fail(spec, "--goleak-compare-fail")
     assert said in str(caught.value) and "\n" not in str(caught.value)
 
