@@ -4,7 +4,8 @@ Most suites already publish pytest-html's report; a leak should be in it,
 not only in the terminal and the timeline file. Each checked test's row gets
 a ``goleak`` cell with its measures' growth, a leaking test's row the leak
 report with a small chart of its readings before and after, and the
-report's summary section the session's goleak summary. pytest-html is
+report's summary section the session's goleak summary. The full report is
+the test's failure, which pytest-html shows as the row's log. pytest-html is
 optional: the plugin registers its hooks only where pytest-html is loaded
 (plugin.py), and nothing here imports it.
 """
@@ -66,7 +67,7 @@ def _bars(record: Mapping[str, object]) -> str:
             )
     if not rows:
         return ""
-    height = len(names) * (2 * BAR_HEIGHT + 12)
+    height = len(rows) // 2 * (2 * BAR_HEIGHT + 12)
     return (
         f'<svg class="goleak-bars" width="{150 + BAR_WIDTH + 90}" height="{height}" role="img" '
         f'aria-label="readings before and after the test" font-size="12" font-family="sans-serif">'
@@ -76,10 +77,11 @@ def _bars(record: Mapping[str, object]) -> str:
 
 
 def leak_extra(record: Mapping[str, object], report: str) -> str:
-    """The leaking test's extra: its leak report, preformatted, under a chart of what grew."""
+    """The leaking test's extra: the headline over a chart of what grew (the report is in the row's log)."""
+    headline = report.splitlines()[0] if report else ""
     return (
         '<div class="goleak-report"><h4>goleak: the leak check failed</h4>'
-        f"{_bars(record)}<pre>{html.escape(report)}</pre></div>"
+        f"<p>{html.escape(headline)}</p>{_bars(record)}</div>"
     )
 
 

@@ -342,7 +342,7 @@ def test_the_html_fragments_escape_what_they_show() -> None:
         '<td class="col-goleak goleak-leaked">goroutines +2, heap +2.0 KiB, fds +1</td>'
     )
     assert html_report.row_cell(None) == '<td class="col-goleak"></td>'
-    extra = html_report.leak_extra(record, "goleak: <b>2</b> & more")
-    assert "<pre>goleak: &lt;b&gt;2&lt;/b&gt; &amp; more</pre>" in extra
+    extra = html_report.leak_extra(record, "goleak: <b>2</b> & more\n\nthe rest")
+    assert "<p>goleak: &lt;b&gt;2&lt;/b&gt; &amp; more</p>" in extra
     assert extra.count("<rect ") == 4  # goroutines and fds, before and after
     assert "<script" not in html_report.summary_html(["LEAK t.py::x: <script>"])
