@@ -122,7 +122,7 @@ def test_a_test_that_grows_more_than_on_main_is_shown_and_fails_past_the_thresho
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     suite.runpytest("--goleak-json=main.json").assert_outcomes(passed=3)
-    monkeypatch.setenv("CACHE_KB", "300")  # under the 1 MiB budget: every test passes
+    monkeypatch.setenv("CACHE_KB", "600")  # under the 1 MiB budget: every test passes
     result = suite.runpytest(
         "--goleak-compare=main.json", "--goleak-compare-fail=heap:+256KiB,goroutines:+1", "--goleak-md=s.md"
     )
@@ -132,15 +132,23 @@ def test_a_test_that_grows_more_than_on_main_is_shown_and_fails_past_the_thresho
         [
             "compared 3 tests with main.json: 1 test grew more than in main.json, 1 past --goleak-compare-fail",
             "COMPARE FAIL test_suite.py::test_cache: heap +* KiB here, * in main.json (+* more; allowed +256.0 KiB)",
+            "GREW session: heap +* KiB here, * in main.json (+* more), over 3 tests here and 3 there",
         ]
     )
     rows = _markdown_tables(suite.path / "s.md")[-1]
     (row,) = (row for row in rows if row[0] == "test_suite.py::test_cache")
     assert row[1] == "heap" and row[-1] == "fails (allowed +256.0 KiB)"
-    # Without --goleak-compare-fail the change is reported and fails nothing.
+    # Without --goleak-compare-fail nothing fails; 600 KiB in one test is within a test's noise, not the session's.
     shown = suite.runpytest("--goleak-compare=main.json")
-    shown.stdout.fnmatch_lines(["GREW test_suite.py::test_cache: heap +* KiB here, *"])
+    shown.stdout.fnmatch_lines(
+        ["compared 3 tests with main.json: 0 tests grew more than in main.json", "GREW session: heap +*"]
+    )
     assert shown.ret == pytest.ExitCode.OK
+    # Past a test's noise (1 MiB of heap), the test is named.
+    monkeypatch.setenv("CACHE_KB", "2048")
+    grew = suite.runpytest("--goleak-compare=main.json", "--goleak-heap=4MiB")
+    grew.stdout.fnmatch_lines(["GREW test_suite.py::test_cache: heap +2.* MiB here, * in main.json (+2.* MiB more)"])
+    assert grew.ret == pytest.ExitCode.OK
 
 
 def test_new_and_gone_tests_are_said_as_such(suite: pytest.Pytester) -> None:
