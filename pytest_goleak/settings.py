@@ -218,7 +218,7 @@ OTHER_OPTIONS = (
     Option(
         "compare_fail",
         "fail the run when a test grew more than in the compared run by more than this, e.g. "
-        "heap:+256KiB,goroutines:+1 (session_heap:+4MiB for the whole session)",
+        "heap:+256KiB,goroutines:+0 (session_heap:+4MiB for the whole session)",
         parse_fail,
         (),
         shown="none",
