@@ -7,6 +7,8 @@ and a test that failed on its own keeps its failure with the leak appended.
 
 from __future__ import annotations
 
+import os
+import shutil
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -23,8 +25,12 @@ from pytest_goleak.judge.measures import MEASURES
 from pytest_goleak.judge.verdict import Phase, Verdict
 from pytest_goleak.judge.watch import Listeners, problem_of
 from pytest_goleak.read.snapshot import Part, Snapshot
+from pytest_goleak.report import html_report
+from pytest_goleak.report.annotations import workflow_commands
+from pytest_goleak.report.compare import Comparison, compare
 from pytest_goleak.report.failure import junit_properties, render_problem
 from pytest_goleak.report.json_report import write_json
+from pytest_goleak.report.markdown import render_markdown
 from pytest_goleak.report.session import record
 from pytest_goleak.report.timeline import write_timeline
 from pytest_goleak.service.config import ServiceConfig
@@ -45,6 +51,7 @@ STATE = pytest.StashKey[GoleakState]()
 BUDGET = pytest.StashKey[Budget]()
 HANDLE = pytest.StashKey[GoleakHandle]()
 LEAK_TEXT = pytest.StashKey[str]()
+REPORT_TEXT = pytest.StashKey[str]()  # the leak report, for pytest-html's row
 RECORD = pytest.StashKey[dict[str, object]]()
 
 
@@ -67,7 +74,10 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise _usage_error(exc) from None
     if not hasattr(config, "workerinput"):  # an xdist worker's reports are summed up on the controller
-        config.pluginmanager.register(SessionHooks(config, state), "goleak-session")
+        session_hooks = SessionHooks(config, state)
+        config.pluginmanager.register(session_hooks, "goleak-session")
+        if config.pluginmanager.hasplugin("html"):  # pytest-html, optional
+            config.pluginmanager.register(HtmlHooks(session_hooks), "goleak-html")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -269,6 +279,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         raise
     text = _judge(item, handle, body_passed=True)
     if text:
+        item.stash[REPORT_TEXT] = text
         _fail(text)
     return result
 
@@ -286,11 +297,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if facts is not None:
             # Plain JSON data: it travels from xdist workers to the controller with the report.
             report.goleak = facts  # type: ignore[attr-defined]
+            leak = text or item.stash.get(REPORT_TEXT, None)
+            if leak and item.config.pluginmanager.hasplugin("html"):
+                # pytest-html's extras (a list of plain dicts, as pytest_html.extras.html makes them).
+                content = html_report.leak_extra(facts, leak)
+                extra = {
+                    "name": "goleak",
+                    "format_type": "html",
+                    "content": content,
+                    "mime_type": None,
+                    "extension": None,
+                }
+                report.extras = [*getattr(report, "extras", []), extra]  # type: ignore[attr-defined]
     return report
 
 
 class SessionHooks:
-    """Whole-session output: the summary, the drift check and the timeline.
+    """Whole-session output: the summary, the drift check, the comparison, and the files and annotations of CI.
 
     Registered only where reports are shown: on an xdist controller the
     reports come from the workers, so everything covers the whole run.
@@ -299,36 +322,121 @@ class SessionHooks:
     def __init__(self, config: pytest.Config, state: GoleakState) -> None:
         self.config = config
         self.state = state
+        self._comparison: Comparison | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.state.recorder.add(report)
 
+    def comparison(self) -> Comparison | None:
+        """This run against ``--goleak-compare``'s, once every report is in (pytest-html may ask first)."""
+        other = self.state.other
+        if other is None or not self.state.recorder.points:
+            return None
+        if self._comparison is None or self._comparison.session_tests != len(self.state.recorder.points):
+            self._comparison = compare(self.state.recorder, other, self.state.settings.compare_fail)
+        return self._comparison
+
+    def stale(self) -> list[str]:
+        """Under ``goleak_baseline_strict``: the baseline's entries for tests that ran and leaked nothing."""
+        baseline, settings = self.state.baseline, self.state.settings
+        if baseline is None or not settings.baseline_strict or settings.update_baseline:
+            return []
+        return baseline.stale(self.state.recorder.leaks())
+
+    def baseline_lines(self) -> list[str]:
+        recorder, baseline = self.state.recorder, self.state.baseline
+        if baseline is None or not recorder.points:
+            return []
+        failed = [point.nodeid for point in recorder.failures]
+        return baseline.summary(recorder.leaks(), failed, self.state.settings.update_baseline)
+
+    def failed(self) -> bool:
+        """Whether the session fails on a whole-session check: drift, the comparison, a stale baseline."""
+        comparison = self.comparison()
+        return bool(self.state.recorder.drift() or (comparison and comparison.failing) or self.stale())
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.state.recorder.drift() and session.exitstatus == pytest.ExitCode.OK:
+        if self.failed() and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        recorder, settings = self.state.recorder, self.state.settings
         if self.state.timeline is not None:
-            write_timeline(self.state.timeline, self.state.recorder)
+            write_timeline(self.state.timeline, recorder)
         baseline = self.state.baseline
-        if self.state.settings.json is not None:
-            write_json(self.state.settings.json, self.state.recorder.points, baseline.entries if baseline else {})
-        if baseline is not None and self.state.settings.update_baseline:
-            baseline.write(self.state.recorder.leaks())
+        if settings.json is not None:
+            write_json(settings.json, recorder.points, baseline.entries if baseline else {}, recorder.growth())
+        if settings.md is not None and recorder.points:
+            text = render_markdown(recorder, self.baseline_lines() + self.stale_lines(), self.comparison())
+            settings.md.parent.mkdir(parents=True, exist_ok=True)
+            with settings.md.open("a" if settings.md_append else "w", encoding="utf-8") as out:
+                out.write(text)
+        if baseline is not None and settings.update_baseline:
+            baseline.write(recorder.leaks())
 
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        recorder = self.state.recorder
-        lines = recorder.lines(self.config.getoption("verbose")) if self.state.settings.summary else []
+    def stale_lines(self) -> list[str]:
+        stale = self.stale()
+        if not stale:
+            return []
+        name = self.state.baseline.path.name if self.state.baseline else "the baseline"
+        shown = ", ".join(stale[:10]) + (f" and {len(stale) - 10} more" if len(stale) > 10 else "")
+        return [
+            f"STALE BASELINE {name} knows of leaks that did not happen ({len(stale)}): {shown}; "
+            "--goleak-update-baseline removes them"
+        ]
+
+    def summary_lines(self, verbosity: int, width: int) -> list[str]:
+        recorder, settings = self.state.recorder, self.state.settings
+        lines = recorder.lines(verbosity, width) if settings.summary else []
         if not lines and recorder.drift():
             lines = [f"SESSION DRIFT {problem}" for problem in recorder.drift()]
-        baseline = self.state.baseline
-        if baseline is not None and recorder.points:
-            failed = [point.nodeid for point in recorder.failures]
-            lines += baseline.summary(recorder.leaks(), failed, self.state.settings.update_baseline)
+        lines += self.baseline_lines() + self.stale_lines()
+        comparison = self.comparison()
+        if comparison is not None:
+            lines += comparison.lines(width)
         if self.state.timeline is not None and recorder.points:
             lines.append(f"timeline: {self.state.timeline}")
-        if self.state.settings.json is not None and recorder.points:
-            lines.append(f"json: {self.state.settings.json}")
+        if settings.json is not None and recorder.points:
+            lines.append(f"json: {settings.json}")
+        if settings.md is not None and recorder.points:
+            lines.append(f"markdown: {settings.md}")
+        return lines
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        width = shutil.get_terminal_size().columns
+        lines = self.summary_lines(self.config.getoption("verbose"), width)
         if lines:
             terminalreporter.write_sep("=", "goleak")
             for line in lines:
                 terminalreporter.write_line(escaped_line(line))
+        if self.state.settings.annotations:
+            recorder = self.state.recorder
+            for line in workflow_commands(recorder.points, recorder.drift(), self.comparison(), self._locate):
+                terminalreporter.write_line(line)
+
+    def _locate(self, path: str) -> str:
+        """A test file as the repository names it: GitHub resolves annotation paths from the checkout's root."""
+        workspace = os.environ.get("GITHUB_WORKSPACE")
+        if not workspace:
+            return path
+        return os.path.relpath(self.config.rootpath / path, workspace)
+
+
+class HtmlHooks:
+    """pytest-html's hooks: a growth column, the leak report on a leaking row, the summary in the summary section.
+
+    Registered only when pytest-html is loaded; the fragments are rendered in ``report/html_report.py``.
+    """
+
+    def __init__(self, session: SessionHooks) -> None:
+        self.session = session
+
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        cells.insert(2, html_report.header_cell())
+
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        cells.insert(2, html_report.row_cell(getattr(report, "goleak", None) if report.when == "call" else None))
+
+    def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
+        lines = self.session.summary_lines(verbosity=0, width=200)
+        if lines:
+            postfix.append(html_report.summary_html(lines))

@@ -12,6 +12,7 @@ the rest in :data:`OPTIONS`. The rest of the plugin reads typed values only.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from pytest_goleak.errors import ConfigError
 from pytest_goleak.judge.budget import KNOB_DEFAULTS, KNOBS, Budget
 from pytest_goleak.judge.measures import MEASURES, SESSION
 from pytest_goleak.judge.startup import DEFAULT_QUIET
+from pytest_goleak.report.compare import Threshold, parse_fail
 from pytest_goleak.report.session import SessionBudget
 from pytest_goleak.service.config import ServiceConfig, Where
 from pytest_goleak.units import (
@@ -52,6 +54,19 @@ def parse_memprofilerate(value: object, where: str) -> int | None:
     if isinstance(value, str) and value.strip().lower() in ("go", "default"):
         return None
     return parse_size(value, where)
+
+
+Annotations = Literal["auto", "github", "off"]
+
+
+def parse_annotations(value: object, where: str) -> Annotations:
+    """``auto`` (GitHub's when ``GITHUB_ACTIONS=true``), ``github`` (always) or ``off``."""
+    said = value.strip().lower() if isinstance(value, str) else value
+    if said in ("auto", "github", "off"):
+        return said
+    if said in (False, "false", "no", "0", "none"):
+        return "off"
+    raise ConfigError(f"{where}: {value!r} is not auto, github or off; e.g. --goleak-annotations=off")
 
 
 def _shown(value: object) -> str:
@@ -173,6 +188,41 @@ OTHER_OPTIONS = (
         False,
         "bool",
     ),
+    Option(
+        "baseline_strict",
+        "fail the run when goleak_baseline knows of a leak that did not happen (a stale entry), naming the entries",
+        parse_bool,
+        False,
+        "bool",
+    ),
+    Option(
+        "md",
+        "write the session's summary as Markdown to this file; github: append it to $GITHUB_STEP_SUMMARY "
+        "(the job summary)",
+    ),
+    Option(
+        "annotations",
+        "GitHub Actions error annotations at each leaking test's file and line: auto (when GITHUB_ACTIONS=true), "
+        "github (always) or off",
+        parse_annotations,
+        "auto",
+    ),
+    Option(
+        "compare",
+        "compare each test's growth with another run's goleak_json file (main's, say); several files (shards) are "
+        "one run",
+        parse_lines,
+        (),
+        "linelist",
+    ),
+    Option(
+        "compare_fail",
+        "fail the run when a test grew more than in the compared run by more than this, e.g. "
+        "heap:+256KiB,goroutines:+0 (session_heap:+4MiB for the whole session)",
+        parse_fail,
+        (),
+        shown="none",
+    ),
     Option("attach_url", "check an already running service at this URL instead of starting one"),
     Option("attach_pid", "local PID of the attached service, so fds, children and threads are measured too"),
 )
@@ -279,6 +329,12 @@ class Settings:
     json: Path | None
     baseline: Path | None  # relative paths start at the rootdir, from the ini file or a flag alike
     update_baseline: bool
+    baseline_strict: bool
+    md: Path | None
+    md_append: bool  # the job summary: appended to, as other steps' tools write there too
+    annotations: bool
+    compare: tuple[Path, ...]
+    compare_fail: tuple[Threshold, ...]
     fresh_readings: bool
     startup_quiet: float
     # Settings the services and attach mode are built from, for the factory fixture and AttachedService.
@@ -313,6 +369,15 @@ def resolve(config: pytest.Config) -> Settings:
     baseline, update_baseline = sources.value("baseline"), sources.value("update_baseline")
     if update_baseline and not baseline:
         raise ConfigError("--goleak-update-baseline needs a file to write: set goleak_baseline or --goleak-baseline")
+    if sources.value("baseline_strict") and not baseline:
+        raise ConfigError("goleak_baseline_strict needs a baseline: set goleak_baseline or --goleak-baseline")
+    compare, compare_fail = _compare(sources, base), sources.value("compare_fail")
+    if compare_fail and not compare:
+        raise ConfigError(
+            f"{sources.where('compare_fail')} needs a run to compare with: add --goleak-compare=PATH (a goleak_json "
+            "file)"
+        )
+    md, md_append = _markdown_path(sources, base)
     service = _service_config(sources, base) if (sources.value("binary") or sources.value("package")) else None
     if attach_url and service is not None:
         raise ConfigError("goleak_attach_url is set along with goleak_binary/goleak_package; keep one of them")
@@ -331,6 +396,12 @@ def resolve(config: pytest.Config) -> Settings:
         json=_output_path(sources, "json", base),
         baseline=config.rootpath / Path(baseline).expanduser() if baseline else None,
         update_baseline=update_baseline,
+        baseline_strict=sources.value("baseline_strict"),
+        md=md,
+        md_append=md_append,
+        annotations=_annotations(sources.value("annotations")),
+        compare=compare,
+        compare_fail=compare_fail,
         fresh_readings=sources.value("fresh_readings"),
         startup_quiet=sources.value("startup_quiet"),
         allow_remote=sources.value("allow_remote"),
@@ -384,6 +455,34 @@ def _output_path(sources: _Sources, name: str, base: Path) -> Path | None:
         return None
     start = sources.config.invocation_params.dir if sources.flagged(name) else base
     return start / Path(raw).expanduser()
+
+
+def _start(sources: _Sources, name: str, base: Path) -> Path:
+    return sources.config.invocation_params.dir if sources.flagged(name) else base
+
+
+def _compare(sources: _Sources, base: Path) -> tuple[Path, ...]:
+    """The compared run's files: relative to where pytest was run when given as flags, else to the ini file."""
+    start = _start(sources, "compare", base)
+    return tuple(start / Path(raw).expanduser() for raw in sources.value("compare"))
+
+
+def _markdown_path(sources: _Sources, base: Path) -> tuple[Path | None, bool]:
+    """The Markdown summary's file, and whether to append to it (``github``: the job summary's file)."""
+    raw = sources.value("md")
+    if raw.lower() != "github":
+        return _output_path(sources, "md", base), False
+    summary = os.environ.get("GITHUB_STEP_SUMMARY", "")
+    if not summary:
+        raise ConfigError(
+            f"{sources.where('md')} = github appends to $GITHUB_STEP_SUMMARY, which is not set (not a GitHub "
+            "Actions step); give a file instead, e.g. --goleak-md=goleak.md"
+        )
+    return Path(summary), True
+
+
+def _annotations(said: Annotations) -> bool:
+    return said == "github" or (said == "auto" and os.environ.get("GITHUB_ACTIONS") == "true")
 
 
 def marker_where(nodeid: str) -> Where:

@@ -14,6 +14,7 @@ from pytest_goleak.judge.budget import Budget
 from pytest_goleak.judge.watch import ServiceRuns
 from pytest_goleak.report.artifacts import ArtifactWriter
 from pytest_goleak.report.baseline import Baseline
+from pytest_goleak.report.compare import OtherRun, load_other
 from pytest_goleak.report.session import SessionRecorder
 from pytest_goleak.service.attached import AttachedService
 from pytest_goleak.service.config import ServiceConfig
@@ -40,6 +41,7 @@ class GoleakState:
         self.runs = ServiceRuns(fresh=settings.fresh_readings, startup_quiet=settings.startup_quiet)
         path = settings.baseline
         self.baseline = Baseline.load(path, missing_ok=settings.update_baseline) if path is not None else None
+        self.other: OtherRun | None = load_other(settings.compare) if settings.compare else None
         self._binaries: dict[tuple[str, Path, str], Path] = {}
         self._build_dir: Path | None = None
         self._services: list[GoService] = []

@@ -119,6 +119,10 @@ class Baseline:
         text = json.dumps(self.updated(results), indent=2, sort_keys=True)
         self.path.write_text(text + "\n", encoding="utf-8")
 
+    def stale(self, results: Mapping[str, Entry | None]) -> list[str]:
+        """The entries of tests that ran and leaked nothing: a leak the baseline knows of that did not happen."""
+        return sorted(test for test, found in results.items() if found is None and test in self.entries)
+
     def summary(self, results: Mapping[str, Entry | None], failed: Iterable[str], updating: bool) -> list[str]:
         """The summary lines: the known leaks, the entries that are gone, or what an update wrote."""
         name = self.path.name
@@ -128,7 +132,7 @@ class Baseline:
             return [f"{name}: recorded {_tests(leaking)} with leaks, removed {len(gone)} that no longer leak"]
         failing = set(failed)
         known = [t for t, found in results.items() if found is not None and t in self.entries and t not in failing]
-        gone = sorted(t for t, found in results.items() if found is None and t in self.entries)
+        gone = self.stale(results)
         lines = []
         if known:
             lines.append(f"{_tests(len(known))} with known leaks from {name}")

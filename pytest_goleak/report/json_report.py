@@ -10,11 +10,15 @@ change that is not an addition)::
                 "measures": {"goroutines": {"before": 12, "after": 14, "delta": 2}, "heap": {...}, ...},
                 "verdict": "goleak: 2 goroutines leaked (budget 0)",
                 "known": false,
-                "leaked_goroutines": {"main.(*Uploader).spool": 2}}]}
+                "leaked_goroutines": {"main.(*Uploader).spool": 2}}],
+     "session": {"tests": 120, "services": 2, "grew": {"goroutines": 0, "heap": 1048576, ...}}}
 
 Tests are sorted by id. A measure not read has null before, after and delta;
 ``verdict`` is null for a test within budget; ``known`` says the test leaks
-only what the baseline knows of.
+only what the baseline knows of. ``session`` is how much the service grew
+over the session, from its first reading to its last, summed over its runs
+(a restart or an xdist worker is a run of its own); a measure no run read
+is absent. ``--goleak-compare`` reads these documents back (``compare.py``).
 """
 
 from __future__ import annotations
@@ -30,9 +34,14 @@ from pytest_goleak.report.session import Point
 VERSION = 1
 
 
-def document(points: Iterable[Point], baseline: Mapping[str, object] = {}) -> dict[str, Any]:
-    """The session's document; ``baseline`` holds the test ids a baseline knows of."""
+def document(
+    points: Iterable[Point],
+    baseline: Mapping[str, object] = {},
+    growth: Mapping[str, Mapping[str, int]] = {},
+) -> dict[str, Any]:
+    """The session's document; ``baseline`` holds the test ids a baseline knows of, ``growth`` each run's growth."""
     tests = []
+    points = list(points)
     for point in sorted(points, key=lambda p: p.nodeid):
         measures = {
             m.name: {
@@ -53,9 +62,23 @@ def document(points: Iterable[Point], baseline: Mapping[str, object] = {}) -> di
                 "leaked_goroutines": dict(sorted(point.leaked_goroutines.items())),
             }
         )
-    return {"version": VERSION, "tool": "pytest-goleak", "tests": tests}
+    return {"version": VERSION, "tool": "pytest-goleak", "tests": tests, "session": session_block(points, growth)}
 
 
-def write_json(path: Path, points: Iterable[Point], baseline: Mapping[str, object] = {}) -> None:
+def session_block(points: Iterable[Point], growth: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
+    """The session's size and its growth per measure, summed over the service's runs."""
+    grew: dict[str, int] = {}
+    for measures in growth.values():
+        for name, value in measures.items():
+            grew[name] = grew.get(name, 0) + value
+    return {"tests": len(list(points)), "services": len(growth), "grew": grew}
+
+
+def write_json(
+    path: Path,
+    points: Iterable[Point],
+    baseline: Mapping[str, object] = {},
+    growth: Mapping[str, Mapping[str, int]] = {},
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document(points, baseline), indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(document(points, baseline, growth), indent=2) + "\n", encoding="utf-8")

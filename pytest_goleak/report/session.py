@@ -8,6 +8,8 @@ restarted service, or another worker's, starts a series of its own.
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from pytest_goleak.judge.verdict import Verdict
 from pytest_goleak.report.baseline import entry
 
 MAX_LISTED = 20
+_WITH_UNIT = re.compile(r"(\d) (B|KiB|MiB|GiB)\b")
 _SPARKS = "▁▂▃▄▅▆▇█"
 
 
@@ -52,6 +55,8 @@ class Point:
     outcome: str = "passed"  # the test's call-phase outcome
     leaks: dict[str, Any] | None = None  # what it leaked judged without a baseline (see baseline.entry)
     leaked_goroutines: dict[str, int] = field(default_factory=dict)
+    # The test function's file (relative to the rootdir) and 1-based line, from the report: where annotations point.
+    location: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ class SessionRecorder:
                     report.outcome,
                     data.get("leaks"),
                     data.get("leaked_goroutines", {}),
+                    _location(report),
                 )
             )
         except KeyError:
@@ -127,25 +133,42 @@ class SessionRecorder:
                     found[measure.name] = (grew, point.nodeid)
         return found
 
+    def growth(self) -> dict[str, dict[str, int]]:
+        """Per service run, how much each session measure grew from its first reading to its last."""
+        grown: dict[str, dict[str, int]] = {}
+        for service, points in self.by_service().items():
+            grown[service] = {}
+            for measure in SESSION:
+                first = _known(points, measure.name, "before")
+                last = _known(reversed(points), measure.name, "after")
+                if first is not None and last is not None:
+                    grown[service][measure.name] = last - first
+        return grown
+
     def drift(self) -> list[str]:
         """Session-budget violations, one line each, naming the tests that added most."""
         problems = []
+        grown = self.growth()
         for service, points in self.by_service().items():
             for measure in SESSION:
                 name, limit = measure.name, self.budget.limit(measure)
-                first, last = _known(points, name, "before"), _known(reversed(points), name, "after")
-                if limit is None or first is None or last is None or last - first <= limit:
+                grew = grown[service].get(name)
+                if limit is None or grew is None or grew <= limit:
                     continue
                 added = sorted(((p.after.get(name) or 0) - (p.before.get(name) or 0), p.nodeid) for p in points)
                 top = ", ".join(f"{nodeid} ({measure.signed(n)})" for n, nodeid in reversed(added[-3:]) if n > 0)
                 problems.append(
-                    f"{service}: {name} grew {measure.signed(last - first)} over {len(points)} tests "
+                    f"{service}: {name} grew {measure.signed(grew)} over {len(points)} tests "
                     f"(session budget {measure.show(limit)}); most added by: {top or 'no single test'}"
                 )
         return problems
 
-    def lines(self, verbosity: int = 0) -> list[str]:
-        """The terminal summary; ``-q`` keeps one line, ``-v`` lists every leaking test."""
+    def lines(self, verbosity: int = 0, width: int = 80) -> list[str]:
+        """The terminal summary; ``-q`` keeps the counts and the leaking tests, ``-v`` lists every leaking test.
+
+        A leaking test's id and headline are never cut: where they do not fit in ``width`` the headline
+        goes on the lines below, wrapped (pytest's short summary cuts both at the terminal's edge).
+        """
         if not self.points:
             return []
         failures = self.failures
@@ -153,12 +176,13 @@ class SessionRecorder:
         lines = [f"{checked} test{'s' if checked != 1 else ''} checked, {len(failures)} leaked"]
         drift = self.drift()
         lines += [f"SESSION DRIFT {problem}" for problem in drift]
-        if verbosity < 0:
-            return lines
         shown = failures if verbosity > 0 else failures[:MAX_LISTED]
-        lines += [f"LEAK {p.nodeid}: {str(p.failure).removeprefix('goleak: ')}" for p in shown]
+        for point in shown:
+            lines += leak_lines(point.nodeid, str(point.failure), width)
         if len(shown) < len(failures):
             lines.append(f"... and {len(failures) - len(shown)} more (-v lists them all)")
+        if verbosity < 0:
+            return lines
         largest = self.largest()
         if largest:
             lines.append("largest growth in one test:")
@@ -173,6 +197,30 @@ class SessionRecorder:
                 ends = f"{measure.show(numbers[0])} -> {measure.show(numbers[-1])}"
                 lines.append(f"  {measure.name:<10} {sparkline(numbers)} {ends}")
         return lines
+
+
+def leak_lines(nodeid: str, failure: str, width: int) -> list[str]:
+    """``LEAK id: headline`` on one line where it fits, else the id whole and the headline wrapped below it."""
+    return whole_lines(f"LEAK {nodeid}", failure.removeprefix("goleak: "), width)
+
+
+def whole_lines(head: str, said: str, width: int) -> list[str]:
+    """``head: said`` on one line where it fits, else ``head`` whole and ``said`` wrapped, indented, below it."""
+    line = f"{head}: {said}"
+    if len(line) <= width:
+        return [line]
+    kept = _WITH_UNIT.sub("\\1\u00a0\\2", said)  # "256.0 KiB" stays on one line: textwrap splits at ASCII spaces
+    wrapped = textwrap.wrap(kept, max(width - 4, 20), break_long_words=False, break_on_hyphens=False)
+    return [f"{head}:", *(f"    {part.replace(chr(0xA0), ' ')}" for part in wrapped)]
+
+
+def _location(report: pytest.TestReport) -> tuple[str, int] | None:
+    """The test's file and 1-based line (pytest's ``location`` has a 0-based line, or None)."""
+    try:
+        path, line, _ = report.location
+    except (TypeError, ValueError):
+        return None
+    return (str(path), line + 1 if isinstance(line, int) else 1)
 
 
 def _known(points: Iterable[Point], name: str, first: Literal["before", "after"]) -> int | None:
