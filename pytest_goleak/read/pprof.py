@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import io
 import math
 import re
 import zlib
@@ -31,9 +32,17 @@ from pytest_goleak.errors import PprofNotServed, ProfileError, ServiceError
 from pytest_goleak.read._proto.profile_descriptor import SERIALIZED
 from pytest_goleak.read.keepalive import Answer, Connection
 
-# A profile bigger than this is refused rather than decoded: a real goroutine
-# or heap profile is a few MiB at most, and the runtime itself cuts text dumps
-# at 64 MiB.
+# What the plugin reads and decodes is bounded by these, not by what the service
+# sends: past them a profile is refused with a clear error. pytest's memory for a
+# reading follows from them (the README's "When the service misbehaves" states it).
+# A real goroutine profile aggregates equal stacks: 100,000 goroutines are 3 KiB
+# inflated. Decoding costs about 24 bytes of memory per inflated byte at worst
+# (empty samples), so the inflated bound is also the decoder's memory bound.
+MAX_INFLATED_PROFILE = 8 << 20
+MAX_HEAP_TEXT = 32 << 20  # a heap?debug=1 profile: a few MiB for a large server
+MAX_HEAP_SITES = 50_000  # allocation sites parsed for a failure's evidence
+MAX_INDEX_BYTES = 1 << 20
+# The runtime cuts a text dump at 64 MiB (100,000 goroutines are about 20 MiB).
 MAX_PROFILE_BYTES = 128 << 20
 
 
@@ -150,7 +159,7 @@ def _protobuf() -> tuple[Any, type[Exception]]:
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("perftools.profiles.Profile")), DecodeError
 
 
-def gunzip(data: bytes, limit: int = MAX_PROFILE_BYTES) -> bytes:
+def gunzip(data: bytes, limit: int = MAX_INFLATED_PROFILE) -> bytes:
     """Inflate a gzipped profile, refusing bodies that inflate past ``limit``."""
     if data[:2] != b"\x1f\x8b":
         if data[:1] in (b"<", b"{") or data[:9].lower() == b"404 page ":
@@ -159,6 +168,8 @@ def gunzip(data: bytes, limit: int = MAX_PROFILE_BYTES) -> bytes:
         if not data:
             raise ProfileError("expected a gzipped pprof profile, got an empty body")
         # Not gzipped: pprof also accepts raw protobuf, so let the decoder judge.
+        if len(data) > limit:
+            raise ProfileError(f"profile is over {limit >> 20} MiB; refusing to decode it")
         return data
     inflater = zlib.decompressobj(wbits=31)
     try:
@@ -261,12 +272,12 @@ def without_samples(data: bytes, drop: Callable[[Stack], bool]) -> bytes:
     return gzip.compress(profile.SerializeToString(), mtime=0)
 
 
-_HEAP_HEADER = re.compile(r"^heap profile: \d+: \d+ \[\d+: \d+\] @ heap(?:v2)?/(\d+)$")
-_HEAP_RECORD = re.compile(r"^(\d+): (\d+) \[(\d+): (\d+)\] @((?: 0x[0-9a-f]+)*)$")
-_HEAP_FRAME = re.compile(r"^#\t0x[0-9a-f]+\t(\S+?)(?:\+0x[0-9a-f]+)?\t+(.*):(\d+)$")
-_HEAP_ALLOC = re.compile(r"^# HeapAlloc = (\d+)$", re.MULTILINE)
-_SYS = re.compile(r"^# Sys = (\d+)$", re.MULTILINE)
-_HEAP_RELEASED = re.compile(r"^# HeapReleased = (\d+)$", re.MULTILINE)
+_HEAP_HEADER = re.compile(r"^heap profile: \d{1,20}: \d{1,20} \[\d{1,20}: \d{1,20}\] @ heap(?:v2)?/(\d{1,20})$")
+_HEAP_RECORD = re.compile(r"^(\d{1,20}): (\d{1,20}) \[(\d{1,20}): (\d{1,20})\] @((?: 0x[0-9a-f]+)*)$")
+_HEAP_FRAME = re.compile(r"^#\t0x[0-9a-f]+\t(\S+?)(?:\+0x[0-9a-f]+)?\t+(.*):(\d{1,20})$")
+_HEAP_ALLOC = re.compile(r"^# HeapAlloc = (\d{1,20})$", re.MULTILINE)
+_SYS = re.compile(r"^# Sys = (\d{1,20})$", re.MULTILINE)
+_HEAP_RELEASED = re.compile(r"^# HeapReleased = (\d{1,20})$", re.MULTILINE)
 
 
 def _unsample(objects: int, size: int, rate: int) -> tuple[int, int]:
@@ -308,8 +319,9 @@ def parse_heap_profile(data: bytes) -> HeapProfile:
 
 def parse_heap_sites(data: bytes) -> tuple[HeapSite, ...]:
     """Live bytes and objects per allocation stack of a ``heap?debug=1`` profile, unsampled."""
-    lines = data.decode("utf-8", "replace").split("\n")
-    header = _HEAP_HEADER.match(lines[0]) if lines else None
+    # One line at a time: 32 MiB of short lines would be millions of strings as a list.
+    lines = (line.decode("utf-8", "replace").rstrip("\n") for line in io.BytesIO(data))
+    header = _HEAP_HEADER.match(next(lines, ""))
     if header is None:
         raise ProfileError("expected a text heap profile (heap?debug=1)")
     rate = int(header.group(1)) // 2  # the header holds twice MemProfileRate
@@ -323,7 +335,9 @@ def parse_heap_sites(data: bytes) -> tuple[HeapSite, ...]:
             estimated_objects, estimated_bytes = _unsample(objects, size, rate)
             sites.append(HeapSite(tuple(frames), estimated_bytes, estimated_objects))
 
-    for line in lines[1:]:
+    for line in lines:
+        if len(sites) >= MAX_HEAP_SITES:
+            break
         if line.startswith("#\t"):
             frame = _HEAP_FRAME.match(line)
             if frame is not None and record is not None:
@@ -339,11 +353,17 @@ def parse_heap_sites(data: bytes) -> tuple[HeapSite, ...]:
 
 
 # A row of the pprof index page: <tr><td>12</td><td><a href='goroutine?debug=1'>goroutine</a></td></tr>
-_INDEX_GOROUTINES = re.compile(r"<td>(\d+)</td><td><a href=['\"]?goroutine\?debug=1['\"]?>goroutine</a>")
+_INDEX_GOROUTINES = re.compile(r"<td>(\d{1,20})</td><td><a href=['\"]?goroutine\?debug=1['\"]?>goroutine</a>")
 _LEAKED = " (leaked)"
-_HEADER = re.compile(r"^goroutine (\d+) (?:gp=\S+ m=\S+ (?:mp=\S+ )?)?\[(.*)\]:$")
-_CREATED = re.compile(r"^created by (.+?)(?: in goroutine (\d+))?$")
-_LOCATION = re.compile(r"^\t(.*):(\d+)(?: \+0x[0-9a-f]+)?$")
+
+
+def index_goroutines(page: bytes) -> int | None:
+    """The goroutine count on a ``net/http/pprof`` index page; None on a page of another form."""
+    found = _INDEX_GOROUTINES.search(page.decode("utf-8", "replace"))
+    return None if found is None else int(found.group(1))
+_HEADER = re.compile(r"^goroutine (\d{1,20}) (?:gp=\S+ m=\S+ (?:mp=\S+ )?)?\[(.*)\]:$")
+_CREATED = re.compile(r"^created by (.+?)(?: in goroutine (\d{1,20}))?$")
+_LOCATION = re.compile(r"^\t(.*):(\d{1,20})(?: \+0x[0-9a-f]+)?$")
 _CALL_ARGS = re.compile(r"\((?:[^()]|\.\.\.)*\)$")
 
 
@@ -437,13 +457,13 @@ class PprofClient:
         return self._connection.get(profile, params)
 
     @staticmethod
-    def body(answer: Answer) -> bytes:
-        """The body of ``answer``; ServiceError on no answer or a non-200."""
-        return answer.read(MAX_PROFILE_BYTES, partial(_refuse, answer.url))
+    def body(answer: Answer, limit: int = MAX_PROFILE_BYTES) -> bytes:
+        """The body of ``answer``, at most ``limit`` bytes; ServiceError on no answer or a non-200."""
+        return answer.read(limit, partial(_refuse, answer.url))
 
-    def fetch(self, profile: str, params: dict[str, str | int] | None = None) -> bytes:
-        """GET one pprof resource; raise ServiceError on no answer or a non-200."""
-        return self.body(self.send(profile, params))
+    def fetch(self, profile: str, params: dict[str, str | int] | None = None, limit: int = MAX_PROFILE_BYTES) -> bytes:
+        """GET one pprof resource, at most ``limit`` bytes; raise ServiceError on no answer or a non-200."""
+        return self.body(self.send(profile, params), limit)
 
     def goroutines(self) -> GoroutineProfile:
         """The goroutine profile; with the full dump as well when the profile may have cut a stack.
@@ -452,7 +472,7 @@ class PprofClient:
         which goroutine it was: the dump can (its outermost frames and its
         ``created by``). It is dear, so it is read only for such a profile.
         """
-        return self.with_dump(parse_goroutine_profile(self.fetch("goroutine")))
+        return self.with_dump(parse_goroutine_profile(self.fetch("goroutine", limit=MAX_INFLATED_PROFILE)))
 
     def with_dump(self, profile: GoroutineProfile) -> GoroutineProfile:
         """``profile``, with the full dump read beside it if it may have cut a stack."""
@@ -467,10 +487,9 @@ class PprofClient:
         is not served, or not in the form ``net/http/pprof`` writes.
         """
         try:
-            found = _INDEX_GOROUTINES.search(self.body(index or self.send("")).decode("utf-8", "replace"))
+            return index_goroutines(self.body(index or self.send(""), MAX_INDEX_BYTES))
         except (PprofNotServed, ProfileError):
             return None
-        return None if found is None else int(found.group(1))
 
     def heap(self, collect: bool = True) -> HeapProfile:
         """The heap profile: after a forced GC if ``collect``, so that garbage never reads as growth.
@@ -485,7 +504,7 @@ class PprofClient:
         return self.send("heap", {"gc": 1, "debug": 1} if collect else {"debug": 1})
 
     def heap_of(self, answer: Answer, collected: bool) -> HeapProfile:
-        heap = parse_heap_profile(self.body(answer))
+        heap = parse_heap_profile(self.body(answer, MAX_HEAP_TEXT))
         return heap if collected else replace(heap, collected=False)
 
     def goroutine_dump(self) -> str:

@@ -308,7 +308,7 @@ def _read_descendants(pid: int) -> tuple[ChildInfo, ...]:
     return tuple(found)
 
 
-_RSS = re.compile(rb"^(RssAnon|RssShmem):\s+(\d+) kB$", re.MULTILINE)
+_RSS = re.compile(rb"^(RssAnon|RssShmem):\s+(\d{1,20}) kB$", re.MULTILINE)
 
 
 def resident_anon(pid: int) -> int:
@@ -320,7 +320,7 @@ def resident_anon(pid: int) -> int:
     return sum(int(kb) for _, kb in _RSS.findall(status)) * 1024
 
 
-_RCHAR = re.compile(rb"^rchar: (\d+)$", re.MULTILINE)
+_RCHAR = re.compile(rb"^rchar: (\d{1,20})$", re.MULTILINE)
 
 
 def bytes_read(pid: int) -> int | None:

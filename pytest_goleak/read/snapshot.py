@@ -8,7 +8,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pytest_goleak.read.pprof import GoroutineProfile, HeapProfile, PprofClient, parse_goroutine_profile
+from pytest_goleak.read.pprof import (
+    MAX_INFLATED_PROFILE,
+    GoroutineProfile,
+    HeapProfile,
+    PprofClient,
+    parse_goroutine_profile,
+)
 from pytest_goleak.read.procfs import ProcessState, bytes_read, read_process, resident_anon
 from pytest_goleak.read.tmpdir import read_tmpdir
 
@@ -152,7 +158,7 @@ class Snapshotter:
             if answer is not None:
                 decoded.append(parse_goroutine_profile(raw))
 
-        raw = pprof.body(answer) if answer is not None else b""
+        raw = pprof.body(answer, MAX_INFLATED_PROFILE) if answer is not None else b""
         if Part.HEAP in parts:
             heap_profile = heap_beside_proc(collect=True, meanwhile=decode)  # decoded during the GC
         if answer is not None and not decoded:

@@ -26,6 +26,12 @@ def accepts(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
+class Answered(str):
+    """A probe's problem that is an HTTP answer: the service is up and answering, just not yet with 2xx."""
+
+    __slots__ = ()
+
+
 def probe_pprof(url: str, timeout: float) -> str | None:
     """None once pprof answers at ``url``; else what went wrong. Raises :class:`PprofNotServed` on a 404."""
     try:
@@ -34,7 +40,7 @@ def probe_pprof(url: str, timeout: float) -> str | None:
         return f"{url} did not answer ({exc.reason})"
     if status == 404:
         raise PprofNotServed(f"{url} (HTTP 404); {PPROF_MISSING}")
-    return None if status == 200 else f"{url} answered HTTP {status}"
+    return None if status == 200 else Answered(f"{url} answered HTTP {status}")
 
 
 # 4xx answers that can change while a service starts: the rest say the URL or the request is wrong.
@@ -61,7 +67,7 @@ def probe_ready(url: str | None, timeout: float) -> str | None:
             f"goleak_ready_url {url} answered HTTP {code}, which waiting will not change; "
             "point goleak_ready_url at a path that answers a plain GET with 2xx once the service is ready"
         )
-    return f"goleak_ready_url {url} answered HTTP {code}"
+    return Answered(f"goleak_ready_url {url} answered HTTP {code}")
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,8 @@ class NotReady(ServiceError):
         self.problem = problem  # the last thing a probe found wrong
         self.waits_for = waits_for  # the probe that had not passed yet
         self.exited = exited
+        # It answered, but never with 2xx (a 5xx to the end): a start of the same service will not do better.
+        self.answering = isinstance(problem, Answered)
 
 
 def wait_ready(

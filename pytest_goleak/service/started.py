@@ -266,7 +266,8 @@ class GoService:
                 what += f"; {untold_note}"
             else:
                 what += elsewhere_note(self.config, run.placeholders, self.pid, exc.waits_for)
-            raise self._start_error(self._failure(what), config=bool(untold_note)) from None
+            # A lasting 5xx, like a wrong configuration, would fail every later start the same way.
+            raise self._start_error(self._failure(what), config=bool(untold_note) or exc.answering) from None
 
     def _start_error(self, message: str, config: bool = True) -> ServiceError:
         """The error of a start that failed; the configuration's (the session stops) until a start got to ready."""
