@@ -361,6 +361,8 @@ def index_goroutines(page: bytes) -> int | None:
     """The goroutine count on a ``net/http/pprof`` index page; None on a page of another form."""
     found = _INDEX_GOROUTINES.search(page.decode("utf-8", "replace"))
     return None if found is None else int(found.group(1))
+
+
 _HEADER = re.compile(r"^goroutine (\d{1,20}) (?:gp=\S+ m=\S+ (?:mp=\S+ )?)?\[(.*)\]:$")
 _CREATED = re.compile(r"^created by (.+?)(?: in goroutine (\d{1,20}))?$")
 _LOCATION = re.compile(r"^\t(.*):(\d{1,20})(?: \+0x[0-9a-f]+)?$")

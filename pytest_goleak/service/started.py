@@ -8,6 +8,7 @@ wait here has a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shlex
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,7 +31,7 @@ from pytest_goleak.errors import (
 )
 from pytest_goleak.read.tmpdir import remove_tmpdir
 from pytest_goleak.service.config import Placeholders, ServiceConfig, with_memprofilerate
-from pytest_goleak.service.lifeline import Lifeline
+from pytest_goleak.service.lifeline import MARKER, Lifeline, kill_marked
 from pytest_goleak.service.listening import (
     ListensElsewhere,
     addresses,
@@ -43,6 +45,7 @@ from pytest_goleak.service.readiness import NotReady, Probe, accepts, probes, wa
 from pytest_goleak.text import block
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def describe_exit(returncode: int) -> str:
@@ -55,10 +58,14 @@ def describe_exit(returncode: int) -> str:
     return f"exited with code {returncode}"
 
 
-def _set_parent_death_signal() -> None:
-    # Runs in the child between fork and exec: if pytest dies, so does the service.
+def _in_the_child() -> None:
+    """Runs in the child between fork and exec (both attributes outlive the exec)."""
     libc = ctypes.CDLL(None, use_errno=True)
+    # If pytest dies, so does the service.
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # A process it spawned whose parent exits (sh -c 'cmd &') is reparented to the service, not to init:
+    # it stays the service's descendant, counted as its child and stopped with it.
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 @dataclass
@@ -70,6 +77,7 @@ class _Run:
     command: list[str]
     log_offset: int
     tmpdir: Path | None  # the private TMPDIR the plugin gave it; None if the user set TMPDIR
+    token: str  # its mark, PYTEST_GOLEAK_RUN in its environment (see lifeline.py)
     started: float = field(default_factory=time.monotonic)
 
 
@@ -172,6 +180,7 @@ class GoService:
                 "stop it, or use {port} / {port_NAME} so the plugin picks a free port"
             )
         env, tmpdir = self._environment(placeholders)
+        token = env[MARKER] = uuid.uuid4().hex  # what its descendants keep, wherever they go (see lifeline.py)
         with self.log_path.open("ab") as log:
             offset = log.tell()
             log.write(f"--- pytest-goleak: starting {shlex.join(command)}\n".encode())
@@ -185,7 +194,7 @@ class GoService:
                     env=env,
                     cwd=tmp,
                     start_new_session=True,  # its own process group, stopped as one
-                    preexec_fn=_set_parent_death_signal,
+                    preexec_fn=_in_the_child,
                 )
             except OSError as exc:
                 if tmpdir is not None:
@@ -194,8 +203,8 @@ class GoService:
                     f"cannot run {command[0]}: {exc.strerror}; check {self.config.where('binary')}"
                 ) from None
         if self._lifeline is not None:
-            self._lifeline.guard(proc.pid, tmpdir)
-        self._run = _Run(proc, placeholders, command, offset, tmpdir)
+            self._lifeline.guard(proc.pid, token, tmpdir)
+        self._run = _Run(proc, placeholders, command, offset, tmpdir, token)
         self._exit_reported = False
         try:
             self._wait_ready()
@@ -300,14 +309,18 @@ class GoService:
                     proc.wait(self.config.stop_timeout)
                 except subprocess.TimeoutExpired:
                     pass
-            # Whatever the service spawned goes too, even if the service is gone.
-            _signal_group(proc.pid, signal.SIGKILL)
-            proc.wait(self.config.stop_timeout)
         finally:
+            # Also when a second Ctrl-C lands in the wait above: nothing here waits, and the watchdog lets go
+            # of the group only once it is killed. Whatever the service spawned goes too, even if the service
+            # is gone: its group, and the daemons that left the group, by their mark.
+            _signal_group(proc.pid, signal.SIGKILL)
+            kill_marked(run.token)
             if self._lifeline is not None:
                 self._lifeline.release(proc.pid)
             if run.tmpdir is not None:
                 remove_tmpdir(run.tmpdir)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(self.config.stop_timeout)
         return proc.returncode
 
     def output_since_start(self, limit: int = 1 << 20) -> str:
