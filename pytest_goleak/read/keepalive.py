@@ -120,6 +120,8 @@ class Answer:
                         over(limit)
                     connection.close()
                     return response.status, bytes(body[:limit])
+            if response.length:  # http.client reads a body cut short of its Content-Length as a short body
+                raise http.client.IncompleteRead(bytes(body), response.length)
             if response.will_close:
                 connection.close()
             return response.status, bytes(body)
