@@ -7,6 +7,7 @@ the nested session), what reached the log, what was left running.
 
 from __future__ import annotations
 
+import gzip
 import os
 import signal
 import subprocess
@@ -253,3 +254,30 @@ def test_a_tmpdir_swapped_for_a_symlink_is_not_followed_and_the_symlink_is_remov
     moved = Path(f"{tmpdir}.moved")  # where the service moved its real TMPDIR: outside the plugin's
     assert moved.is_dir()
     subprocess.run(["rm", "-rf", str(moved)], check=True)
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "message"),
+    [
+        # 119 KiB of gzip that inflates to 120 MiB of empty samples (3 GiB in pytest before the bound).
+        ("bomb", "/debug/pprof/goroutine", "inflates past 8 MiB"),
+        # 120 MiB of short heap-profile lines.
+        ("lines", "/debug/pprof/heap", "sent more than 32 MiB"),
+    ],
+)
+def test_a_profile_that_would_cost_gigabytes_is_refused_within_the_bound(
+    hostile: Callable[..., pytest.RunResult], pytester: pytest.Pytester, kind: str, path: str, message: str
+) -> None:
+    body = pytester.path / f"{kind}.bin"
+    if kind == "bomb":
+        with gzip.open(body, "wb", compresslevel=9) as out:
+            for _ in range(120):
+                out.write(b"\x12\x00" * (1 << 19))  # 1 MiB of empty Sample messages
+    else:
+        with body.open("wb") as out:
+            out.write(b"heap profile: 1: 1 [1: 1] @ heap/1048576\n")
+            for _ in range(120):
+                out.write(b"1: 1 [1: 1] @ 0x1\n" * (1 << 20 >> 4))
+    result = hostile(f"-serve {path}={body}", "def test_one(pytest_goleak):\n    pass\n")
+    result.stdout.fnmatch_lines([f"*{message}*"])
+    assert _peak_mib(pytester) < 400, f"pytest peaked at {_peak_mib(pytester)} MiB"
