@@ -65,11 +65,13 @@ def format_size(size: float) -> str:
     """Human text for a byte count, e.g. ``4.0 MiB`` or ``-512 B``."""
     sign = "-" if size < 0 else ""
     size = abs(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{sign}{size:.0f} {unit}" if unit == "B" else f"{sign}{size:.1f} {unit}"
+    if size < 1024:
+        return f"{sign}{size:.0f} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
         size /= 1024
-    raise AssertionError("unreachable")
+        if size < 1024:
+            return f"{sign}{size:.1f} {unit}"
+    return f"{sign}{size / 1024:.1f} EiB"
 
 
 def parse_count(value: object, where: str) -> int:

@@ -44,6 +44,8 @@ def test_bad_sizes_name_the_value_and_the_fix(bad: object) -> None:
 
 
 def test_format_size() -> None:
+    assert format_size(2**70) == "1024.0 EiB"  # once printed as 1099511627776.0 GiB
+    assert format_size(3 << 40) == "3.0 TiB"
     assert format_size(4 << 20) == "4.0 MiB"
     assert format_size(-512) == "-512 B"
     assert format_size(1536) == "1.5 KiB"
