@@ -55,6 +55,17 @@ def test_with_fd_patterns(pytest_goleak):
 """
 
 
+def _profiled(pytester: pytest.Pytester) -> tuple[pytest.RunResult, pstats.Stats]:
+    """The nested suite run in this process under cProfile, and what it called."""
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    finally:
+        profile.disable()
+    return result, pstats.Stats(profile)
+
+
 def _called(stats: pstats.Stats, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
     calls = {}
     for (file, _, name), (_, ncalls, *_rest) in stats.stats.items():  # type: ignore[attr-defined]
@@ -71,14 +82,9 @@ def test_clean_tests_parse_nothing_meant_for_evidence(
 ) -> None:
     write_ini()
     pytester.makepyfile(test_clean=SUITE)
-    profile = cProfile.Profile()
-    profile.enable()
-    try:
-        result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
-    finally:
-        profile.disable()
+    result, stats = _profiled(pytester)
     result.assert_outcomes(passed=11)
-    called = _called(pstats.Stats(profile), EVIDENCE_ONLY | {("judge/settle.py", "settle")})
+    called = _called(stats, EVIDENCE_ONLY | {("judge/settle.py", "settle")})
     assert called.pop(("judge/settle.py", "settle"), 0) == 11  # the check ran, in this process, for every test
     assert called == {}, f"clean tests called what only a failure needs: {called}"
 
@@ -87,12 +93,7 @@ def test_the_count_sees_evidence_when_a_test_leaks(pytester: pytest.Pytester, wr
     # The same count on a failing test: what the first test must not find, this one must.
     write_ini()
     pytester.makepyfile("def test_leaks(pytest_goleak):\n    pytest_goleak.client.get('/leaky/chan-send')\n")
-    profile = cProfile.Profile()
-    profile.enable()
-    try:
-        result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
-    finally:
-        profile.disable()
+    result, stats = _profiled(pytester)
     result.assert_outcomes(failed=1)
-    called = _called(pstats.Stats(profile), EVIDENCE_ONLY)
+    called = _called(stats, EVIDENCE_ONLY)
     assert {("judge/evidence.py", "gather_evidence"), ("read/pprof.py", "parse_goroutine_dump")} <= set(called)
