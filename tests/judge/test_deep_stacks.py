@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from verdicts import by_name
 
 ROOT = Path(__file__).resolve().parents[2]
 DEEPSTACK = ROOT / "tests" / "goapps" / "deepstack"
@@ -86,10 +87,9 @@ def suite(pytester: pytest.Pytester, write_ini: Callable[..., None], deepstack: 
 
 
 def _reports(pytester: pytest.Pytester, deep: int, tests: str) -> dict[str, pytest.TestReport]:
-    """Run ``tests`` (``DEEP`` in them is ``deep``); the call-phase report of each test, by name."""
+    """Run ``tests`` (``DEEP`` in them is ``deep``); the report of each test's check, by name."""
     pytester.makepyfile(f"DEEP = {deep}\n" + textwrap.dedent(tests))
-    reports = pytester.inline_run().getreports("pytest_runtest_logreport")
-    return {r.nodeid.split("::")[-1]: r for r in reports if r.when == "call"}
+    return by_name(pytester.inline_run().getreports("pytest_runtest_logreport"))
 
 
 def test_a_worker_whose_depth_crosses_the_limit_is_not_a_leak(suite: pytest.Pytester, deepstack: Built) -> None:
