@@ -70,6 +70,9 @@ def test_a_fixture_that_removes_what_it_created_is_not_charged_and_a_leak_still_
             "ERROR test_suite.py::test_leaks_one_connection - Failed: goleak: 1 goroutine*",
         ]
     )
+    # The hint says what holds the connection, and offers no line that would hide every connection leak.
+    assert "net/http.(*conn).serve is the goroutine of every incoming HTTP connection" in result.stdout.str()
+    assert "goleak_ignore = net/http.(*conn).serve" not in result.stdout.str()
     # The leak is the test's, by name, in JUnit and in the JSON report.
     cases = {case.get("name"): case for case in ET.parse(pytester.path / "junit.xml").iter("testcase")}
     leaked = cases["test_leaks_one_connection"]
