@@ -28,7 +28,7 @@ from pytest_goleak.errors import (
     ServiceMisconfigured,
     ServiceUnresponsive,
 )
-from pytest_goleak.service.config import Placeholders, ServiceConfig, with_memprofilerate
+from pytest_goleak.service.config import Placeholders, Ports, ServiceConfig, with_memprofilerate
 from pytest_goleak.service.lifeline import Lifeline
 from pytest_goleak.service.listening import (
     ListensElsewhere,
@@ -111,8 +111,8 @@ class GoService:
         return int(self.running.placeholders["port"])
 
     @property
-    def ports(self) -> dict[str, int]:
-        """Every port picked for this start, by placeholder name."""
+    def ports(self) -> Ports:
+        """Every port picked for this start, by placeholder name (``port_debug``, or ``debug`` alone)."""
         return self.running.placeholders.ports
 
     @property
