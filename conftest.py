@@ -14,9 +14,18 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+import google.protobuf.message  # noqa: F401  (see below)
+import httpcore  # noqa: F401
+import httpx  # noqa: F401
 import pytest
 
 from pytest_goleak import build_package
+
+# The plugin imports httpx, httpcore and protobuf on first use. A nested in-process run
+# (pytester.runpytest, inline_run) drops from sys.modules what it imported, so a later import in this
+# process makes second copies whose exception classes the first ones' handlers no longer know (a
+# ReadTimeout escaped as httpcore.ReadTimeout, not httpx.ReadTimeout). Imported here, they outlive every
+# nested run.
 
 ROOT = Path(__file__).resolve().parent
 pytest_plugins = ["pytester"]

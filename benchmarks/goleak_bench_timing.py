@@ -6,8 +6,9 @@ It only observes. For each test it appends one JSON line to the file named by
 * ``wall_ms``: wall time of the whole ``pytest_runtest_protocol`` of the item
   (setup + call + teardown + report logging): what a user waits per test;
 * ``setup_ms`` / ``call_ms`` / ``teardown_ms``: pytest's ``report.duration``;
-* ``reported_at``: ``perf_counter()`` when the call-phase report reached
-  ``pytest_runtest_logreport`` (the failure text is rendered by then);
+* ``reported_at``: ``perf_counter()`` when the teardown report reached
+  ``pytest_runtest_logreport`` (the check ends in ``pytest_goleak``'s teardown, so
+  the failure text is rendered by then);
 * ``props``: the test's ``record_property`` values (the floor and leak tests
   record their own request timings and the moment their body ended);
 * ``rss``: this pytest process's resident set size after the test (psutil),
@@ -370,10 +371,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     info = _REPORTS.setdefault(report.nodeid, {"outcome": "passed"})
     info[f"{report.when}_ms"] = report.duration * 1000
     if report.failed:
-        info["outcome"] = "failed" if report.when == "call" else f"error-{report.when}"
+        # A leak is reported at the teardown of pytest_goleak, the benchmarks' only function-scoped fixture.
+        info["outcome"] = "failed" if report.when in ("call", "teardown") else f"error-{report.when}"
         info["text"] = report.longreprtext[:_TEXT_CHARS]
     elif report.skipped and info["outcome"] == "passed":
         info["outcome"] = "skipped"
     if report.when == "call":
-        info["reported_at"] = time.perf_counter()
         info["props"] = dict(report.user_properties)
+    if report.when == "teardown":
+        info["reported_at"] = time.perf_counter()

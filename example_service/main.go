@@ -128,6 +128,8 @@ func registerRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/products/{sku}", handleGetProduct)
 	mux.HandleFunc("GET /api/orders", handleListOrders)
 	mux.HandleFunc("POST /api/orders", handleCreateOrder)
+	mux.HandleFunc("POST /api/watches", handleCreateWatch)
+	mux.HandleFunc("DELETE /api/watches/{id}", handleDeleteWatch)
 	for _, p := range leakPatterns {
 		mux.Handle("GET /leaky/"+p.name, p.handler("leaky", p.leaky))
 		mux.Handle("GET /fixed/"+p.name, p.handler("fixed", p.fixed))
@@ -174,7 +176,7 @@ func (p leakPattern) handler(variant string, work workFunc) http.Handler {
 func handleIndex(w http.ResponseWriter, r *http.Request) {
 	var b strings.Builder
 	b.WriteString("example_service: catalog/orders demo API with a leak catalogue\n\n")
-	b.WriteString("GET  /healthz\nGET  /work?n=N\nGET  /api/products\nGET  /api/products/{sku}\nGET  /api/orders\nPOST /api/orders\n\n")
+	b.WriteString("GET  /healthz\nGET  /work?n=N\nGET  /api/products\nGET  /api/products/{sku}\nGET  /api/orders\nPOST /api/orders\nPOST /api/watches\nDELETE /api/watches/{id}\n\n")
 	names := make([]string, 0, len(leakPatterns))
 	for _, p := range leakPatterns {
 		names = append(names, p.name)

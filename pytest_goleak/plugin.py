@@ -1,8 +1,14 @@
 """pytest hooks, options, fixtures and markers. Thin: it wires the other modules together.
 
-The verdict is taken inside the test's call phase (a ``pytest_runtest_call``
-wrapper), so a leak fails the test itself rather than erroring its teardown,
-and a test that failed on its own keeps its failure with the leak appended.
+The check spans the test's own function-scoped fixtures: ``pytest_goleak`` is
+made the first function-scoped fixture each test sets up (the collection hook
+reorders ``item.fixturenames``, which pytest fills in order), so it is torn
+down last, and its teardown takes the after-reading and the verdict. A leak is
+then reported as pytest reports any failure found after the body: an error at
+teardown of the test, under the test's own node id (terminal, JUnit, JSON,
+baseline). A steady-state test (``goleak(repeat=N)``) reruns only its body, so
+it is still judged in the call phase (a ``pytest_runtest_call`` wrapper), where
+a leak fails the test itself.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ HANDLE = pytest.StashKey[GoleakHandle]()
 LEAK_TEXT = pytest.StashKey[str]()
 REPORT_TEXT = pytest.StashKey[str]()  # the leak report, for pytest-html's row
 RECORD = pytest.StashKey[dict[str, object]]()
+BODY_RAN = pytest.StashKey[bool]()  # the body ran to an end that is judged (not skipped, xfailed or interrupted)
+BODY_FAILED = pytest.StashKey[bool]()
 
 
 def _usage_error(exc: GoleakError) -> pytest.UsageError:
@@ -117,13 +125,38 @@ def _budget_for(item: pytest.Item, defaults: Budget) -> Budget:
     return budget
 
 
+@pytest.hookimpl(trylast=True)  # after other plugins have added their fixtures to the items
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     state = config.stash[STATE]
     try:
         for item in items:
             item.stash[BUDGET] = state.budget_for(item.nodeid, _budget_for(item, state.defaults))
+            first_function_fixture(item)
     except ConfigError as exc:
         raise _usage_error(exc) from None
+
+
+def first_function_fixture(item: pytest.Item) -> None:
+    """Make ``pytest_goleak`` the first function-scoped fixture ``item`` sets up, so it is torn down last.
+
+    pytest sorts a test's fixture closure by scope (session first) and sets the
+    fixtures up in that order; teardown runs in reverse. Moving the name to just
+    before the first function-scoped one keeps every higher-scoped fixture (a
+    module's database, a session's channel) before the before-reading, and puts
+    every function-scoped one (the test's own client, its table) inside the check.
+    """
+    names = getattr(item, "fixturenames", None)
+    if not isinstance(names, list) or "pytest_goleak" not in names:
+        return
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+
+    def scope(name: str) -> str:
+        found = defs.get(name)
+        return str(getattr(found[-1], "scope", "function")) if found else "function"
+
+    names.remove("pytest_goleak")
+    at = next((index for index, name in enumerate(names) if scope(name) == "function"), len(names))
+    names.insert(at, "pytest_goleak")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -221,12 +254,21 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> I
     if problem is not None:
         handle.close()
         _fail(problem)
-    request.node.stash[HANDLE] = handle
+    item = request.node
+    item.stash[HANDLE] = handle
+    text = None
     try:
         yield handle
+        # Every other function-scoped fixture of the test is torn down by now (see first_function_fixture).
+        if item.stash.get(BODY_RAN, False):
+            text = _judge(item, handle)
+            if text:
+                item.stash[REPORT_TEXT] = text
     finally:
-        del request.node.stash[HANDLE]
+        del item.stash[HANDLE]
         handle.close()
+    if text:
+        _fail(text)
 
 
 def _listeners(item: pytest.Item) -> Listeners:
@@ -241,7 +283,7 @@ def _listeners(item: pytest.Item) -> Listeners:
     return Listeners(reading, verdict)
 
 
-def _judge(item: pytest.Item, handle: GoleakHandle, body_passed: bool) -> str | None:
+def _judge(item: pytest.Item, handle: GoleakHandle, body_passed: bool = False) -> str | None:
     """The leak verdict of ``item``, with artifacts written and JUnit properties set."""
     if handle.budget.steady and body_passed:
         text = handle.finish_steady(item.runtest)
@@ -268,6 +310,18 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     handle = item.stash.get(HANDLE, None)
     if handle is None or not handle.checking:
         return (yield)
+    if not handle.budget.steady:
+        # Judged in the fixture's teardown, once the test's own fixtures are torn down too.
+        try:
+            result = yield
+        except (pytest.skip.Exception, pytest.xfail.Exception, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:
+            item.stash[BODY_RAN] = True
+            raise
+        item.stash[BODY_RAN] = True
+        return result
+    # Steady state reruns the body alone: it is judged here, in the call phase, where a leak fails the test.
     try:
         result = yield
     except (pytest.skip.Exception, pytest.xfail.Exception, KeyboardInterrupt, SystemExit):
@@ -288,16 +342,21 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, object, object]:
     report = yield
     if call.when == "call":
+        item.stash[BODY_FAILED] = bool(getattr(report, "failed", False))
         text = item.stash.get(LEAK_TEXT, None)
         longrepr = getattr(report, "longrepr", None)
         if text and isinstance(longrepr, ExceptionRepr):
-            # The test failed on its own: keep its failure and append the leak to it.
+            # A steady-state test failed on its own: keep its failure and append the leak to it.
             longrepr.addsection("goleak: the leak check failed too", text)
+    if call.when in ("call", "teardown"):
         facts = item.stash.get(RECORD, None)
         if facts is not None:
+            del item.stash[RECORD]
+            # The test's outcome: its body's, or failed when the check found a leak after its fixtures' teardown.
+            failed = item.stash.get(BODY_FAILED, False) or bool(getattr(report, "failed", False))
             # Plain JSON data: it travels from xdist workers to the controller with the report.
-            report.goleak = facts  # type: ignore[attr-defined]
-            leak = text or item.stash.get(REPORT_TEXT, None)
+            report.goleak = {**facts, "outcome": "failed" if failed else report.outcome}  # type: ignore[attr-defined]
+            leak = item.stash.get(LEAK_TEXT, None) or item.stash.get(REPORT_TEXT, None)
             if leak and item.config.pluginmanager.hasplugin("html"):
                 # pytest-html's extras (a list of plain dicts, as pytest_html.extras.html makes them).
                 content = html_report.leak_extra(facts, leak)
@@ -434,7 +493,8 @@ class HtmlHooks:
         cells.insert(2, html_report.header_cell())
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        cells.insert(2, html_report.row_cell(getattr(report, "goleak", None) if report.when == "call" else None))
+        # The check's facts ride on the report that carries its verdict: the call's, or the teardown's.
+        cells.insert(2, html_report.row_cell(getattr(report, "goleak", None)))
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
         lines = self.session.summary_lines(verbosity=0, width=200)

@@ -37,8 +37,8 @@ def headline(verdict: Verdict) -> str:
 def _frames(stack: Stack, limit: int = MAX_FRAMES) -> list[str]:
     frames = [f for f in stack if f.function != "runtime.goexit"]
     runs = _runs(frames)
-    if len(runs) > limit:
-        keep = limit // 2
+    keep = limit // 2
+    if len(runs) - 2 * keep > 1:  # one hidden run would take a line to say so: it is shown instead
         hidden = sum(len(run) for run in runs[keep:-keep])
         return [*_frame_lines(runs[:keep]), f"        ... {hidden} frames ...", *_frame_lines(runs[-keep:])]
     return _frame_lines(runs)

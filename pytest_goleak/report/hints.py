@@ -6,12 +6,96 @@ Rendered from what the check decided and found; nothing here reads the service.
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatchcase
 
 from pytest_goleak import text
 from pytest_goleak.judge.startup import Startup
-from pytest_goleak.judge.verdict import Verdict
+from pytest_goleak.judge.verdict import LeakedGroup, Verdict
 
 README_SECTION = "Waiting out start-up"
+
+# Goroutines that every connection or RPC of a kind runs in: ignoring one by name would hide every leak of that
+# kind. Each with what one of them is, for the hint that names something narrower instead.
+CLASS_WIDE = (
+    ("net/http.(*conn).serve", "the goroutine of every incoming HTTP connection"),
+    ("net/http.(*persistConn).readLoop", "a goroutine of every outgoing HTTP connection of an http.Client"),
+    ("net/http.(*persistConn).writeLoop", "a goroutine of every outgoing HTTP connection of an http.Client"),
+    ("google.golang.org/grpc.*", "a goroutine grpc-go runs for every connection or RPC"),
+    ("golang.org/x/net/http2.*", "a goroutine of every HTTP/2 connection"),
+)
+# Frames of the standard library and of those launchers: a handler is the outermost frame that is none of these.
+_LIBRARY = (
+    "runtime.",
+    "internal/",
+    "net.",
+    "net/",
+    "bufio.",
+    "io.",
+    "sync.",
+    "syscall.",
+    "context.",
+    "time.",
+    "os.",
+    "crypto/",
+    "google.golang.org/grpc",
+    "golang.org/x/net/",
+)
+
+
+def class_wide(identity: str) -> str | None:
+    """What every goroutine of ``identity`` is, if ignoring it would hide a whole class of leaks; else None."""
+    return next((what for pattern, what in CLASS_WIDE if fnmatchcase(identity, pattern)), None)
+
+
+# protoc-gen-go-grpc's generated shims (_Events_Subscribe_Handler) call the service's method: look past them.
+_GENERATED = ("*._*_Handler", "*._*_Handler.func*")
+
+
+def handler(group: LeakedGroup) -> str | None:
+    """The outermost frame of ``group``'s stack that is the service's own code: the handler a launcher runs."""
+    return next(
+        (
+            frame.function
+            for frame in reversed(group.stack)
+            if not frame.function.startswith(_LIBRARY)
+            and not any(fnmatchcase(frame.function, pattern) for pattern in _GENERATED)
+        ),
+        None,
+    )
+
+
+def narrowest(group: LeakedGroup) -> str | None:
+    """The narrowest pattern that ignores ``group``'s kind and not every connection or RPC; None if there is none.
+
+    Ignore patterns match any frame of a stack, so a handler's name covers the
+    goroutines running that handler and no other connection's.
+    """
+    if class_wide(group.identity) is None:
+        return group.identity
+    return handler(group)
+
+
+def _held(groups: list[LeakedGroup]) -> list[str]:
+    """What holds the class-wide goroutines no handler runs in: the lines that say so instead of an ignore line."""
+    lines = []
+    for identity in dict.fromkeys(group.identity for group in groups):
+        lines.append(f"{identity} is {class_wide(identity)}: an ignore line for it would hide every such leak.")
+        if identity == "net/http.(*conn).serve":
+            lines.append(
+                "No handler runs in it: it is an idle keep-alive connection a client left open (the test's, a"
+                " fixture's, or a client in another process). Close that client; pytest_goleak.client is closed"
+                " before the after-reading."
+            )
+        elif identity.startswith("net/http.(*persistConn)"):
+            lines.append(
+                "The service's own http.Client holds it: a response body it did not close, or an idle connection"
+                " in its pool (Transport.CloseIdleConnections)."
+            )
+        else:
+            lines.append(
+                "No handler runs in it: a connection or stream a client left open holds it; close that client."
+            )
+    return lines
 
 
 def ignore_pattern(identity: str) -> str:
@@ -31,7 +115,9 @@ def ignore_help(verdict: Verdict) -> str:
         return ""
     count = sum(group.count for group in verdict.leaked_groups)
     proven = sum(group.proven for group in verdict.leaked_groups)
-    names = list(dict.fromkeys(ignore_pattern(group.identity) for group in verdict.leaked_groups))
+    narrow = {id(group): narrowest(group) for group in verdict.leaked_groups}
+    names = list(dict.fromkeys(ignore_pattern(name) for name in narrow.values() if name is not None))
+    held = _held([group for group in verdict.leaked_groups if narrow[id(group)] is None])
     lines = []
     if proven:
         which = "it" if count == 1 else ("all of them" if proven == count else f"{proven} of these {count}")
@@ -45,6 +131,9 @@ def ignore_help(verdict: Verdict) -> str:
             "The Go runtime's leak profile does not prove these leaked (it proves only goroutines nothing can reach):",
             "they may be state the service keeps per resource the test created, or a leak it cannot prove.",
         ]
+    lines += held
+    if not names:
+        return "\n\n" + "\n".join(lines)
     lines += [
         "If they are state the service keeps on purpose, for a resource the test created, these lines ignore that",
         'kind (narrower: a budget on the test, or a clean-up in it; see "Stateful APIs" in pytest-goleak\'s README):',

@@ -90,7 +90,7 @@ class SessionRecorder:
 
     def add(self, report: pytest.TestReport) -> None:
         data = getattr(report, "goleak", None)
-        if report.when != "call" or not isinstance(data, dict):
+        if not isinstance(data, dict):  # on the call report (steady state) or the teardown report
             return
         try:
             self.points.append(
@@ -101,7 +101,7 @@ class SessionRecorder:
                     data["after"],
                     data["grew"],
                     data["failure"],
-                    report.outcome,
+                    data.get("outcome", report.outcome),
                     data.get("leaks"),
                     data.get("leaked_goroutines", {}),
                     _location(report),

@@ -230,5 +230,15 @@ class Placeholders(dict[str, str]):
         return value
 
     @property
-    def ports(self) -> dict[str, int]:
-        return {k: int(v) for k, v in self.items() if k == "port" or k.startswith("port_")}
+    def ports(self) -> Ports:
+        return Ports({k: int(v) for k, v in self.items() if k == "port" or k.startswith("port_")})
+
+
+class Ports(dict[str, int]):
+    """The ports picked for one start, by placeholder: ``ports["port_debug"]``, or by NAME alone, ``ports["debug"]``."""
+
+    def __missing__(self, key: str) -> int:
+        if f"port_{key}" in self:
+            return self[f"port_{key}"]
+        names = ", ".join(repr(name) for name in self)
+        raise KeyError(f"{key!r}: no {{port_{key}}} placeholder in this service's settings; it has {names}")

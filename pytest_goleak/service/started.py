@@ -30,7 +30,7 @@ from pytest_goleak.errors import (
     ServiceUnresponsive,
 )
 from pytest_goleak.read.tmpdir import remove_tmpdir
-from pytest_goleak.service.config import Placeholders, ServiceConfig, with_memprofilerate
+from pytest_goleak.service.config import Placeholders, Ports, ServiceConfig, with_memprofilerate
 from pytest_goleak.service.lifeline import MARKER, Lifeline, kill_marked
 from pytest_goleak.service.listening import (
     ListensElsewhere,
@@ -120,8 +120,8 @@ class GoService:
         return int(self.running.placeholders["port"])
 
     @property
-    def ports(self) -> dict[str, int]:
-        """Every port picked for this start, by placeholder name."""
+    def ports(self) -> Ports:
+        """Every port picked for this start, by placeholder name (``port_debug``, or ``debug`` alone)."""
         return self.running.placeholders.ports
 
     @property

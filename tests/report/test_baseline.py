@@ -63,7 +63,7 @@ def test_known_leaks_pass_and_are_counted(suite: pytest.Pytester) -> None:
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["3 tests checked, 0 leaked", "2 tests with known leaks from goleak-baseline.json"])
     # Without the baseline the same run fails: the baseline is what lets it pass.
-    suite.runpytest("--goleak-baseline=").assert_outcomes(passed=1, failed=2)
+    suite.runpytest("--goleak-baseline=").assert_outcomes(passed=3, errors=2)
 
 
 def test_more_of_a_known_identity_fails_with_what_is_new(
@@ -72,7 +72,7 @@ def test_more_of_a_known_identity_fails_with_what_is_new(
     suite.runpytest("--goleak-update-baseline").assert_outcomes(passed=3)
     monkeypatch.setenv("LEAKS", "3")
     result = suite.runpytest()
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines(
         [
             "goleak: 2 goroutines leaked (budget 0)",
@@ -89,7 +89,7 @@ def test_a_new_identity_in_a_known_test_fails(suite: pytest.Pytester, monkeypatc
     suite.runpytest("--goleak-update-baseline").assert_outcomes(passed=3)
     monkeypatch.setenv("NEW", "1")
     result = suite.runpytest()
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines(
         [
             "goleak: 1 goroutine leaked (budget 0)",
@@ -142,7 +142,7 @@ def test_json_holds_each_test_with_its_measures(pytester: pytest.Pytester, write
     pytester.makepyfile(test_x=SUITE)
     out = pytester.path / "out" / "readings.json"
     result = pytester.runpytest(f"--goleak-json={out}")
-    result.assert_outcomes(passed=1, failed=2)
+    result.assert_outcomes(passed=3, errors=2)
     result.stdout.fnmatch_lines([f"json: {out}"])
     document = json.loads(out.read_text())
     assert (document["version"], document["tool"]) == (1, "pytest-goleak")

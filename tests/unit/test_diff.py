@@ -113,6 +113,17 @@ def test_a_launcher_doing_its_own_work_keeps_the_launcher_as_identity() -> None:
             goroutine("internal/poll.runtime_pollWait", "net/http.(*connReader).backgroundRead"),
             id="background-read-parked",
         ),
+        pytest.param(
+            goroutine("net/http.(*connReader).startBackgroundRead.func2"), id="background-read-go1.21-not-started"
+        ),
+        pytest.param(
+            goroutine(
+                "internal/poll.runtime_pollWait",
+                "net/http.(*connReader).backgroundRead",
+                "net/http.(*connReader).startBackgroundRead.func2",
+            ),
+            id="background-read-go1.21-parked",
+        ),
         pytest.param((), id="empty-stack"),
         pytest.param(stack("runtime.goexit1", "runtime.goexit0"), id="exiting"),
         pytest.param(goroutine("runtime.goexit1", "main.worker"), id="exiting-worker"),

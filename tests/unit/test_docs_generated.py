@@ -127,3 +127,11 @@ def test_the_readme_keeps_the_sections_failure_reports_name() -> None:
     assert "Waiting out start-up" in headings
     assert any(heading.startswith("Stateful APIs") for heading in headings)
     assert "python -m pytest" in readme
+
+
+def test_every_junit_property_is_listed_in_the_ci_page() -> None:
+    from pytest_goleak.judge.measures import MEASURES
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "ci.md").read_text()
+    missing = [m.junit for m in MEASURES if f"`{m.junit}`" not in page]
+    assert not missing, f"docs/ci.md does not list the JUnit properties {missing}"

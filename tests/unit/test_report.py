@@ -144,13 +144,15 @@ def _deep(frames: int) -> Stack:
     return (*(Frame(f"main.f{i}") for i in range(frames)), Frame("runtime.goexit"))
 
 
-def test_a_stack_of_max_frames_is_shown_whole() -> None:
-    groups = [LeakedGroup(1, "main.f13", "running", _deep(MAX_FRAMES), None)]
+@pytest.mark.parametrize("frames", [MAX_FRAMES, MAX_FRAMES + 1])
+def test_a_stack_of_max_frames_or_one_more_is_shown_whole(frames: int) -> None:
+    # One frame more is shown rather than "... 1 frames ...", which takes the same line.
+    groups = [LeakedGroup(1, f"main.f{frames - 1}", "running", _deep(frames), None)]
     lines = render(_verdict([GOROUTINES], {"goroutines": 1}, groups=groups)).split("\n")
-    assert lines[4:] == [f"        main.f{i}" for i in range(MAX_FRAMES)]  # runtime.goexit left out
+    assert lines[4:] == [f"        main.f{i}" for i in range(frames)]  # runtime.goexit left out
 
 
-@pytest.mark.parametrize(("frames", "hidden"), [(MAX_FRAMES + 1, 1), (20, 6), (500, 486)])
+@pytest.mark.parametrize(("frames", "hidden"), [(MAX_FRAMES + 2, 2), (20, 6), (500, 486)])
 def test_a_longer_stack_is_cut_in_the_middle(frames: int, hidden: int) -> None:
     groups = [LeakedGroup(1, f"main.f{frames - 1}", "running", _deep(frames), None)]
     lines = render(_verdict([GOROUTINES], {"goroutines": 1}, groups=groups)).split("\n")

@@ -213,3 +213,15 @@ def test_marker_help_names_every_measure_and_knob() -> None:
     assert "heap='1MiB'" in text  # a size shown as it is written
     for knob in KNOBS:
         assert f"{knob.name}=" in text, knob.name
+
+
+def test_ports_are_found_by_placeholder_or_by_name_alone(tmp_path: Path) -> None:
+    from pytest_goleak.service.config import Placeholders
+
+    placeholders = Placeholders(tmp_path, str(tmp_path))
+    debug = int(placeholders["port_debug"])
+    ports = placeholders.ports
+    assert ports["port_debug"] == ports["debug"] == debug
+    assert ports["port"] == int(placeholders["port"])
+    with pytest.raises(KeyError, match=r"no \{port_admin\} placeholder in this service's settings; it has 'port', "):
+        ports["admin"]
