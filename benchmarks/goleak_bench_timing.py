@@ -54,10 +54,14 @@ end:
   before the plugin (run.py passes ``-p goleak_bench_timing -p goleak``), so
   it runs just inside it: the test body as the plugin's wrapper sees it.
 
+* ``teardown``: the teardown phase, where the plugin's fixture judges the test
+  after the test's own fixtures are torn down (the benchmark's tests have no
+  other function-scoped fixture).
+
 before = setup wall - its waits, verdict and hooks; after = (outer - inner)
-wall - the waits, verdict and hooks in outer and not in inner; verdict, hooks
-and waits = their sums over setup and (outer - inner). ``py_cpu_ms`` is this
-thread's CPU time (``time.thread_time``) over setup and (outer - inner): the
+wall + teardown wall - the waits, verdict and hooks in them; verdict, hooks
+and waits = their sums over setup, (outer - inner) and teardown. ``py_cpu_ms`` is this
+thread's CPU time (``time.thread_time``) over the same regions: the
 same Python work, all four phases and the reading of the answers together,
 without the time spent waiting for a CPU on a busy machine. Whether the two call
 wrappers really sit next to the plugin's is checked at configure and written
@@ -170,16 +174,20 @@ def phases() -> dict[str, float]:
     setup_wall, setup_cpu, setup = _REGIONS["setup"]
     outer_wall, outer_cpu, outer = _REGIONS["outer"]
     inner_wall, inner_cpu, inner = _REGIONS["inner"]
+    # The plugin judges a test in its fixture's teardown, after the test's own fixtures (a steady-state test
+    # in its call wrapper): the teardown phase, which in these sessions tears down that fixture alone.
+    down_wall, down_cpu, down = _REGIONS.get("teardown", (0.0, 0.0, [0.0] * len(setup)))
     around = [o - i for o, i in zip(outer, inner, strict=True)]  # in the plugin's call wrapper, not in the body
+    after = [a + d for a, d in zip(around, down, strict=True)]
     return {
         "py_before_ms": (setup_wall - sum(setup)) * 1000,
-        "py_after_ms": (outer_wall - inner_wall - sum(around)) * 1000,
-        "py_verdict_ms": (setup[_VERDICT] + around[_VERDICT]) * 1000,
-        "py_hooks_ms": (setup[_HOOKS] + around[_HOOKS]) * 1000,
-        "wait_ms": (setup[_WAIT] + around[_WAIT]) * 1000,
+        "py_after_ms": (outer_wall - inner_wall + down_wall - sum(after)) * 1000,
+        "py_verdict_ms": (setup[_VERDICT] + after[_VERDICT]) * 1000,
+        "py_hooks_ms": (setup[_HOOKS] + after[_HOOKS]) * 1000,
+        "wait_ms": (setup[_WAIT] + after[_WAIT]) * 1000,
         # The plugin's CPU time in the same regions, waits, verdict and hooks included: unlike the wall
         # figures above, not stretched when the machine is busy and this process waits for a CPU.
-        "py_cpu_ms": (setup_cpu + outer_cpu - inner_cpu) * 1000,
+        "py_cpu_ms": (setup_cpu + outer_cpu - inner_cpu + down_cpu) * 1000,
     }
 
 
@@ -317,6 +325,15 @@ def pytest_fixture_setup(
     if fixturedef.argname != _FIXTURE:
         return (yield)
     region = _Region("setup")
+    try:
+        return (yield)
+    finally:
+        region.end()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    region = _Region("teardown")
     try:
         return (yield)
     finally:
