@@ -96,7 +96,7 @@ class GoleakHandle:
 
     @property
     def verdict(self) -> Verdict | None:
-        """The main service's verdict, once the test body has ended."""
+        """The main service's verdict, once the check has ended (after the test's own fixtures are torn down)."""
         outcome = self._watches[0].outcome if self._watches else None
         return outcome.verdict if outcome is not None else None
 

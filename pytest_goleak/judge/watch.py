@@ -78,7 +78,7 @@ def check_one_test(service: Service, reader: Reader, runs: ServiceRuns, listener
     if budget.steady and HEAP in budget.checked:
         runs.heap_noise(key, reader)  # measured at rest, before the test's first run
 
-    steady = yield before  # the test runs
+    steady = yield before  # the test runs: its other function-scoped fixtures, its body, their teardown
 
     if not service.alive():
         return Outcome(problem=service.describe_crash(), startup=startup)
