@@ -31,11 +31,10 @@ from pytest_goleak.read.tmpdir import remove_tmpdir
 MARKER = "PYTEST_GOLEAK_RUN"
 
 
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+def signal_group(pgid: int, signum: int = signal.SIGKILL) -> None:
+    """Send ``signum`` to process group ``pgid``, if it still exists and is ours."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
 
 
 def marked(token: str) -> list[int]:
@@ -85,7 +84,7 @@ def watch(stream: Iterable[str] | None = None) -> None:
         else:
             groups.pop(int(pgid), None)
     for pgid in groups:
-        _kill_group(pgid)
+        signal_group(pgid)
     for token, tmpdir in groups.values():
         if token:
             kill_marked(token)

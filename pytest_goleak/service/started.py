@@ -31,7 +31,7 @@ from pytest_goleak.errors import (
 )
 from pytest_goleak.read.tmpdir import remove_tmpdir
 from pytest_goleak.service.config import Placeholders, Ports, ServiceConfig, with_memprofilerate
-from pytest_goleak.service.lifeline import MARKER, Lifeline, kill_marked
+from pytest_goleak.service.lifeline import MARKER, Lifeline, kill_marked, signal_group
 from pytest_goleak.service.listening import (
     ListensElsewhere,
     addresses,
@@ -304,7 +304,7 @@ class GoService:
         proc = run.proc
         try:
             if proc.poll() is None:
-                _signal_group(proc.pid, signal.SIGTERM)
+                signal_group(proc.pid, signal.SIGTERM)
                 try:
                     proc.wait(self.config.stop_timeout)
                 except subprocess.TimeoutExpired:
@@ -313,7 +313,7 @@ class GoService:
             # Also when a second Ctrl-C lands in the wait above: nothing here waits, and the watchdog lets go
             # of the group only once it is killed. Whatever the service spawned goes too, even if the service
             # is gone: its group, and the daemons that left the group, by their mark.
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             kill_marked(run.token)
             if self._lifeline is not None:
                 self._lifeline.release(proc.pid)
@@ -408,10 +408,3 @@ class GoService:
                 f"(in full in {self.log_path}); the next test gets a fresh service.\n{shown}"
             )
         return text
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
