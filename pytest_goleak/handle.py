@@ -14,7 +14,7 @@ from pytest_goleak.errors import GoleakError
 from pytest_goleak.judge.budget import Budget
 from pytest_goleak.judge.measures import values
 from pytest_goleak.judge.verdict import Verdict
-from pytest_goleak.judge.watch import Listeners, Outcome, Sequence, ServiceRuns, Steady, check_one_test, problem_of
+from pytest_goleak.judge.watch import CheckSequence, Listeners, Outcome, ServiceRuns, Steady, check_one_test, problem_of
 from pytest_goleak.read import http
 from pytest_goleak.read.snapshot import Snapshot
 from pytest_goleak.report.failure import render_outcome, render_problem
@@ -30,7 +30,7 @@ class _Watch:
     def __init__(self, service: Service, budget: Budget, runs: ServiceRuns, listeners: Listeners) -> None:
         self.service = service
         self.reader = runs.reader(service, budget, listeners)
-        self.sequence: Sequence = check_one_test(service, self.reader, runs, listeners)
+        self.sequence: CheckSequence = check_one_test(service, self.reader, runs, listeners)
         self.before: Snapshot | None = None
         self.outcome: Outcome | None = None
 

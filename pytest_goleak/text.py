@@ -21,12 +21,16 @@ from __future__ import annotations
 MAX_LINE = 1000  # characters of one report line; a Go function name is rarely over 300
 
 
+_NAMED = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
 def _escape(char: str) -> str:
-    if char == "\\":
-        return "\\\\"
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
     code = ord(char)
     if code < 0x100:
-        return f"\\x{code:02x}" if code not in (0x09, 0x0A, 0x0D) else {"\t": "\\t", "\n": "\\n", "\r": "\\r"}[char]
+        return f"\\x{code:02x}"
     return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 

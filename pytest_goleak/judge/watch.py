@@ -61,10 +61,10 @@ class Outcome:
 
 
 # The sequence yields its before-reading while the test runs, and is sent a Steady after a steady-state test.
-Sequence = Generator[Snapshot, Steady | None, Outcome]
+CheckSequence = Generator[Snapshot, Steady | None, Outcome]
 
 
-def check_one_test(service: Service, reader: Reader, runs: ServiceRuns, listeners: Listeners) -> Sequence:
+def check_one_test(service: Service, reader: Reader, runs: ServiceRuns, listeners: Listeners) -> CheckSequence:
     """One test's leak check of ``service`` by ``reader``'s budget, in order; the test runs at the ``yield``.
 
     Raises :class:`GoleakError` before the ``yield`` when no before-reading
