@@ -9,7 +9,7 @@ counts what a test's verdict counts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -58,6 +58,9 @@ class Measure:
     grew: Callable[[Snapshot, Snapshot, Ignores], int | None] | None = None
     drift: int = 3  # timeline: a climb at least this large is marked as drift
     tolerance: int = 0  # a change this small is noise: in a steady-state step, and near the timeline's low
+    # Charted as growth since the first test: its figure in one reading carries an offset that means
+    # nothing alone (off-heap counts memory the runtime reserved but never touched, so it can be negative).
+    from_first: bool = False
 
     def parse(self, value: object, where: str) -> int:
         return parse_size(value, where) if self.bytes else parse_count(value, where)
@@ -76,6 +79,16 @@ class Measure:
         else:
             text = f"{self.label or self.name} {self.signed(grew)}"
         return text if allowed is None else f"{text} (budget {self.show(allowed)})"
+
+    def chart_values(self, values: Sequence[int | None]) -> list[int | None]:
+        """The values its charts show: as read, or as growth since the first known one."""
+        if not self.from_first:
+            return list(values)
+        first = next((v for v in values if v is not None), 0)
+        return [None if v is None else v - first for v in values]
+
+    def shown_in_chart(self, value: float) -> str:
+        return self.signed(value) if self.from_first else self.show(value)
 
     def rate(self, slope: float) -> str:
         """Growth per steady-state iteration: ``heap +24.1 KiB per iteration``, ``+1 goroutine per iteration``."""
@@ -229,6 +242,7 @@ OFFHEAP = Measure(
     grew=_offheap_grew,
     drift=4 * MiB,
     tolerance=512 << 10,
+    from_first=True,
 )
 
 MEASURES: tuple[Measure, ...] = (GOROUTINES, HEAP, FDS, CHILDREN, THREADS, TMPFILES, OFFHEAP)

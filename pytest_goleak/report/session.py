@@ -191,11 +191,13 @@ class SessionRecorder:
             lines.append(f"after each test ({service}, {len(points)} tests):")
             for measure in CHARTED:
                 # A reading that bounded the heap without a GC has no figure for it; the others chart.
-                numbers = [v for v in (p.after.get(measure.name) for p in points) if v is not None]
+                charted = measure.chart_values([p.after.get(measure.name) for p in points])
+                numbers = [v for v in charted if v is not None]
                 if len(numbers) < len(points) / 2:
                     continue
-                ends = f"{measure.show(numbers[0])} -> {measure.show(numbers[-1])}"
-                lines.append(f"  {measure.name:<10} {sparkline(numbers)} {ends}")
+                ends = f"{measure.shown_in_chart(numbers[0])} -> {measure.shown_in_chart(numbers[-1])}"
+                since = " (since the first test)" if measure.from_first else ""
+                lines.append(f"  {measure.name:<10} {sparkline(numbers)} {ends}{since}")
         return lines
 
 

@@ -36,10 +36,20 @@ def drift_start(values: list[int], measure: Measure) -> int | None:
     return last_low + 1 if last_low < len(values) - 1 else None
 
 
+def _charted(measure: Measure, points: list[Point], series: dict[str, list[int]]) -> list[int | None]:
+    """The measure's value after each test as its chart shows it, each service's series on its own."""
+    values: list[int | None] = [None] * len(points)
+    for indices in series.values():
+        shown = measure.chart_values([points[i].after.get(measure.name) for i in indices])
+        for index, value in zip(indices, shown, strict=True):
+            values[index] = value
+    return values
+
+
 def _chart(measure: Measure, points: list[Point], series: dict[str, list[int]]) -> str:
     x_step = (WIDTH - LEFT - PAD) / max(len(points) - 1, 1)
-    values = [p.after.get(measure.name) for p in points]
-    title = measure.title
+    values = _charted(measure, points, series)
+    title = measure.title + (", since the first test" if measure.from_first else "")
     known = [v for v in values if v is not None]
     if not known:
         return ""
@@ -53,8 +63,8 @@ def _chart(measure: Measure, points: list[Point], series: dict[str, list[int]]) 
         f'<section><h2>{html.escape(title)}</h2><svg class="chart" data-measure="{measure.name}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{html.escape(title)} after each test">',
         f'<line class="axis" x1="{LEFT}" y1="{y(low):.1f}" x2="{WIDTH - PAD}" y2="{y(low):.1f}"/>',
-        f'<text class="tick" x="{LEFT - 6}" y="{y(high) + 4:.1f}">{measure.show(high)}</text>',
-        f'<text class="tick" x="{LEFT - 6}" y="{y(low) + 4:.1f}">{measure.show(low)}</text>',
+        f'<text class="tick" x="{LEFT - 6}" y="{y(high) + 4:.1f}">{measure.shown_in_chart(high)}</text>',
+        f'<text class="tick" x="{LEFT - 6}" y="{y(low) + 4:.1f}">{measure.shown_in_chart(low)}</text>',
     ]
     for color, (service, indices) in zip(COLORS * 10, series.items(), strict=False):
         coords = [(LEFT + i * x_step, y(values[i] or 0)) for i in indices if values[i] is not None]
@@ -126,13 +136,14 @@ def render_timeline(recorder: SessionRecorder) -> str:
     series: dict[str, list[int]] = {}
     for index, point in enumerate(points):
         series.setdefault(point.service, []).append(index)
+    charted = {m.name: _charted(m, points, series) for m in CHARTED}
     data = [
         {
             "test": p.nodeid,
             "failure": p.failure,
-            **{m.name: (m.show(p.after[m.name] or 0) if p.after.get(m.name) is not None else "-") for m in CHARTED},
+            **{m.name: "-" if (value := charted[m.name][index]) is None else m.shown_in_chart(value) for m in CHARTED},
         }
-        for p in points
+        for index, p in enumerate(points)
     ]
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     legend = " ".join(

@@ -30,6 +30,7 @@ from pytest_goleak.report.json_report import document
 from pytest_goleak.report.markdown import render_markdown, text
 from pytest_goleak.report.merge import main as merge_main
 from pytest_goleak.report.session import Point, SessionBudget, SessionRecorder, leak_lines
+from pytest_goleak.report.timeline import render_timeline
 
 SERVICE = "api pid 4242"
 NASTY = "main.(*Evil).run|x\n::error::owned %0A <script>alert(1)</script> [link](http://x) $math$ `code` *b*"
@@ -347,3 +348,14 @@ def test_the_html_fragments_escape_what_they_show() -> None:
     assert "<p>goleak: &lt;b&gt;2&lt;/b&gt; &amp; more</p>" in extra
     assert extra.count("<rect ") == 4  # goroutines and fds, before and after
     assert "<script" not in html_report.summary_html(["LEAK t.py::x: <script>"])
+
+
+def test_off_heap_is_charted_as_growth_since_the_first_test() -> None:
+    # Off-heap in one reading can be negative (the runtime counts memory it reserved and never
+    # touched); only its growth means something, so the charts start at +0.
+    points = [point(f"t.py::test_{i}", grew={"offheap": i << 20}, before=-(23 << 20)) for i in range(3)]
+    (line,) = [line for line in recorder(*points).lines(0, 200) if line.lstrip().startswith("offheap")]
+    assert line.endswith("+0 B -> +2.0 MiB (since the first test)"), line
+    assert "-23" not in line
+    page = render_timeline(recorder(*points))
+    assert "off-heap memory, since the first test" in page and "-23" not in page
