@@ -18,7 +18,7 @@ from pytest_goleak.judge.identity import dumped_identity, is_own, matches
 from pytest_goleak.judge.measures import FDS, GOROUTINES, OFFHEAP, Measure
 from pytest_goleak.judge.verdict import LeakedGroup, Verdict
 from pytest_goleak.read.pprof import DumpedGoroutine, Frame, Stack, parse_goroutine_dump
-from pytest_goleak.read.procfs import describe_fds, grown_mappings, read_mappings
+from pytest_goleak.read.procfs import describe_fds, grown_mappings, listening, read_mappings
 from pytest_goleak.read.snapshot import Snapshotter
 
 _DURATION = re.compile(r", \d+ minutes?$")
@@ -81,7 +81,8 @@ def _fds(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
     if not delta.new_fds or snapshotter.pid is None:
         return verdict
     described = describe_fds(snapshotter.pid, dict(delta.new_fds))
-    return replace(verdict, delta=replace(delta, new_fds=tuple(sorted(described.items()))))
+    ports = tuple(port for port, _ in listening(snapshotter.pid))
+    return replace(verdict, delta=replace(delta, new_fds=tuple(sorted(described.items()))), listening=ports)
 
 
 def _mappings(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:

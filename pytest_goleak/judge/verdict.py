@@ -44,6 +44,7 @@ class Verdict:
     mappings: tuple[MappingGrowth, ...] = ()  # memory mappings new or grown since the before-reading
     extra_runs: int = 0  # steady-state runs after the measured ones, so that the heap sampler saw the leak
     leak_profile: bool = False  # the dump came through the runtime's goroutineleak profile: it tested them for proof
+    listening: tuple[int, ...] = ()  # the ports the service listens on, read with leaked fds: which are incoming
 
     @property
     def failed(self) -> bool:

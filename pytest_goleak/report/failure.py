@@ -17,7 +17,7 @@ from pytest_goleak.judge.watch import Outcome
 from pytest_goleak.read.pprof import PROFILE_DEPTH, Frame, Stack
 from pytest_goleak.read.procfs import format_child
 from pytest_goleak.read.tmpdir import describe_entry
-from pytest_goleak.report.hints import ignore_help, startup_hint
+from pytest_goleak.report.hints import fd_ignore_help, ignore_help, startup_hint
 from pytest_goleak.service.protocol import Service
 from pytest_goleak.units import format_size
 
@@ -223,7 +223,7 @@ def render_outcome(outcome: Outcome, service: Service) -> str | None:
         hint = startup_hint(startup, service.name, service.start_timeout, service.ready_url, outcome.ready_path)
         text += "\n\n" + hint
     # The lines that would ignore the leaked kind come last, where a reader copies them from.
-    return text + ignore_help(verdict)
+    return text + ignore_help(verdict) + fd_ignore_help(verdict)
 
 
 def junit_properties(verdict: Verdict) -> list[tuple[str, object]]:

@@ -6,9 +6,12 @@ Rendered from what the check decided and found; nothing here reads the service.
 from __future__ import annotations
 
 import json
+import re
+import tempfile
 from fnmatch import fnmatchcase
 
 from pytest_goleak import text
+from pytest_goleak.judge.measures import FDS
 from pytest_goleak.judge.startup import Startup
 from pytest_goleak.judge.verdict import LeakedGroup, Verdict
 
@@ -98,9 +101,12 @@ def _held(groups: list[LeakedGroup]) -> list[str]:
     return lines
 
 
-def ignore_pattern(identity: str) -> str:
-    """An ignore pattern that matches exactly ``identity``: ``[`` (Go's generics, ``F[...]``) is a class in patterns."""
-    return identity.replace("[", "[[]").replace("?", "[?]")
+def literal(name: str) -> str:
+    """A pattern that matches ``name``: ``[`` (Go's generics ``F[...]``, IPv6 ``[::1]``) is a class in patterns.
+
+    A ``*`` is left as it is (``(*conn).serve`` reads better than ``([*]conn).serve``): it matches itself too.
+    """
+    return name.replace("[", "[[]").replace("?", "[?]")
 
 
 def ignore_help(verdict: Verdict) -> str:
@@ -116,7 +122,7 @@ def ignore_help(verdict: Verdict) -> str:
     count = sum(group.count for group in verdict.leaked_groups)
     proven = sum(group.proven for group in verdict.leaked_groups)
     narrow = {id(group): narrowest(group) for group in verdict.leaked_groups}
-    names = list(dict.fromkeys(ignore_pattern(name) for name in narrow.values() if name is not None))
+    names = list(dict.fromkeys(literal(name) for name in narrow.values() if name is not None))
     held = _held([group for group in verdict.leaked_groups if narrow[id(group)] is None])
     lines = []
     if proven:
@@ -144,6 +150,71 @@ def ignore_help(verdict: Verdict) -> str:
         lines += ["    goleak_ignore =", *(f"        {name}" for name in names)]
     lines.append(f"    @pytest.mark.goleak(ignore=[{', '.join(json.dumps(name) for name in names)}])")
     return "\n\n" + text.lines(lines)
+
+
+_TEMP = tempfile.gettempdir().rstrip("/") + "/"
+# A socket's description, as read/procfs.py writes it: ``tcp 127.0.0.1:40312 -> 127.0.0.1:5432 ESTABLISHED``.
+_SOCKET = re.compile(
+    r"(?P<proto>(?:tcp|udp)6?) (?P<local>\S+?)(?::(?P<port>\d+))?(?: -> (?P<peer>\S+))?(?: (?P<state>\S+))?"
+)
+
+
+def fd_pattern(target: str, listening: tuple[int, ...] = ()) -> tuple[str | None, str]:
+    """The narrowest ``goleak_ignore_fds`` pattern for one new fd's kind, or None and what holds it instead.
+
+    A pattern is offered only where it leaves out that kind and not every fd
+    of a class: files in one directory, connections to one peer. An incoming
+    connection, a pipe or an unnamed socket has no such pattern.
+    """
+    if target.startswith("/"):
+        folder, _, name = target.removesuffix(" (deleted)").rpartition("/")
+        if folder.startswith(_TEMP):
+            # A directory made for this run ({tmp}, TMPDIR) has another name next run: name the files instead.
+            return "*/" + re.sub(r"\d+", "*", literal(name)), ""
+        return f"{literal(folder)}/*", ""
+    found = _SOCKET.fullmatch(target)
+    if found is not None:
+        proto, port, peer, state = found["proto"], found["port"], found["peer"], found["state"]
+        if state == "LISTEN" or (peer is None and proto.startswith("tcp")):
+            return None, "A new listener is a server the test started and never closed (net.Listener.Close)."
+        if port is not None and int(port) in listening:
+            return None, (
+                "A new connection to the service's own port is a client that left it open (the test's, a fixture's,"
+                " another process's): close that client; an ignore line would hide every connection leak."
+            )
+        if peer is not None and peer.rpartition(":")[2] in {str(p) for p in listening}:
+            return None, "A connection from the service to its own port: its own client keeps it (close the body)."
+        if peer is not None:
+            return f"{proto} * -> {literal(peer)} *", ""
+        return None, "A new unconnected socket is one bound for the test and never closed."
+    if target.startswith("unix /"):
+        return literal(target), ""
+    if target.startswith(("pipe:", "unix ", "socket:")):
+        kind = target.split(":", 1)[0].split(" ", 1)[0]
+        return None, f"Nothing tells one {kind} fd from another: an ignore line for them would hide every such leak."
+    if target.startswith("anon_inode:"):
+        return literal(target), ""  # one kind: an inotify, an eventfd, a timerfd
+    return None, f"{target} is no kind a pattern can name."
+
+
+def fd_ignore_help(verdict: Verdict) -> str:
+    """The end of an fd-leak report: the ``goleak_ignore_fds`` lines that leave out the new fds' kinds, if any."""
+    if FDS not in verdict.over or not verdict.delta.new_fds:
+        return ""
+    found = [fd_pattern(target, verdict.listening) for _, target in verdict.delta.new_fds]
+    patterns = list(dict.fromkeys(pattern for pattern, _ in found if pattern is not None))
+    lines = list(dict.fromkeys(why for pattern, why in found if pattern is None))
+    if patterns:
+        lines += [
+            "If these fds are state the service keeps on purpose (a cache's files, a pool's connections),",
+            "these lines leave that kind out of the fd count:",
+        ]
+        if len(patterns) == 1:
+            lines.append(f"    goleak_ignore_fds = {patterns[0]}")
+        else:
+            lines += ["    goleak_ignore_fds =", *(f"        {pattern}" for pattern in patterns)]
+        lines.append(f"    @pytest.mark.goleak(ignore_fds=[{', '.join(json.dumps(p) for p in patterns)}])")
+    return "\n\n" + text.lines(lines) if lines else ""
 
 
 def startup_hint(startup: Startup, name: str, timeout: float, ready_url: str | None, answering: str | None) -> str:
