@@ -7,6 +7,7 @@ through ``where``: an ini option, or a ``goleak_service_factory`` keyword.
 
 from __future__ import annotations
 
+import re
 import shlex
 import socket
 import string
@@ -37,11 +38,11 @@ def factory_where(name: str) -> str:
 class ServiceConfig:
     """How to get and run one Go service; placeholders are filled per start.
 
-    Placeholders in ``args``, ``env``, ``pprof_url`` and ``ready_url``:
-    ``{port}``, ``{addr}`` (``127.0.0.1:{port}``), ``{port_NAME}`` (one more
-    free port per NAME), ``{tmp}`` (a fresh private directory for each start)
-    and ``{rootdir}`` (``rootdir``: pytest's rootdir, absolute; the current
-    directory when the config is made outside the plugin).
+    Placeholders in ``args``, ``env``, ``pprof_url``, ``ready_url`` and
+    ``files``: ``{port}``, ``{addr}`` (``127.0.0.1:{port}``), ``{port_NAME}``
+    (one more free port per NAME), ``{tmp}`` (a fresh private directory for
+    each start) and ``{rootdir}`` (``rootdir``: pytest's rootdir, absolute; the
+    current directory when the config is made outside the plugin).
     """
 
     binary: Path | None = None
@@ -49,6 +50,8 @@ class ServiceConfig:
     build_flags: str = ""  # for `go build`, shell-style: "-race -tags=integration"
     args: str = "-addr {addr}"
     env: tuple[str, ...] = ()
+    # "SOURCE -> {tmp}/DEST" lines: a config file rendered with the placeholders into each start's {tmp}.
+    files: tuple[str, ...] = ()
     pprof_url: str = DEFAULT_PPROF_URL
     # Answers 2xx once the service has finished initialising; tests wait for
     # it, so growth during start-up is not charged to the first test.
@@ -64,12 +67,16 @@ class ServiceConfig:
     base_dir: Path = Path(".")  # where relative binary and package paths start
     rootdir: Path | None = None  # what {rootdir} stands for; None: the current directory
     where: Where = field(default=factory_where, compare=False, repr=False)
+    templates: tuple[FileTemplate, ...] = field(default=(), init=False, compare=False, repr=False)  # files, read
 
     def __post_init__(self) -> None:
         if isinstance(self.binary, str):  # accept a plain path from the factory fixture too
             object.__setattr__(self, "binary", Path(self.binary))
         if isinstance(self.rootdir, str):
             object.__setattr__(self, "rootdir", Path(self.rootdir))
+        for name in ("env", "files"):  # lines, from the factory as a list or one string
+            value = getattr(self, name)
+            object.__setattr__(self, name, tuple(value.splitlines() if isinstance(value, str) else value))
         where = self.where
         if self.binary is None and not self.package:
             raise ConfigError(
@@ -99,6 +106,7 @@ class ServiceConfig:
         for line in self.env:
             if "=" not in line or not line.split("=", 1)[0].strip():
                 raise ConfigError(f"{where('env')} line {line!r} is not KEY=VALUE; write one KEY=VALUE per line")
+        object.__setattr__(self, "templates", tuple(_file_template(line, self.base_dir, where) for line in self.files))
         check_placeholders(self.args, where("args"))
         for line in self.env:
             check_placeholders(line, where("env"))
@@ -136,6 +144,7 @@ class ServiceConfig:
         afresh for each start, so a service never told one cannot listen on it.
         """
         told = {_port_of(name) for text in (self.args, *self.env) for name in _names(text)}
+        told |= {_port_of(name) for template in self.templates for name in template.names}
         untold = []
         for field_name in ("pprof_url", "ready_url"):
             for name in _names(getattr(self, field_name)):
@@ -143,6 +152,11 @@ class ServiceConfig:
                 if port is not None and port not in told:
                     untold.append((field_name, name))
         return untold
+
+    def render_files(self, placeholders: Placeholders) -> None:
+        """Write each of ``files`` for one start, its placeholders filled in."""
+        for template in self.templates:
+            template.render(placeholders)
 
     def command(self, binary: Path, placeholders: Placeholders) -> list[str]:
         """The command line of one start: ``binary`` and the filled-in ``args``."""
@@ -155,6 +169,70 @@ class ServiceConfig:
             key, value = line.format_map(placeholders).split("=", 1)
             overrides[key.strip()] = value
         return overrides
+
+
+# In a file, only the plugin's own placeholders are filled and everything else is left as written: config
+# formats are full of braces (TOML tables, JSON, Go templates, Caddy's own {placeholders}). {{port}} writes {port}.
+_FILE_PLACEHOLDER = re.compile(r"(\{?)\{(port|addr|tmp|rootdir|port_[A-Za-z0-9_]+)\}(\}?)")
+MAX_FILE_TEMPLATE = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileTemplate:
+    """One ``files`` line: a file read once, written with the placeholders filled into each start's ``{tmp}``."""
+
+    source: Path
+    target: str  # a path template under {tmp}
+    text: str
+
+    @property
+    def names(self) -> list[str]:
+        """The placeholders it fills (a port named only in a file is still picked and passed)."""
+        found = [m[2] for m in _FILE_PLACEHOLDER.finditer(self.text) if not (m[1] and m[3])]
+        return [*_names(self.target), *found]
+
+    def fill(self, placeholders: Placeholders) -> str:
+        def one(match: re.Match[str]) -> str:
+            opened, name, closed = match.groups()
+            if opened and closed:
+                return "{" + name + "}"
+            return opened + placeholders[name] + closed
+
+        return _FILE_PLACEHOLDER.sub(one, self.text)
+
+    def render(self, placeholders: Placeholders) -> Path:
+        path = Path(self.target.format_map(placeholders))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.fill(placeholders), encoding="utf-8")
+        return path
+
+
+def _file_template(line: str, base_dir: Path, where: Where) -> FileTemplate:
+    """A ``files`` line, checked and its source read: every mistake in it is found before anything starts."""
+    source_text, arrow, target = (part.strip() for part in line.partition("->"))
+    example = "config.toml.in -> {tmp}/config.toml"
+    if not arrow or not source_text or not target:
+        raise ConfigError(f"{where('files')} line {line!r} is not SOURCE -> DEST; e.g. {example}")
+    check_placeholders(target, where("files"))
+    if not target.startswith("{tmp}/") or ".." in Path(target).parts:
+        raise ConfigError(
+            f"{where('files')} line {line!r}: DEST must be under {{tmp}} (each start has its own); e.g. {example}"
+        )
+    source = Path(source_text).expanduser()
+    source = source if source.is_absolute() else base_dir / source
+    try:
+        if source.stat().st_size > MAX_FILE_TEMPLATE:
+            raise ConfigError(f"{where('files')} source {source} is over 1 MiB; is it the config file?")
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"{where('files')} source {source} cannot be read ({exc.strerror}); paths start at the ini file's directory"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{where('files')} source {source} is not UTF-8 text; it must be a text config file"
+        ) from None
+    return FileTemplate(source, target, text)
 
 
 class _Dummies(dict[str, str]):

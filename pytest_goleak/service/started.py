@@ -179,6 +179,10 @@ class GoService:
                 f"port {pprof_port} of {self.config.where('pprof_url')} is already in use by another process; "
                 "stop it, or use {port} / {port_NAME} so the plugin picks a free port"
             )
+        try:
+            self.config.render_files(placeholders)
+        except OSError as exc:
+            raise self._start_error(f"cannot write {self.config.where('files')}: {exc}") from None
         env, tmpdir = self._environment(placeholders)
         token = env[MARKER] = uuid.uuid4().hex  # what its descendants keep, wherever they go (see lifeline.py)
         with self.log_path.open("ab") as log:
@@ -268,7 +272,8 @@ class GoService:
         except NotReady as exc:
             if exc.exited:
                 where = self.config.where
-                fix = f"; its output says why: check {where('args')} and {where('env')}"
+                checked = [where("args"), where("env"), *([where("files")] if self.config.files else [])]
+                fix = f"; its output says why: check {', '.join(checked[:-1])} and {checked[-1]}"
                 raise self._start_error(self._failure("exited during start-up", note=untold_note, fix=fix)) from None
             what = f"was not ready within {self.config.start_timeout:g}s ({exc.problem})"
             if untold_note:
