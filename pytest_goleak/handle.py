@@ -83,7 +83,9 @@ class GoleakHandle:
         Made on first use: a test that talks to the service its own way (gRPC, its own client) pays nothing.
         """
         if self._client is None:
-            self._client = http.client(self.service.request_timeout, base_url=self.service.url)
+            self._client = http.client(
+                self.service.request_timeout, self.service.unix_socket, base_url=self.service.url
+            )
         return self._client
 
     def _close_client(self) -> None:

@@ -140,6 +140,11 @@ SERVICE_OPTIONS = (
         "linelist",
     ),
     Option("pprof_url", "where net/http/pprof is served", default=_service_default("pprof_url")),
+    Option(
+        "unix_socket",
+        "a unix socket every request to the service goes over (then the URLs' hosts are only Host headers), "
+        "e.g. {tmp}/api.sock",
+    ),
     Option("ready_url", "URL that answers 2xx once the service has finished starting, e.g. http://{addr}/healthz"),
     Option("start_timeout", "seconds to wait for the service to be ready", _timeout, _service_default("start_timeout")),
     Option(
@@ -433,6 +438,7 @@ def _service_config(sources: _Sources, base: Path) -> ServiceConfig:
         args=sources.value("args"),
         env=sources.value("env"),
         files=sources.value("files"),
+        unix_socket=sources.value("unix_socket"),
         allow_remote_pprof=sources.value("allow_remote"),
         memprofilerate=sources.value("memprofilerate"),
         where=sources.field_where,

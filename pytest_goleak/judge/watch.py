@@ -134,7 +134,7 @@ def _sampled(verdict: Verdict, steady: Steady, reader: Reader) -> Verdict:
 
 
 def _answering(service: Service) -> str | None:
-    return answering_ready_path(service.url, service.request_timeout)
+    return answering_ready_path(service.url, service.request_timeout, unix_socket=service.unix_socket)
 
 
 class ServiceRuns:
@@ -165,7 +165,7 @@ class ServiceRuns:
     def snapshotter(self, service: Service) -> Snapshotter:
         key = self.key(service)
         if key not in self._clients:
-            self._clients[key] = PprofClient(service.pprof_url, service.request_timeout)
+            self._clients[key] = PprofClient(service.pprof_url, service.request_timeout, service.unix_socket)
         return Snapshotter(self._clients[key], service.pid, service.tmpdir)
 
     def first_check(self, key: str) -> bool:

@@ -28,9 +28,14 @@ def ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()  # httpx's own default: the certifi bundle
 
 
-def client(timeout: float | httpx.Timeout, **options: object) -> httpx.Client:
-    """An ``httpx.Client`` that ignores proxy settings (loopback traffic must never reach a proxy)."""
+def client(timeout: float | httpx.Timeout, unix_socket: str | None = None, **options: object) -> httpx.Client:
+    """An ``httpx.Client`` that ignores proxy settings (loopback traffic must never reach a proxy).
+
+    With ``unix_socket``, every request goes over it, whatever host the URL names.
+    """
     import httpcore  # noqa: F401  (see the module docstring)
     import httpx
 
+    if unix_socket is not None:
+        options["transport"] = httpx.HTTPTransport(uds=unix_socket)
     return httpx.Client(timeout=timeout, trust_env=False, verify=ssl_context(), **options)  # type: ignore[arg-type]

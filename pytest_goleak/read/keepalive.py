@@ -127,10 +127,28 @@ class Answer:
             return response.status, bytes(body)
 
 
-class Connection:
-    """One HTTP/1.1 connection to ``base_url``'s host, opened on first use and kept alive."""
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket: the URL's host is only the Host header, as with ``curl --unix-socket``."""
 
-    def __init__(self, base_url: str, timeout: float) -> None:
+    def __init__(self, path: str, host: str, timeout: float) -> None:
+        super().__init__(host, timeout=timeout)
+        self._socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self._socket_path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class Connection:
+    """One HTTP/1.1 connection to ``base_url``'s host (or to ``unix_socket``), opened on first use and kept alive."""
+
+    def __init__(self, base_url: str, timeout: float, unix_socket: str | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ServiceError(f"pprof URL {base_url} is not an http:// or https:// URL")
@@ -140,6 +158,7 @@ class Connection:
         self._host = parts.hostname
         self._port = parts.port or (443 if self._https else 80)
         self._path = parts.path
+        self._unix_socket = unix_socket
         self._http: http.client.HTTPConnection | None = None
         self._used = False  # whether the open connection carried a request already
         self.deadline: float | None = None  # while an answer is read: when it must have ended
@@ -148,7 +167,9 @@ class Connection:
         if self._http is None:
             # Connecting is bounded more tightly than answering: a service that is up accepts at once.
             connect = min(self.timeout, 2.0)
-            if self._https:
+            if self._unix_socket is not None:
+                self._http = _UnixHTTPConnection(self._unix_socket, self._host, connect)
+            elif self._https:
                 self._http = http.client.HTTPSConnection(self._host, self._port, timeout=connect, context=ssl_context())
             else:
                 self._http = http.client.HTTPConnection(self._host, self._port, timeout=connect)
@@ -216,14 +237,14 @@ class Connection:
             self._http = None
 
 
-def get_once(url: str, timeout: float, limit: int = 1 << 16) -> tuple[int, bytes]:
+def get_once(url: str, timeout: float, limit: int = 1 << 16, unix_socket: str | None = None) -> tuple[int, bytes]:
     """One GET of ``url`` on a connection of its own: the status and at most ``limit`` bytes of the body.
 
     All of it within ``timeout`` seconds, however slowly the service writes; the
     probes of a starting service use it. Raises :class:`ServiceUnresponsive`.
     """
     parts = urlsplit(url)
-    connection = Connection(f"{parts.scheme}://{parts.netloc}", timeout)
+    connection = Connection(f"{parts.scheme}://{parts.netloc}", timeout, unix_socket)
     try:
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         with connection.failing_as_unanswered(url):

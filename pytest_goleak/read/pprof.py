@@ -447,9 +447,9 @@ class PprofClient:
     the next snapshot would see.
     """
 
-    def __init__(self, base_url: str, timeout: float) -> None:
+    def __init__(self, base_url: str, timeout: float, unix_socket: str | None = None) -> None:
         base_url = base_url if base_url.endswith("/") else base_url + "/"
-        self._connection = Connection(base_url, timeout)  # one, kept alive: see the class docstring
+        self._connection = Connection(base_url, timeout, unix_socket)  # one, kept alive: see the class docstring
 
     def close(self) -> None:
         self._connection.close()

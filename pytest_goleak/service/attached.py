@@ -43,6 +43,7 @@ class AttachedService:
 
     binary: Path | None = None  # not ours: profiles are kept without it
     tmpdir: Path | None = None  # its TMPDIR is not ours to know: temp files are not counted
+    unix_socket: str | None = None  # reached by its URL
 
     def __init__(
         self,

@@ -53,6 +53,8 @@ class ServiceConfig:
     # "SOURCE -> {tmp}/DEST" lines: a config file rendered with the placeholders into each start's {tmp}.
     files: tuple[str, ...] = ()
     pprof_url: str = DEFAULT_PPROF_URL
+    # A service reached only over a unix socket: every request goes there, the URLs' hosts are Host headers.
+    unix_socket: str = ""
     # Answers 2xx once the service has finished initialising; tests wait for
     # it, so growth during start-up is not charged to the first test.
     ready_url: str = ""
@@ -108,6 +110,7 @@ class ServiceConfig:
                 raise ConfigError(f"{where('env')} line {line!r} is not KEY=VALUE; write one KEY=VALUE per line")
         object.__setattr__(self, "templates", tuple(_file_template(line, self.base_dir, where) for line in self.files))
         check_placeholders(self.args, where("args"))
+        check_placeholders(self.unix_socket, where("unix_socket"))
         for line in self.env:
             check_placeholders(line, where("env"))
         self._check_url("pprof_url", DEFAULT_PPROF_URL, "pprof exposes memory contents")
@@ -143,6 +146,8 @@ class ServiceConfig:
         ``{addr}`` and ``{port}`` are one port. The plugin picks these ports
         afresh for each start, so a service never told one cannot listen on it.
         """
+        if self.unix_socket:
+            return []  # the URLs' ports are never connected to
         told = {_port_of(name) for text in (self.args, *self.env) for name in _names(text)}
         told |= {_port_of(name) for template in self.templates for name in template.names}
         untold = []

@@ -30,6 +30,10 @@ class Service(Protocol):
     def pprof_url(self) -> str: ...
 
     @property
+    def unix_socket(self) -> str | None:
+        """The unix socket every request to it goes over (URLs' hosts are then Host headers only); None: TCP."""
+
+    @property
     def request_timeout(self) -> float: ...
 
     @property

@@ -32,10 +32,10 @@ class Answered(str):
     __slots__ = ()
 
 
-def probe_pprof(url: str, timeout: float) -> str | None:
+def probe_pprof(url: str, timeout: float, unix_socket: str | None = None) -> str | None:
     """None once pprof answers at ``url``; else what went wrong. Raises :class:`PprofNotServed` on a 404."""
     try:
-        status, _ = get_once(url, timeout)
+        status, _ = get_once(url, timeout, unix_socket=unix_socket)
     except ServiceUnresponsive as exc:
         return f"{url} did not answer ({exc.reason})"
     if status == 404:
@@ -47,7 +47,7 @@ def probe_pprof(url: str, timeout: float) -> str | None:
 TRANSIENT_4XX = frozenset({408, 425, 429})  # Request Timeout, Too Early, Too Many Requests
 
 
-def probe_ready(url: str | None, timeout: float) -> str | None:
+def probe_ready(url: str | None, timeout: float, unix_socket: str | None = None) -> str | None:
     """None once the ready URL (if any) answers 2xx; else what it answered.
 
     Raises :class:`ReadyRefused` on a 4xx other than :data:`TRANSIENT_4XX`:
@@ -57,7 +57,7 @@ def probe_ready(url: str | None, timeout: float) -> str | None:
     if url is None:
         return None
     try:
-        code, _ = get_once(url, timeout)
+        code, _ = get_once(url, timeout, unix_socket=unix_socket)
     except ServiceUnresponsive as exc:
         return f"goleak_ready_url {url} did not answer ({exc.reason})"
     if 200 <= code < 300:
@@ -78,12 +78,17 @@ class Probe:
     check: Callable[[float], str | None]  # given the time it may take
 
 
-def probes(pprof_url: str, ready_url: str | None, port: int | None = None) -> list[Probe]:
-    """The probes of a service, in the order they must pass; ``port`` is one to see accept first."""
+def probes(
+    pprof_url: str, ready_url: str | None, port: int | None = None, unix_socket: str | None = None
+) -> list[Probe]:
+    """The probes of a service, in the order they must pass; ``port`` is one to see accept first.
+
+    With ``unix_socket``, every request goes over it (the URLs' hosts are only Host headers).
+    """
     found = [] if port is None else [Probe("port", lambda _: _port_problem(port))]
-    found.append(Probe("pprof", lambda timeout: probe_pprof(pprof_url, timeout)))
+    found.append(Probe("pprof", lambda timeout: probe_pprof(pprof_url, timeout, unix_socket)))
     if ready_url is not None:
-        found.append(Probe("ready", lambda timeout: probe_ready(ready_url, timeout)))
+        found.append(Probe("ready", lambda timeout: probe_ready(ready_url, timeout, unix_socket)))
     return found
 
 
@@ -134,7 +139,9 @@ COMMON_READY_PATHS = ("/-/ready", "/readyz", "/healthz", "/ready")
 _NO_SUCH_PATH = "/goleak-no-such-path"
 
 
-def answering_ready_path(base_url: str, timeout: float, paths: Sequence[str] = COMMON_READY_PATHS) -> str | None:
+def answering_ready_path(
+    base_url: str, timeout: float, paths: Sequence[str] = COMMON_READY_PATHS, unix_socket: str | None = None
+) -> str | None:
     """The first of ``paths`` that answers 2xx on ``base_url``, all asked within ``timeout`` seconds together.
 
     None also when a path that cannot exist answers 2xx: a catch-all
@@ -145,7 +152,8 @@ def answering_ready_path(base_url: str, timeout: float, paths: Sequence[str] = C
     def success(path: str) -> bool:
         left = deadline - time.monotonic()
         try:
-            return left > 0 and 200 <= get_once(base_url.rstrip("/") + path, left, limit=0)[0] < 300
+            url = base_url.rstrip("/") + path
+            return left > 0 and 200 <= get_once(url, left, limit=0, unix_socket=unix_socket)[0] < 300
         except ServiceUnresponsive:
             return False
 

@@ -48,6 +48,9 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
+MAX_UNIX_PATH = 107  # sun_path holds 108 bytes, the last one a NUL
+
+
 def describe_exit(returncode: int) -> str:
     if returncode < 0:
         try:
@@ -126,7 +129,11 @@ class GoService:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return "http://localhost" if self.config.unix_socket else f"http://127.0.0.1:{self.port}"
+
+    @property
+    def unix_socket(self) -> str | None:
+        return self.config.unix_socket.format_map(self.running.placeholders) if self.config.unix_socket else None
 
     @property
     def pprof_url(self) -> str:
@@ -174,7 +181,13 @@ class GoService:
         command = self.config.command(self.binary, placeholders)
         pprof_url = self.config.pprof_url.format_map(placeholders)
         pprof_host, pprof_port = urlsplit(pprof_url).hostname or "127.0.0.1", port_of(pprof_url)
-        if pprof_port not in placeholders.ports.values() and accepts(pprof_host, pprof_port):
+        unix_socket = self.config.unix_socket.format_map(placeholders)
+        if len(os.fsencode(unix_socket)) > MAX_UNIX_PATH:
+            raise self._start_error(
+                f"{self.config.where('unix_socket')} {unix_socket} is longer than a unix socket path may be"
+                f" ({MAX_UNIX_PATH} bytes); put it in a shorter directory, e.g. --basetemp=/tmp/t"
+            )
+        if not unix_socket and pprof_port not in placeholders.ports.values() and accepts(pprof_host, pprof_port):
             raise self._start_error(
                 f"port {pprof_port} of {self.config.where('pprof_url')} is already in use by another process; "
                 "stop it, or use {port} / {port_NAME} so the plugin picks a free port"
@@ -257,7 +270,7 @@ class GoService:
             Probe(probe.waits_for, until_listening(probe.check, self.pid))
             if f"{probe.waits_for}_url" in untold
             else probe
-            for probe in probes(self.pprof_url, self.ready_url, port)
+            for probe in probes(self.pprof_url, self.ready_url, port, self.unix_socket)
         ]
         untold_note = untold_note_for(self.config, run.placeholders, *next(iter(untold.items()))) if untold else ""
         try:
