@@ -107,7 +107,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     elif state.service_config is not None:
         service = state.service_config
         source = f"binary {service.binary}" if service.binary else f"package {service.package}"
-        what = f"service {service.display_name} ({source}, {go_version(service) or 'Go version unknown'})"
+        version = go_version(service) or (
+            "not a Go binary: the summary names the Go binary it runs" if service.binary else "Go version unknown"
+        )
+        what = f"service {service.display_name} ({source}, {version})"
     else:
         what = "no service configured"
     return [f"goleak: {what}", f"goleak: budgets per test: {state.settings.header_budgets}"]
@@ -448,7 +451,7 @@ class SessionHooks:
         lines = recorder.lines(verbosity, width) if settings.summary else []
         if not lines and recorder.drift():
             lines = [f"SESSION DRIFT {problem}" for problem in recorder.drift()]
-        lines += self.baseline_lines() + self.stale_lines()
+        lines += self.baseline_lines() + self.stale_lines() + self.state.wrapped_lines()
         comparison = self.comparison()
         if comparison is not None:
             lines += comparison.lines(width)

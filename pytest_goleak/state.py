@@ -94,6 +94,14 @@ class GoleakState:
                 self._main = self.start(self.require_config(), workdir)
         return self._main
 
+    def wrapped_lines(self) -> list[str]:
+        """The Go binary a wrapper (a script) ran in its first run, and its Go version: the header could not say."""
+        lines = []
+        for service in self._services:
+            if service.ran is not None and service.ran[0] != str(service.binary):
+                lines.append(f"{service.name} ran {service.ran[0]} ({service.ran[1]}), started by {service.binary}")
+        return lines
+
     def shutdown(self) -> None:
         self.runs.close()
         for service in self._services:

@@ -42,6 +42,7 @@ from pytest_goleak.service.listening import (
 )
 from pytest_goleak.service.protocol import unreadable
 from pytest_goleak.service.readiness import NotReady, Probe, accepts, probes, wait_ready
+from pytest_goleak.service.toolchain import binary_go_version, running_go_binary
 from pytest_goleak.text import block
 
 _PR_SET_PDEATHSIG = 1
@@ -97,6 +98,7 @@ class GoService:
         self._run: _Run | None = None
         self._exit_reported = False  # a test's report told of this run's end: no warning needed
         self._was_ready = False  # some start got as far as ready: a failure now is not the configuration's
+        self.ran: tuple[str, str] | None = None  # a wrapper's first run: the Go binary it ran, and its Go version
 
     # -- what tests see -------------------------------------------------
 
@@ -229,6 +231,8 @@ class GoService:
             self.stop()
             raise
         self._was_ready = True
+        if self.ran is None and binary_go_version(self.binary) is None:
+            self.ran = running_go_binary(proc.pid)
 
     def _environment(self, placeholders: Placeholders) -> tuple[dict[str, str], Path | None]:
         """The service's environment, and the private TMPDIR in it whose contents are counted (if any)."""

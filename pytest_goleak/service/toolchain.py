@@ -10,6 +10,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+import psutil
+
 from pytest_goleak.errors import ConfigError, ServiceError
 from pytest_goleak.service.config import ServiceConfig, Where, factory_where
 
@@ -125,3 +127,25 @@ def go_version(config: ServiceConfig) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() or None
+
+
+def running_go_binary(pid: int) -> tuple[str, str] | None:
+    """The Go binary a started service's process group runs, and its Go version: ``pid``'s, or a descendant's.
+
+    For a service started through a wrapper (a script that renders a config and
+    execs the server, or starts it as a child), whose own file is no Go binary.
+    """
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    for process in processes:
+        try:
+            exe = process.exe()
+        except (psutil.Error, OSError):
+            continue
+        version = binary_go_version(Path(exe)) if exe else None
+        if version is not None:
+            return exe, version
+    return None

@@ -81,3 +81,22 @@ def test_a_config_file_the_server_rejects_stops_the_session_naming_goleak_files(
         ]
     )
     assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_a_wrapper_script_is_named_and_the_summary_names_the_go_binary_it_ran(
+    pytester: pytest.Pytester, go_build
+) -> None:  # type: ignore[no-untyped-def]
+    binary = go_build("tests/goapps/fileconf")
+    wrapper = pytester.path / "run-server.sh"
+    wrapper.write_text(f'#!/bin/sh\nexec {binary} "$@"\n')
+    wrapper.chmod(0o755)
+    _suite(pytester, wrapper, "{addr}")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-k", "clean")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "goleak: service run-server.sh (binary *run-server.sh, not a Go binary: the summary names the Go binary it"
+            " runs)",
+            f"run-server.sh ran {binary} (go1.*), started by *run-server.sh",
+        ]
+    )
