@@ -218,6 +218,11 @@ def _file_template(line: str, base_dir: Path, where: Where) -> FileTemplate:
     example = "config.toml.in -> {tmp}/config.toml"
     if not arrow or not source_text or not target:
         raise ConfigError(f"{where('files')} line {line!r} is not SOURCE -> DEST; e.g. {example}")
+    if "->" in target or " ;" in target or " #" in target:
+        raise ConfigError(
+            f"{where('files')} line {line!r} is not one SOURCE -> DEST; pytest's ini files keep an inline ; or #"
+            " comment as part of the value, so put comments on their own line"
+        )
     check_placeholders(target, where("files"))
     if not target.startswith("{tmp}/") or ".." in Path(target).parts:
         raise ConfigError(

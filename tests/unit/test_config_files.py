@@ -67,6 +67,7 @@ def test_lines_from_the_ini_are_read_when_the_settings_are(tmp_path: Path) -> No
     [
         ("server.yml", "is not SOURCE -> DEST; e.g. config.toml.in -> {tmp}/config.toml"),
         ("server.yml -> /etc/server.yml", "DEST must be under {tmp}"),
+        ("server.yml -> {tmp}/s.yml   ; SOURCE -> {tmp}/DEST", "put comments on their own line"),
         ("server.yml -> {tmp}/../server.yml", "DEST must be under {tmp}"),
         ("server.yml -> {tmp}/{nope}.yml", "unknown placeholder {nope}"),
         ("missing.yml -> {tmp}/m.yml", "missing.yml cannot be read (No such file or directory)"),
