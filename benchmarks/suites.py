@@ -94,6 +94,16 @@ def service_address(goleak_service):
     return parts.hostname or "127.0.0.1", parts.port or 80
 
 
+@pytest.fixture
+def watch(goleak_service):
+    """A watch made before the test and deleted after it, over a client of the fixture's own."""
+    with httpx.Client(base_url=goleak_service.url, timeout=60, trust_env=False) as client:
+        created = client.post("/api/watches")
+        assert created.status_code == 201
+        yield created.text
+        assert client.delete(f"/api/watches/{created.text}").status_code < 300
+
+
 @pytest.fixture(scope="session")
 def grown(goleak_service, api, pprof_raw):
     """Grow the service to the session's size, once; record what it reached."""
@@ -155,6 +165,10 @@ BASE = """
 def test_base_{i:04d}(api):
     assert api.get("{path}").status_code == 200
 """
+
+# The same two tests in a suite whose every test takes a fixture that calls the service before and after it.
+CHECK_WATCH = CHECK.replace("(pytest_goleak)", "(pytest_goleak, watch)")
+BASE_WATCH = BASE.replace("(api)", "(api, watch)")
 
 # The Go-side floor of one reading, as ../shared/floor.py --touch measures it: first the touch, a GET of
 # the test's path on a fresh connection that is then closed, and 2 ms; then, timed, the goroutine profile
@@ -252,15 +266,20 @@ def write_session(directory: Path, ini: str, tests: str, files: Mapping[str, str
     return path
 
 
-def timing_suite(n: int, leaks: int, settle: float, path: str = "/healthz") -> str:
-    """``n`` rounds of unchecked, floor, checked-after-the-gap and checked-in-a-row tests; then the leak tests."""
-    parts = [HEADER.format(what=f"timing: {n} rounds, {leaks} leak tests")]
+def timing_suite(n: int, leaks: int, settle: float, path: str = "/healthz", fixture: bool = False) -> str:
+    """``n`` rounds of unchecked, floor, checked-after-the-gap and checked-in-a-row tests; then the leak tests.
+
+    With ``fixture``, the unchecked and checked tests also take the ``watch`` fixture (the floor does not:
+    it is the cost of one reading).
+    """
+    parts = [HEADER.format(what=f"timing: {n} rounds, {leaks} leak tests{', the watch fixture' if fixture else ''}")]
+    base, check = (BASE_WATCH, CHECK_WATCH) if fixture else (BASE, CHECK)
     for i in range(n):
         parts += [
-            BASE.format(i=i, path=path),
+            base.format(i=i, path=path),
             FLOOR.format(i=i, path=path),
-            CHECK.format(where="gap", i=i, path=path),
-            CHECK.format(where="row", i=i, path=path),
+            check.format(where="gap", i=i, path=path),
+            check.format(where="row", i=i, path=path),
         ]
     for i in range(leaks):
         parts.append(LEAK.format(i=i, settle=settle))
