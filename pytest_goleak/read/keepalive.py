@@ -150,12 +150,12 @@ class Connection:
 
     def __init__(self, base_url: str, timeout: float, unix_socket: str | None = None) -> None:
         parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if parts.scheme not in ("http", "https") or not (parts.hostname or unix_socket):
             raise ServiceError(f"pprof URL {base_url} is not an http:// or https:// URL")
         self.timeout = timeout
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._https = parts.scheme == "https"
-        self._host = parts.hostname
+        self._host = parts.hostname or ""  # over a unix socket, "": an empty Host header
         self._port = parts.port or (443 if self._https else 80)
         self._path = parts.path
         self._unix_socket = unix_socket

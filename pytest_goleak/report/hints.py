@@ -188,7 +188,11 @@ def fd_pattern(target: str, listening: tuple[int, ...] = ()) -> tuple[str | None
             return f"{proto} * -> {literal(peer)} *", ""
         return None, "A new unconnected socket is one bound for the test and never closed."
     if target.startswith("unix /"):
-        return literal(target), ""
+        # The service's own socket path: its listener, and every connection a client made to it.
+        return None, (
+            "A new fd on the service's unix socket is a client that left its connection open: close that client;"
+            " an ignore line would hide every connection leak."
+        )
     if target.startswith(("pipe:", "unix ", "socket:")):
         kind = target.split(":", 1)[0].split(" ", 1)[0]
         return None, f"Nothing tells one {kind} fd from another: an ignore line for them would hide every such leak."

@@ -121,6 +121,12 @@ class ServiceConfig:
         template, source = getattr(self, name), self.where(name)
         check_placeholders(template, source)
         url = urlsplit(template.replace("{", "").replace("}", ""))
+        if self.unix_socket:
+            # Over a unix socket the host is only the Host header, and may be empty (http:///debug/pprof/):
+            # Caddy's admin socket answers only a request with an empty one.
+            if url.scheme != "http":
+                raise ConfigError(f"{source} {template!r} is not an http:// URL; e.g. http://localhost/debug/pprof/")
+            return
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ConfigError(f"{source} {template!r} is not an http URL; e.g. {example}")
         host = urlsplit(template.format_map(_Dummies())).hostname or ""

@@ -97,14 +97,20 @@ def test_new_files_and_outgoing_connections_get_goleak_ignore_fds_lines() -> Non
 
 
 def test_an_incoming_connection_or_a_pipe_gets_no_ignore_line_but_what_holds_it() -> None:
-    text = _fd_help("tcp 127.0.0.1:8080 -> 127.0.0.1:51234 ESTABLISHED", "pipe:[4242]", "pipe:[4243]")
+    text = _fd_help(
+        "tcp 127.0.0.1:8080 -> 127.0.0.1:51234 ESTABLISHED", "pipe:[4242]", "pipe:[4243]", "unix /tmp/t/api.sock"
+    )
     assert "goleak_ignore_fds" not in text and "ignore_fds=" not in text
-    assert "a client that left it open" in text
+    assert "a client that left it open" in text and "the service's unix socket" in text
     assert text.count("Nothing tells one pipe fd from another") == 1
 
 
 def test_the_patterns_match_the_fds_they_were_made_from() -> None:
-    for target in ("/data/cache/blob-1 (deleted)", "tcp6 [::1]:41000 -> [::1]:6379 ESTABLISHED", "unix /run/db.sock"):
+    for target in (
+        "/data/cache/blob-1 (deleted)",
+        "tcp6 [::1]:41000 -> [::1]:6379 ESTABLISHED",
+        "anon_inode:[eventfd]",
+    ):
         pattern, _ = fd_pattern(target, (8080,))
         assert pattern is not None and fnmatchcase(target, pattern), (target, pattern)
 
