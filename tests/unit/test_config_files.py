@@ -89,3 +89,14 @@ def test_a_factory_may_give_the_lines_as_one_string(tmp_path: Path) -> None:
     assert [t.target for t in config.templates] == ["{tmp}/a.conf"]
     with pytest.raises(ConfigError, match=r"goleak_service_factory\(files=...\)"):
         ServiceConfig(binary=Path("svc"), base_dir=tmp_path, files=("a.conf -> elsewhere",))
+
+
+def test_over_a_unix_socket_a_url_may_have_an_empty_host_and_no_port_is_untold(tmp_path: Path) -> None:
+    config = ServiceConfig(
+        binary=Path("svc"), args="run", unix_socket="{tmp}/admin.sock", pprof_url="http:///debug/pprof/"
+    )
+    assert config.untold_ports() == []
+    with pytest.raises(ConfigError, match="is not an http:// URL"):
+        ServiceConfig(binary=Path("svc"), unix_socket="{tmp}/a.sock", pprof_url="https://localhost/debug/pprof/")
+    with pytest.raises(ConfigError, match="unknown placeholder"):
+        ServiceConfig(binary=Path("svc"), unix_socket="{temp}/a.sock")
