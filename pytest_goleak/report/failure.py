@@ -74,6 +74,23 @@ def _frame_lines(runs: Sequence[Sequence[Frame]]) -> list[str]:
     return lines
 
 
+def _inside_launcher(group: LeakedGroup) -> tuple[Stack, list[str]]:
+    """The frames up to the function a launcher runs, and a line for the launcher's, when they would take lines.
+
+    grpc-go puts seven or more frames (its launcher, the interceptor chain)
+    outside a handler: shown, they would push the handler's own frames into
+    the cut.
+    """
+    frames = [frame.function for frame in group.stack if frame.function != "runtime.goexit"]
+    if group.identity not in frames:
+        return group.stack, []
+    inner = frames.index(group.identity) + 1
+    outer = frames[inner:]
+    if len(outer) <= _RECURSION:
+        return group.stack, []
+    return group.stack[:inner], [f"        ... {len(outer)} frames that run it, from {outer[-1]}"]
+
+
 def _group_lines(group: LeakedGroup, cut: bool = False) -> list[str]:
     """One group's lines; ``cut``: the reading's profile cut deep stacks, so a deep one is shown as the dump has it."""
     state = f" [{group.state}]" if group.state else ""
@@ -85,7 +102,9 @@ def _group_lines(group: LeakedGroup, cut: bool = False) -> list[str]:
         proof = f"  ({group.proven} of {group.count} proven leaked by the Go runtime)"
     lines = [f"  {group.count} x{state} {group.identity}{proof}"]
     deep = cut and len(group.stack) >= PROFILE_DEPTH
-    lines += _frames(group.stack, MAX_DEEP_FRAMES if deep else MAX_FRAMES)
+    stack, launcher = _inside_launcher(group)
+    lines += _frames(stack, MAX_DEEP_FRAMES if deep else MAX_FRAMES)
+    lines += launcher
     if group.created_by is not None:
         lines.append(f"        created by {group.created_by.function}")
         if group.created_by.file:

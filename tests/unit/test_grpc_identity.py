@@ -185,6 +185,16 @@ def test_a_connections_goroutines_are_reported_as_one_connection() -> None:
     assert lines[5] == f"        1 x [select] {T}.NewServerTransport.func3 (writes its frames)"
     assert lines[6] == f"        1 x [select] {T}.(*http2Server).keepalive (keepalive)"
     assert lines[7] == "  1 x [chan receive] main.(*eventsServer).Subscribe"
+    # The handler's own frames, not grpc-go's seven around it, fill the lines a stack gets.
+    assert [line.strip() for line in lines[8:]] == [
+        "runtime.gopark",
+        "x.go:1",
+        "runtime.chanrecv2",
+        "x.go:1",
+        "main.(*eventsServer).Subscribe",
+        "x.go:1",
+        f"... 8 frames that run it, from {G}.(*Server).serveStreams.func2.1",
+    ]
 
 
 def test_connections_are_counted_by_their_readers_per_side() -> None:
