@@ -79,10 +79,11 @@ ROLES = (
         (f"{TRANSPORT}.(*http2Server).HandleStreams", f"{GRPC}.(*Server).serveStreams"),
         True,
     ),
-    Role("server", "writes its frames", (f"{TRANSPORT}.NewServerTransport.func*",)),
+    # newHTTP2Server and newHTTP2Client in older grpc-go (etcd 3.4's).
+    Role("server", "writes its frames", (f"{TRANSPORT}.NewServerTransport.func*", f"{TRANSPORT}.newHTTP2Server.func*")),
     Role("server", "keepalive", (f"{TRANSPORT}.(*http2Server).keepalive",)),
     Role("client", "reads its frames", (f"{TRANSPORT}.(*http2Client).reader",), True),
-    Role("client", "writes its frames", (f"{TRANSPORT}.NewHTTP2Client.func*",)),
+    Role("client", "writes its frames", (f"{TRANSPORT}.NewHTTP2Client.func*", f"{TRANSPORT}.newHTTP2Client.func*")),
     Role("client", "keepalive", (f"{TRANSPORT}.(*http2Client).keepalive",)),
     # A ClientConn's own queues (resolver, balancer): as many per ClientConn as per connection it dialled.
     Role(

@@ -216,6 +216,14 @@ def test_connections_are_counted_by_their_readers_per_side() -> None:
     assert "leaked goroutines (11 in 2 groups):" in text
 
 
+def test_an_older_grpc_gos_connection_is_one_connection_too() -> None:
+    """etcd 3.4's grpc-go: the writer starts in newHTTP2Server.func2, handlers in serveStreams.func1.2."""
+    writer = _stack(f"{T}.(*controlBuffer).get", f"{T}.(*loopyWriter).run", f"{T}.newHTTP2Server.func2")
+    text = render(_verdict(_group(1, SERVER_READER, "IO wait"), _group(1, writer), _group(1, SERVER_KEEPALIVE)))
+    assert "leaked goroutines (3 in 1 group):" in text
+    assert f"1 x [select] {T}.newHTTP2Server.func2 (writes its frames)" in text
+
+
 def test_a_connection_whose_reader_is_gone_is_still_one_connection() -> None:
     text = render(_verdict(_group(1, SERVER_WRITER), _group(1, SERVER_KEEPALIVE)))
     assert "  a gRPC connection a client left open: 2 goroutines grpc-go runs for it" in text
