@@ -169,15 +169,13 @@ def _group(count: int, stack: Stack, state: str = "select") -> LeakedGroup:
     return LeakedGroup(count, identity(stack), state, stack, None)
 
 
+def _server_connections(count: int = 1) -> tuple[LeakedGroup, ...]:
+    """The groups ``count`` open connections leave in a grpc-go server, as the evidence gathers them."""
+    return (_group(count, SERVER_READER, "IO wait"), _group(count, SERVER_WRITER), _group(count, SERVER_KEEPALIVE))
+
+
 def test_a_connections_goroutines_are_reported_as_one_connection() -> None:
-    text = render(
-        _verdict(
-            _group(1, SERVER_READER, "IO wait"),
-            _group(1, SERVER_WRITER),
-            _group(1, SERVER_KEEPALIVE),
-            _group(1, SUBSCRIBE, "chan receive"),
-        )
-    )
+    text = render(_verdict(*_server_connections(), _group(1, SUBSCRIBE, "chan receive")))
     lines = text.splitlines()
     assert lines[2] == "leaked goroutines (4 in 2 groups):"
     assert lines[3] == "  a gRPC connection a client left open: 3 goroutines grpc-go runs for it"
@@ -200,9 +198,7 @@ def test_a_connections_goroutines_are_reported_as_one_connection() -> None:
 def test_connections_are_counted_by_their_readers_per_side() -> None:
     text = render(
         _verdict(
-            _group(2, SERVER_READER, "IO wait"),
-            _group(2, SERVER_WRITER),
-            _group(2, SERVER_KEEPALIVE),
+            *_server_connections(2),
             _group(1, CLIENT_READER, "IO wait"),
             _group(1, CLIENT_WRITER),
             _group(3, SERIALIZER, "chan receive"),
@@ -241,9 +237,7 @@ def test_hints_name_the_handler_never_grpc_go() -> None:
 
 
 def test_hints_say_what_holds_a_connection_instead_of_an_ignore_line() -> None:
-    text = ignore_help(
-        _verdict(_group(1, SERVER_READER, "IO wait"), _group(1, SERVER_WRITER), _group(1, SERVER_KEEPALIVE))
-    )
+    text = ignore_help(_verdict(*_server_connections()))
     assert "goleak_ignore" not in text and "ignore=[" not in text
     assert "3 of these goroutines are grpc-go's for a gRPC connection a client left open" in text
     assert "pytest_goleak.grpc_channel is closed before the after-reading" in text
