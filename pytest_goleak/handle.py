@@ -1,4 +1,4 @@
-"""One test's view of the service: its client, the services it watches, and their outcomes.
+"""One test's view of the service: its client and gRPC channel, the services it watches, and their outcomes.
 
 A :class:`GoleakHandle` is what the ``pytest_goleak`` fixture yields. It runs
 one leak check per watched service (:func:`~pytest_goleak.judge.watch.check_one_test`)

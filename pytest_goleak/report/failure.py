@@ -84,7 +84,7 @@ def _inside_launcher(group: LeakedGroup) -> tuple[Stack, list[str]]:
     frames = [frame.function for frame in group.stack if frame.function != "runtime.goexit"]
     if group.identity not in frames:
         return group.stack, []
-    inner = frames.index(group.identity) + 1
+    inner = len(frames) - frames[::-1].index(group.identity)  # its outermost frame: the handler may recurse
     outer = frames[inner:]
     if len(outer) <= _RECURSION:
         return group.stack, []

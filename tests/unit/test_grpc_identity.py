@@ -195,6 +195,14 @@ def test_a_connections_goroutines_are_reported_as_one_connection() -> None:
     ]
 
 
+def test_a_recursive_function_a_goroutine_started_in_keeps_its_frames() -> None:
+    """Only frames outside a goroutine's identity are folded, not those of a recursion inside it."""
+    recursion = _stack("runtime.gopark", *["main.descend"] * 6)
+    text = render(_verdict(_group(1, recursion)))
+    assert "frames that run it" not in text
+    assert "... 5 more frames of main.descend (recursion)" in text
+
+
 def test_connections_are_counted_by_their_readers_per_side() -> None:
     text = render(
         _verdict(
