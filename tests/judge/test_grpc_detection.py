@@ -190,3 +190,21 @@ def test_fixed_twins_and_both_channels_pass(
     failed = [report.longreprtext for report in result.getreports("pytest_runtest_logreport") if report.failed]
     assert not failed, "\n\n".join(failed)
     result.assertoutcome(passed=10)
+
+
+def test_a_leaked_rpc_on_a_stream_worker_is_named_by_its_handler_too(
+    pytester: pytest.Pytester, write_ini: Callable[..., None], grpcevents: Path
+) -> None:
+    """With NumStreamWorkers, RPCs run on grpc-go's serverWorker pool: the worker is looked through as well."""
+    write_ini(PPROF, binary=grpcevents, args=ARGS + " -stream-workers 2")
+    pytester.makepyfile(CLIENT + LEAKY.split("\n\n\ndef test_flood")[0])
+    result = pytester.runpytest_inprocess(SETTLE)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*goleak: 1 goroutine leaked (budget 0)*",
+            "*1 x [[]chan receive[]] main.(*eventsServer).Subscribe",
+            "*frames that run it, from google.golang.org/grpc.(*Server).serverWorker",
+            "    goleak_ignore = main.(*eventsServer).Subscribe",
+        ]
+    )

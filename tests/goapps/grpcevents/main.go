@@ -20,7 +20,8 @@
 //	    server. Connect never closes it.
 //	Ping (unary): answers "pong".
 //
-// pprof is served over HTTP on -debug-addr only.
+// pprof is served over HTTP on -debug-addr only. With -stream-workers N, RPCs
+// run on grpc-go's pool of N serverWorker goroutines (NumStreamWorkers).
 package main
 
 import (
@@ -337,6 +338,7 @@ func measureStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, next
 func main() {
 	addr := flag.String("addr", "127.0.0.1:50051", "gRPC listen address")
 	debugAddr := flag.String("debug-addr", "", "pprof listen address (HTTP); required")
+	workers := flag.Uint("stream-workers", 0, "grpc.NumStreamWorkers: run RPCs on a pool of this many goroutines")
 	flag.Parse()
 	if *debugAddr == "" {
 		fmt.Fprintln(os.Stderr, "grpcevents: -debug-addr is required")
@@ -361,6 +363,7 @@ func main() {
 	server := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(logUnary, measureUnary),
 		grpc.ChainStreamInterceptor(logStream, measureStream),
+		grpc.NumStreamWorkers(uint32(*workers)),
 	)
 	server.RegisterService(&eventsServiceDesc, &eventsServer{target: target, downstream: downstream, topics: make(chan string)})
 	go server.Serve(ln)
