@@ -94,6 +94,11 @@ def _held(groups: list[LeakedGroup]) -> list[str]:
             " connection, so an ignore line for them would hide every such leak.",
             _CONNECTION_HOLDERS[side.side],
         ]
+    if len(connections) == len(_CONNECTION_HOLDERS):
+        lines.append(
+            "A service that dials its own server holds both ends of one connection (its fds pair up above):"
+            " closing its ClientConn frees both."
+        )
     for identity in dict.fromkeys(group.identity for group in rest):
         if grpcgo.is_client_stream(identity):
             lines.append(

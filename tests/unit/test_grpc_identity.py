@@ -257,8 +257,14 @@ def test_hints_say_what_holds_a_client_stream_and_a_client_connection() -> None:
     )
     assert f"{G}.newClientStreamWithParams.func4 is the goroutine of a gRPC client stream the service opened" in text
     assert "Close that ClientConn" in text
+    assert "holds both ends" not in text  # no server side here
     assert "    goleak_ignore = main.(*eventsServer).Subscribe" in text
     assert G not in _ignore_lines(text)
+
+
+def test_both_ends_of_a_connection_in_one_service_are_said_to_be_one_connection() -> None:
+    text = ignore_help(_verdict(*_server_connections(), _group(1, CLIENT_READER), _group(1, CLIENT_WRITER)))
+    assert "A service that dials its own server holds both ends of one connection" in text
 
 
 def test_a_users_frame_in_a_connection_goroutine_is_no_ignore_line() -> None:
