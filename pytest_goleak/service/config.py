@@ -134,9 +134,10 @@ class ServiceConfig:
     def grpc_target(self, placeholders: Placeholders) -> str:
         """The address ``pytest_goleak.grpc_channel`` dials for one start: ``127.0.0.1:PORT``."""
         placeholder = grpc_placeholder(self.grpc_port, self.where("grpc_port"))
-        number = self.grpc_port.strip()
-        port = placeholders[placeholder or "port"] if placeholder is not None or not number.isdigit() else number
-        return f"127.0.0.1:{port}"
+        number = self.grpc_port.strip().strip("{}")
+        if placeholder is None and number.isdigit():
+            return f"127.0.0.1:{number}"
+        return f"127.0.0.1:{placeholders[placeholder or 'port']}"
 
     @property
     def display_name(self) -> str:
