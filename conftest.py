@@ -8,6 +8,7 @@ run pytest inside pytest (``pytester``), so those runs do not rebuild them.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import textwrap
@@ -56,6 +57,15 @@ def go_build(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
         return built[package]
 
     return build
+
+
+@pytest.fixture(scope="session")
+def go_minor() -> int:
+    """The minor version of the Go on PATH: 26 for go1.26.8."""
+    out = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True, check=True).stdout
+    match = re.match(r"go1\.(\d+)", out.strip())
+    assert match, out
+    return int(match.group(1))
 
 
 @pytest.fixture(scope="session")

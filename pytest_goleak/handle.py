@@ -1,4 +1,4 @@
-"""One test's view of the service: its client, the services it watches, and their outcomes.
+"""One test's view of the service: its client and gRPC channel, the services it watches, and their outcomes.
 
 A :class:`GoleakHandle` is what the ``pytest_goleak`` fixture yields. It runs
 one leak check per watched service (:func:`~pytest_goleak.judge.watch.check_one_test`)
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+import pytest
 
 from pytest_goleak.errors import GoleakError
 from pytest_goleak.judge.budget import Budget
@@ -21,7 +23,13 @@ from pytest_goleak.report.failure import render_outcome, render_problem
 from pytest_goleak.service.protocol import Service
 
 if TYPE_CHECKING:
+    import grpc
     import httpx
+
+# Its own connection, not one shared with a session channel to the same address (grpcio shares them by default):
+# closing it then closes a connection, which the after-reading must not find open.
+GRPC_OPTIONS = (("grpc.use_local_subchannel_pool", 1),)
+GRPC_MISSING = "pytest_goleak.grpc_channel needs grpcio, which is not installed: pip install pytest-goleak[grpc]"
 
 
 class _Watch:
@@ -73,6 +81,7 @@ class GoleakHandle:
         self._checking = checking
         self._runs = runs
         self._client: httpx.Client | None = None
+        self._channel: grpc.Channel | None = None
         self._listeners = listeners or Listeners()
         self._watches: list[_Watch] = []
 
@@ -88,9 +97,26 @@ class GoleakHandle:
             )
         return self._client
 
+    @property
+    def grpc_channel(self) -> grpc.Channel:
+        """A gRPC channel to the service (``goleak_grpc_port``), for this test only: closed before the after-reading.
+
+        Made on first use, on a connection of its own. Needs grpcio (``pip install pytest-goleak[grpc]``).
+        """
+        if self._channel is None:
+            try:
+                import grpc
+            except ImportError:
+                pytest.fail(GRPC_MISSING, pytrace=False)
+            self._channel = grpc.insecure_channel(self.service.grpc_target, options=GRPC_OPTIONS)
+        return self._channel
+
     def _close_client(self) -> None:
         if self._client is not None:
             self._client.close()
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
 
     @property
     def checking(self) -> bool:

@@ -158,6 +158,11 @@ SERVICE_OPTIONS = (
         shown="go",
     ),
     Option("allow_remote", "allow a pprof URL that is not loopback (it exposes memory)", parse_bool, False, "bool"),
+    Option(
+        "grpc_port",
+        "the port pytest_goleak.grpc_channel dials: NAME for the {port_NAME} passed to the service, or a number; "
+        "unset: the main port {port}",
+    ),
 )
 # After each start, before the first test: see judge/startup.py for the rule.
 STARTUP_OPTIONS = (
@@ -354,6 +359,7 @@ class Settings:
     ready_url: str
     start_timeout: float
     request_timeout: float
+    grpc_port: str
     allow_remote: bool
     # A service or attach setting's field name -> the phrase naming where its value came from.
     where: Where = dataclasses.field(compare=False, repr=False)
@@ -448,7 +454,8 @@ def _service_config(sources: _Sources, base: Path) -> ServiceConfig:
 
 def _reach(sources: _Sources) -> dict[str, Any]:
     """How to reach a service, started or attached: the settings both kinds share, by their common names."""
-    return {name: sources.value(name) for name in ("pprof_url", "ready_url", "start_timeout", "request_timeout")}
+    names = ("pprof_url", "ready_url", "start_timeout", "request_timeout", "grpc_port")
+    return {name: sources.value(name) for name in names}
 
 
 def _attach(sources: _Sources) -> tuple[str, int | None]:

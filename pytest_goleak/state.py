@@ -124,5 +124,6 @@ def _attached(settings: Settings) -> AttachedService | None:
         allow_remote=settings.allow_remote,
         ready_url=settings.ready_url,
         start_timeout=settings.start_timeout,
+        grpc_port=settings.grpc_port,
         where=settings.where,
     )

@@ -8,6 +8,7 @@ Modules:
     measures    the table of measures: one row each (name, default budget, reader, format, JUnit name, chart)
     budget      ``Budget``: per-measure limits and the check's knobs, with their validation
     identity    goroutine identity (start function, launchers looked through) and the plugin's own goroutines
+    grpcgo      grpc-go's goroutines: the launchers that run a handler, and the goroutines of one connection
     diff        ``Delta``: each measure's growth between two readings; heap growth by allocation site
     verdict     ``Verdict`` and the one computation that decides it
     settle      ``Reader`` (the readings one budget needs) and ``settle``: the after-reading, retaken while over

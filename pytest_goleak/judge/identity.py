@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from fnmatch import fnmatchcase
 
+from pytest_goleak.judge import grpcgo
 from pytest_goleak.read.pprof import DumpedGoroutine, GoroutineProfile, Stack
 
 # The goroutine serving the plugin's own profile request, and the reader
@@ -38,6 +39,7 @@ LAUNCHERS = (
     "golang.org/x/sync/errgroup.(*Group).Go.func*",
     "golang.org/x/sync/errgroup.(*Group).TryGo.func*",
     "github.com/sourcegraph/conc.(*WaitGroup).Go.func*",
+    *grpcgo.HANDLER_LAUNCHERS,  # looked through past grpc-go's frames and the interceptors: see grpcgo.handler_of
 )
 
 
@@ -58,6 +60,8 @@ def identity(stack: Stack) -> str:
     if not outer:
         return stack[-1].function if stack else "?"
     name = outer[0]
+    if grpcgo.launches_handler(name):
+        return grpcgo.handler_of(outer[1:]) or name
     for inner in outer[1:]:
         if not any(fnmatchcase(name, pattern) for pattern in LAUNCHERS) or _package(inner) == _package(name):
             break

@@ -2,6 +2,7 @@
 
 Modules:
     failure       the failure text of one test (one section per measure) and its JUnit properties
+    connections   grpc-go's per-connection goroutines folded into the connections they serve
     hints         the end of a report: the lines that ignore a leaked kind, and the start-up hint
     session       the session's records, the terminal summary and the drift check
     baseline      the baseline file of known leaks per test: reading it, what a test adds, rewriting it

@@ -17,6 +17,7 @@ from pytest_goleak.judge.watch import Outcome
 from pytest_goleak.read.pprof import PROFILE_DEPTH, Frame, Stack
 from pytest_goleak.read.procfs import format_child
 from pytest_goleak.read.tmpdir import describe_entry
+from pytest_goleak.report.connections import Connections, fold
 from pytest_goleak.report.hints import fd_ignore_help, ignore_help, startup_hint
 from pytest_goleak.service.protocol import Service
 from pytest_goleak.units import format_size
@@ -73,6 +74,23 @@ def _frame_lines(runs: Sequence[Sequence[Frame]]) -> list[str]:
     return lines
 
 
+def _inside_launcher(group: LeakedGroup) -> tuple[Stack, list[str]]:
+    """The frames up to the function a launcher runs, and a line for the launcher's, when they would take lines.
+
+    grpc-go puts seven or more frames (its launcher, the interceptor chain)
+    outside a handler: shown, they would push the handler's own frames into
+    the cut.
+    """
+    frames = [frame.function for frame in group.stack if frame.function != "runtime.goexit"]
+    if group.identity not in frames:
+        return group.stack, []
+    inner = len(frames) - frames[::-1].index(group.identity)  # its outermost frame: the handler may recurse
+    outer = frames[inner:]
+    if len(outer) <= _RECURSION:
+        return group.stack, []
+    return group.stack[:inner], [f"        ... {len(outer)} frames that run it, from {outer[-1]}"]
+
+
 def _group_lines(group: LeakedGroup, cut: bool = False) -> list[str]:
     """One group's lines; ``cut``: the reading's profile cut deep stacks, so a deep one is shown as the dump has it."""
     state = f" [{group.state}]" if group.state else ""
@@ -84,7 +102,9 @@ def _group_lines(group: LeakedGroup, cut: bool = False) -> list[str]:
         proof = f"  ({group.proven} of {group.count} proven leaked by the Go runtime)"
     lines = [f"  {group.count} x{state} {group.identity}{proof}"]
     deep = cut and len(group.stack) >= PROFILE_DEPTH
-    lines += _frames(group.stack, MAX_DEEP_FRAMES if deep else MAX_FRAMES)
+    stack, launcher = _inside_launcher(group)
+    lines += _frames(stack, MAX_DEEP_FRAMES if deep else MAX_FRAMES)
+    lines += launcher
     if group.created_by is not None:
         lines.append(f"        created by {group.created_by.function}")
         if group.created_by.file:
@@ -124,16 +144,31 @@ def _baseline_lines(verdict: Verdict) -> list[str]:
     return lines
 
 
+def _connection_lines(connections: Connections) -> list[str]:
+    """One side's gRPC connections: one entry, each of grpc-go's goroutines for them on a line of its own."""
+    count = connections.count
+    what = connections.what.replace("a gRPC connection", f"{count} gRPC connections") if count > 1 else connections.what
+    lines = [f"  {what}: {connections.goroutines} goroutines grpc-go runs for {'them' if count > 1 else 'it'}"]
+    for role, group in connections.groups:
+        state = f" [{group.state}]" if group.state else ""
+        lines.append(f"        {group.count} x{state} {group.identity} ({role.what})")
+    return lines
+
+
 def _goroutine_section(verdict: Verdict) -> list[str]:
     if not verdict.leaked_groups:
         return []
     total = sum(group.count for group in verdict.leaked_groups)
-    groups = len(verdict.leaked_groups)
+    connections, rest = fold(verdict.leaked_groups)
+    groups = len(connections) + len(rest)
     lines = ["", f"leaked goroutines ({total} in {groups} group{'s' if groups != 1 else ''}):"]
-    for group in verdict.leaked_groups[:MAX_GROUPS]:
+    for side in connections:
+        lines += _connection_lines(side)
+    shown = max(MAX_GROUPS - len(connections), 1)
+    for group in rest[:shown]:
         lines += _group_lines(group, verdict.after.goroutines.cut)
-    if len(verdict.leaked_groups) > MAX_GROUPS:
-        lines.append(f"  ... and {len(verdict.leaked_groups) - MAX_GROUPS} more groups")
+    if len(rest) > shown:
+        lines.append(f"  ... and {len(rest) - shown} more groups")
     return lines
 
 

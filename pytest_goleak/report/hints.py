@@ -11,9 +11,11 @@ import tempfile
 from fnmatch import fnmatchcase
 
 from pytest_goleak import text
+from pytest_goleak.judge import grpcgo
 from pytest_goleak.judge.measures import FDS
 from pytest_goleak.judge.startup import Startup
 from pytest_goleak.judge.verdict import LeakedGroup, Verdict
+from pytest_goleak.report.connections import fold, role_of
 
 README_SECTION = "Waiting out start-up"
 
@@ -24,6 +26,7 @@ CLASS_WIDE = (
     ("net/http.(*persistConn).readLoop", "a goroutine of every outgoing HTTP connection of an http.Client"),
     ("net/http.(*persistConn).writeLoop", "a goroutine of every outgoing HTTP connection of an http.Client"),
     ("google.golang.org/grpc.*", "a goroutine grpc-go runs for every connection or RPC"),
+    ("google.golang.org/grpc/*", "a goroutine grpc-go runs for every connection or RPC"),
     ("golang.org/x/net/http2.*", "a goroutine of every HTTP/2 connection"),
 )
 # Frames of the standard library and of those launchers: a handler is the outermost frame that is none of these.
@@ -50,10 +53,6 @@ def class_wide(identity: str) -> str | None:
     return next((what for pattern, what in CLASS_WIDE if fnmatchcase(identity, pattern)), None)
 
 
-# protoc-gen-go-grpc's generated shims (_Events_Subscribe_Handler) call the service's method: look past them.
-_GENERATED = ("*._*_Handler", "*._*_Handler.func*")
-
-
 def handler(group: LeakedGroup) -> str | None:
     """The outermost frame of ``group``'s stack that is the service's own code: the handler a launcher runs."""
     return next(
@@ -61,7 +60,7 @@ def handler(group: LeakedGroup) -> str | None:
             frame.function
             for frame in reversed(group.stack)
             if not frame.function.startswith(_LIBRARY)
-            and not any(fnmatchcase(frame.function, pattern) for pattern in _GENERATED)
+            and not grpcgo.is_generated(frame.function)  # protoc-gen-go-grpc's shims: the method is further in
         ),
         None,
     )
@@ -73,15 +72,44 @@ def narrowest(group: LeakedGroup) -> str | None:
     Ignore patterns match any frame of a stack, so a handler's name covers the
     goroutines running that handler and no other connection's.
     """
+    if role_of(group) is not None:  # a connection's own goroutine: a frame of the user's in it (a net.Conn) is in all
+        return None
     if class_wide(group.identity) is None:
         return group.identity
     return handler(group)
 
 
+# What holds each side's gRPC connections, and how to let them go.
+_CONNECTION_HOLDERS = {
+    "server": "Close that client's channel: pytest_goleak.grpc_channel is closed before the after-reading, and a"
+    ' session-scoped channel must have connected before the first test (see "gRPC" in pytest-goleak\'s README).',
+    "client": "Close that ClientConn once the service is done with it, or keep one for the service's lifetime.",
+}
+
+
 def _held(groups: list[LeakedGroup]) -> list[str]:
     """What holds the class-wide goroutines no handler runs in: the lines that say so instead of an ignore line."""
     lines = []
-    for identity in dict.fromkeys(group.identity for group in groups):
+    connections, rest = fold(groups)
+    for side in connections:
+        lines += [
+            f"{side.goroutines} of these goroutines are grpc-go's for {side.what}: it runs them for every"
+            " connection, so an ignore line for them would hide every such leak.",
+            _CONNECTION_HOLDERS[side.side],
+        ]
+    if len(connections) == len(_CONNECTION_HOLDERS):
+        lines.append(
+            "A service that dials its own server holds both ends of one connection (its fds pair up above):"
+            " closing its ClientConn frees both."
+        )
+    for identity in dict.fromkeys(group.identity for group in rest):
+        if grpcgo.is_client_stream(identity):
+            lines.append(
+                f"{identity} is the goroutine of a gRPC client stream the service opened and never ended (an ignore"
+                " line for it would hide every such leak): cancel the stream's context, or call RecvMsg until it"
+                " returns an error; CloseSend alone does not end it."
+            )
+            continue
         lines.append(f"{identity} is {class_wide(identity)}: an ignore line for it would hide every such leak.")
         if identity == "net/http.(*conn).serve":
             lines.append(

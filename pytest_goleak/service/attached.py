@@ -22,7 +22,7 @@ from pytest_goleak.errors import (
     ServiceError,
     ServiceMisconfigured,
 )
-from pytest_goleak.service.config import DEFAULT_PPROF_URL, REQUEST_TIMEOUT, START_TIMEOUT, Where
+from pytest_goleak.service.config import DEFAULT_PPROF_URL, REQUEST_TIMEOUT, START_TIMEOUT, Where, grpc_placeholder
 from pytest_goleak.service.loopback import require_loopback
 from pytest_goleak.service.protocol import unreadable
 from pytest_goleak.service.readiness import NotReady, probes, wait_ready
@@ -54,6 +54,7 @@ class AttachedService:
         allow_remote: bool = False,
         ready_url: str = "",
         start_timeout: float = START_TIMEOUT,
+        grpc_port: str = "",
         where: Where = _keyword,
     ) -> None:
         self.where = where
@@ -76,6 +77,13 @@ class AttachedService:
         self.started_at = time.monotonic()
         self.request_timeout = request_timeout
         self.name = f"service at {parts.netloc}"
+        if grpc_placeholder(grpc_port, where("grpc_port")) is not None:
+            raise ConfigError(
+                f"{where('grpc_port')} = {grpc_port} names a port the plugin picks, and it starts no attached service;"
+                " give the attached service's gRPC port number"
+            )
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        self.grpc_target = f"{host}:{grpc_port.strip() or self.port}"
 
     def _fill(self, template: str, name: str, netloc: str) -> str:
         try:

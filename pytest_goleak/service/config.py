@@ -43,6 +43,10 @@ class ServiceConfig:
     (one more free port per NAME), ``{tmp}`` (a fresh private directory for
     each start) and ``{rootdir}`` (``rootdir``: pytest's rootdir, absolute; the
     current directory when the config is made outside the plugin).
+
+    ``grpc_port`` says which port ``pytest_goleak.grpc_channel`` dials: a
+    NAME (the ``{port_NAME}`` passed to the service), a port number, or ""
+    for the main port.
     """
 
     binary: Path | None = None
@@ -65,6 +69,7 @@ class ServiceConfig:
     # runtime.MemProfileRate, set through GODEBUG; None keeps Go's 512 KiB.
     # Lower rates name the sites of smaller leaks but make every heap reading dearer.
     memprofilerate: int | None = None
+    grpc_port: str = ""
     name: str = ""
     base_dir: Path = Path(".")  # where relative binary and package paths start
     rootdir: Path | None = None  # what {rootdir} stands for; None: the current directory
@@ -114,6 +119,7 @@ class ServiceConfig:
         for line in self.env:
             check_placeholders(line, where("env"))
         self._check_url("pprof_url", DEFAULT_PPROF_URL, "pprof exposes memory contents")
+        self._check_grpc_port()
         if self.ready_url:
             self._check_url("ready_url", "http://{addr}/healthz", "tests talk to loopback only")
 
@@ -131,6 +137,29 @@ class ServiceConfig:
             raise ConfigError(f"{source} {template!r} is not an http URL; e.g. {example}")
         host = urlsplit(template.format_map(_Dummies())).hostname or ""
         require_loopback(host, source, why, self.allow_remote_pprof, self.where("allow_remote_pprof"))
+
+    def _told(self) -> set[str | None]:
+        """The ports the service is told of: named in ``args``, ``env`` or a file ``files`` renders."""
+        told = {_port_of(name) for text in (self.args, *self.env) for name in _names(text)}
+        return told | {_port_of(name) for template in self.templates for name in template.names}
+
+    def _check_grpc_port(self) -> None:
+        placeholder = grpc_placeholder(self.grpc_port, self.where("grpc_port"))
+        if placeholder is not None and placeholder not in self._told():
+            raise ConfigError(
+                f"{self.where('grpc_port')} = {self.grpc_port} names {{{placeholder}}}, which neither "
+                f"{self.where('args')}, {self.where('env')} nor {self.where('files')} passes to the service; add it"
+                " there (e.g. "
+                f"-grpc-addr 127.0.0.1:{{{placeholder}}}), or leave {self.where('grpc_port')} unset for the main port"
+            )
+
+    def grpc_target(self, placeholders: Placeholders) -> str:
+        """The address ``pytest_goleak.grpc_channel`` dials for one start: ``127.0.0.1:PORT``."""
+        placeholder = grpc_placeholder(self.grpc_port, self.where("grpc_port"))
+        number = self.grpc_port.strip().strip("{}")
+        if placeholder is None and number.isdigit():
+            return f"127.0.0.1:{number}"
+        return f"127.0.0.1:{placeholders[placeholder or 'port']}"
 
     @property
     def display_name(self) -> str:
@@ -154,8 +183,7 @@ class ServiceConfig:
         """
         if self.unix_socket:
             return []  # the URLs' ports are never connected to
-        told = {_port_of(name) for text in (self.args, *self.env) for name in _names(text)}
-        told |= {_port_of(name) for template in self.templates for name in template.names}
+        told = self._told()
         untold = []
         for field_name in ("pprof_url", "ready_url"):
             for name in _names(getattr(self, field_name)):
@@ -268,6 +296,26 @@ def _port_of(name: str) -> str | None:
     if name in ("port", "addr"):
         return "port"
     return name if name.startswith("port_") else None
+
+
+def grpc_placeholder(grpc_port: str, source: str) -> str | None:
+    """The placeholder a ``grpc_port`` setting names (``port_grpc`` for ``grpc``); None for a number or the main port.
+
+    Refuses what is neither a port number nor a name a ``{port_NAME}`` placeholder can have.
+    """
+    value = grpc_port.strip().strip("{}")
+    if not value or value in ("port", "addr"):
+        return None
+    if value.isdigit():
+        if not 0 < int(value) < 65536:
+            raise ConfigError(f"{source} = {grpc_port} is not a port number (1-65535)")
+        return None
+    name = value if value.startswith("port_") else f"port_{value}"
+    if not name[5:] or not name[5:].replace("_", "").isalnum():
+        raise ConfigError(
+            f"{source} = {grpc_port!r} is neither a port number nor a port's name; e.g. grpc, for {{port_grpc}}"
+        )
+    return name
 
 
 def port_placeholder(template: str) -> str | None:

@@ -23,6 +23,10 @@ class Service(Protocol):
     def url(self) -> str: ...
 
     @property
+    def grpc_target(self) -> str:
+        """``HOST:PORT`` that ``pytest_goleak.grpc_channel`` dials (``goleak_grpc_port``)."""
+
+    @property
     def pid(self) -> int | None:
         """Its local process id; None when attached without one (fds, children and threads go unmeasured)."""
 

@@ -142,6 +142,10 @@ class GoService:
         return self.config.pprof_url.format_map(self.running.placeholders)
 
     @property
+    def grpc_target(self) -> str:
+        return self.config.grpc_target(self.running.placeholders)
+
+    @property
     def tmp(self) -> Path:
         return Path(self.running.placeholders["tmp"])
 

@@ -7,7 +7,6 @@ they run in a nested pytest session whose reports are read back.
 
 from __future__ import annotations
 
-import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -43,14 +42,6 @@ LEAKS: dict[str, tuple[list[str], list[str]]] = {
         ["new or grown memory mappings (", "[anonymous]  new, 16.0 MiB"],
     ),
 }
-
-
-def _go_minor() -> int:
-    """The minor version of the Go on PATH: 26 for go1.26.8."""
-    out = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True, check=True).stdout
-    match = re.match(r"go1\.(\d+)", out.strip())
-    assert match, out
-    return int(match.group(1))
 
 
 PATTERNS = sorted({route.split("?")[0] for route in LEAKS})
@@ -115,10 +106,10 @@ def test_tmpfiles_are_not_counted_in_a_tmpdir_the_user_chose(
 
 
 def test_goroutines_started_by_waitgroup_go_are_told_apart(
-    pytester: pytest.Pytester, write_ini: Callable[..., None], go_build: Callable[[str], Path]
+    pytester: pytest.Pytester, write_ini: Callable[..., None], go_build: Callable[[str], Path], go_minor: int
 ) -> None:
     """Ending a WaitGroup.Go poller does not hide a leaked WaitGroup.Go subscriber."""
-    if _go_minor() < 25:
+    if go_minor < 25:
         pytest.skip("sync.WaitGroup.Go needs Go 1.25 or later")
     write_ini(binary=go_build("tests/goapps/launchers"), args="-addr {addr}")
     pytester.makepyfile(
@@ -164,10 +155,14 @@ def test_marker_budget_covers_a_small_leak(pytest_goleak) -> None:  # type: igno
 
 
 def test_runtime_proof_marks_goroutines_nothing_can_wake(
-    pytester: pytest.Pytester, write_ini: Callable[..., None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    write_ini: Callable[..., None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    go_minor: int,
 ) -> None:
     """Go 1.26 with GOEXPERIMENT=goroutineleakprofile (1.27 by default) proves some leaks itself."""
-    version = _go_minor()
+    version = go_minor
     if version < 26:
         pytest.skip(f"the goroutineleak profile needs Go 1.26 or later; this is Go 1.{version}")
     if version == 26:

@@ -126,6 +126,7 @@ def test_the_readme_keeps_the_sections_failure_reports_name() -> None:
     headings = re.findall(r"^#+ (.*)$", readme, re.MULTILINE)
     assert "Waiting out start-up" in headings
     assert any(heading.startswith("Stateful APIs") for heading in headings)
+    assert "gRPC" in headings  # a gRPC connection left open
     assert "python -m pytest" in readme
 
 
