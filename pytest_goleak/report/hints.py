@@ -172,11 +172,7 @@ def ignore_help(verdict: Verdict) -> str:
         "If they are state the service keeps on purpose, for a resource the test created, these lines ignore that",
         'kind (narrower: a budget on the test, or a clean-up in it; see "Stateful APIs" in pytest-goleak\'s README):',
     ]
-    if len(names) == 1:
-        lines.append(f"    goleak_ignore = {names[0]}")
-    else:
-        lines += ["    goleak_ignore =", *(f"        {name}" for name in names)]
-    lines.append(f"    @pytest.mark.goleak(ignore=[{', '.join(json.dumps(name) for name in names)}])")
+    lines += _ignore_lines("ignore", names)
     return "\n\n" + text.lines(lines)
 
 
@@ -229,6 +225,15 @@ def fd_pattern(target: str, listening: tuple[int, ...] = ()) -> tuple[str | None
     return None, f"{target} is no kind a pattern can name."
 
 
+def _ignore_lines(knob: str, patterns: list[str]) -> list[str]:
+    """The ini lines and the marker that set ``knob`` to ``patterns``, as a user copies them."""
+    if len(patterns) == 1:
+        lines = [f"    goleak_{knob} = {patterns[0]}"]
+    else:
+        lines = [f"    goleak_{knob} =", *(f"        {pattern}" for pattern in patterns)]
+    return [*lines, f"    @pytest.mark.goleak({knob}=[{', '.join(json.dumps(p) for p in patterns)}])"]
+
+
 def fd_ignore_help(verdict: Verdict) -> str:
     """The end of an fd-leak report: the ``goleak_ignore_fds`` lines that leave out the new fds' kinds, if any."""
     if FDS not in verdict.over or not verdict.delta.new_fds:
@@ -241,11 +246,7 @@ def fd_ignore_help(verdict: Verdict) -> str:
             "If these fds are state the service keeps on purpose (a cache's files, a pool's connections),",
             "these lines leave that kind out of the fd count:",
         ]
-        if len(patterns) == 1:
-            lines.append(f"    goleak_ignore_fds = {patterns[0]}")
-        else:
-            lines += ["    goleak_ignore_fds =", *(f"        {pattern}" for pattern in patterns)]
-        lines.append(f"    @pytest.mark.goleak(ignore_fds=[{', '.join(json.dumps(p) for p in patterns)}])")
+        lines += _ignore_lines("ignore_fds", patterns)
     return "\n\n" + text.lines(lines) if lines else ""
 
 
