@@ -117,6 +117,9 @@ class HeapProfile:
     # Memory the Go runtime holds from the OS and has not returned (MemStats Sys - HeapReleased):
     # its heap, stacks and metadata. None if the profile carried no MemStats for it.
     runtime_held: int | None = None
+    # Of that, heap pages it holds idle (HeapIdle - HeapReleased): freed garbage still resident, or pages mapped
+    # and never touched, which are not. The MemStats cannot tell which, so off-heap memory is a range.
+    runtime_idle: int = 0
     collected: bool = True  # read with gc=1: live_bytes is the live heap, not live plus garbage
 
     def sites(self) -> tuple[HeapSite, ...]:
@@ -278,6 +281,7 @@ _HEAP_FRAME = re.compile(r"^#\t0x[0-9a-f]+\t(\S+?)(?:\+0x[0-9a-f]+)?\t+(.*):(\d{
 _HEAP_ALLOC = re.compile(r"^# HeapAlloc = (\d{1,20})$", re.MULTILINE)
 _SYS = re.compile(r"^# Sys = (\d{1,20})$", re.MULTILINE)
 _HEAP_RELEASED = re.compile(r"^# HeapReleased = (\d{1,20})$", re.MULTILINE)
+_HEAP_IDLE = re.compile(r"^# HeapIdle = (\d{1,20})$", re.MULTILINE)
 
 
 def _unsample(objects: int, size: int, rate: int) -> tuple[int, int]:
@@ -312,9 +316,16 @@ def parse_heap_profile(data: bytes) -> HeapProfile:
     live = _HEAP_ALLOC.search(tail)
     if live is None:
         raise ProfileError("heap profile has no '# HeapAlloc' line (truncated or not from Go's runtime/pprof)")
-    system, released = _SYS.search(tail), _HEAP_RELEASED.search(tail)
+    system, released, idle = _SYS.search(tail), _HEAP_RELEASED.search(tail), _HEAP_IDLE.search(tail)
     held = int(system.group(1)) - int(released.group(1)) if system and released else None
-    return HeapProfile(int(live.group(1)), raw=data, sample_rate=int(header.group(1)) // 2, runtime_held=held)
+    kept_idle = max(0, int(idle.group(1)) - int(released.group(1))) if idle and released else 0
+    return HeapProfile(
+        int(live.group(1)),
+        raw=data,
+        sample_rate=int(header.group(1)) // 2,
+        runtime_held=held,
+        runtime_idle=kept_idle,
+    )
 
 
 def parse_heap_sites(data: bytes) -> tuple[HeapSite, ...]:

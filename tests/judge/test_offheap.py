@@ -55,8 +55,8 @@ def test_c_memory_never_freed_fails_as_off_heap_and_its_fixed_twin_passes(
     assert "[anonymous]" in text or "[heap]" in text
 
 
-def _reading(resident_anon: int, runtime_held: int | None) -> Snapshot:
-    heap = HeapProfile(live_bytes=1 << 20, runtime_held=runtime_held)
+def _reading(resident_anon: int, runtime_held: int | None, runtime_idle: int = 0) -> Snapshot:
+    heap = HeapProfile(live_bytes=1 << 20, runtime_held=runtime_held, runtime_idle=runtime_idle)
     process = ProcessState(pid=1, start_time=1, fds={}, children=(), threads=4, resident_anon=resident_anon)
     return Snapshot(GoroutineProfile(groups=()), heap, process)
 
@@ -79,3 +79,15 @@ def test_pages_the_scavenger_returns_mid_reading_are_not_off_heap_growth() -> No
     assert diff(before, after).of(OFFHEAP) == 0  # the least growth the readings allow
     leaked = _reading(42 << 20, 20 << 20)
     assert diff(before, leaked).of(OFFHEAP) == 16 << 20
+
+
+def test_idle_heap_pages_never_touched_are_not_off_heap_growth_when_the_runtime_reuses_them() -> None:
+    # As Debian's registry does after a 64 MiB blob: 5.5 MiB of heap pages mapped and held idle, never touched
+    # (resident memory 6.4 MiB all along). The next test's allocation reuses them: held drops, resident does not.
+    before = _reading(6 << 20, 20 << 20, runtime_idle=11 << 19)
+    after = _reading(6 << 20, 15 << 20)
+    assert values(after)["offheap"] - values(before)["offheap"] == 5 << 20  # the low bounds alone: a false +5 MiB
+    assert diff(before, after).of(OFFHEAP) == -(1 << 19)
+    # C memory on top of that is still growth, less the idle pages the before-reading could not place.
+    leaked = _reading(22 << 20, 15 << 20)
+    assert diff(before, leaked).of(OFFHEAP) == (16 << 20) - (1 << 19)

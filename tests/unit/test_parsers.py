@@ -29,6 +29,7 @@ HEAP = """heap profile: 1: 2048 [3: 4096] @ heap/1048576
 # runtime.MemStats
 # HeapAlloc = 123456
 # Sys = 7000000
+# HeapIdle = 5000
 # HeapReleased = 1000
 """
 
@@ -92,3 +93,9 @@ def test_a_heap_profile_of_millions_of_records_keeps_a_bounded_number_of_sites()
     record = b"1: 2048 [1: 2048] @ 0x1\n#\t0x1\tmain.f+0x1\t/src/main.go:1\n"
     data = HEAP.split("\n", 1)[0].encode() + b"\n" + record * (MAX_HEAP_SITES * 2) + HEAP.split("\n\n", 1)[1].encode()
     assert len(parse_heap_profile(data).sites()) == MAX_HEAP_SITES
+
+
+def test_the_heap_profiles_memstats_give_what_the_runtime_holds_and_holds_idle() -> None:
+    heap = parse_heap_profile(HEAP.encode())
+    assert (heap.live_bytes, heap.runtime_held, heap.runtime_idle) == (123456, 7000000 - 1000, 5000 - 1000)
+    assert parse_heap_profile(HEAP.replace("# HeapIdle = 5000\n", "").encode()).runtime_idle == 0

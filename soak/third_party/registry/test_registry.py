@@ -72,7 +72,7 @@ def push_image(client: httpx.Client, name: str, tag: str, layers: list[bytes]) -
     return put.headers["Docker-Content-Digest"]
 
 
-@pytest.mark.parametrize("size", [1, 1024, 65536, 1 << 20, 4 << 20])
+@pytest.mark.parametrize("size", [1, 1024, 65536, 1 << 20, 4 << 20, 16 << 20, 64 << 20])
 def test_push_and_pull_a_blob(repo, size: int) -> None:  # type: ignore[no-untyped-def]
     client, name = repo
     data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
