@@ -110,7 +110,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         what = f"service {service.display_name} ({source}, {go_version(service) or 'Go version unknown'})"
     else:
         what = "no service configured"
-    return [f"goleak: {what}", f"goleak: budgets per test: {state.settings.header_budgets}"]
+    settings = state.settings
+    return [
+        f"goleak: {what}",
+        f"goleak: {settings.header_backend}",
+        f"goleak: budgets per test: {settings.header_budgets}",
+    ]
 
 
 def _budget_for(item: pytest.Item, defaults: Budget) -> Budget:

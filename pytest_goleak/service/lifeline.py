@@ -13,6 +13,12 @@ The mark: a service's process group is not enough, because a daemon leaves it
 (``setsid``) and its parent may have exited. What it keeps is its environment,
 so every service runs with ``PYTEST_GOLEAK_RUN=TOKEN``, and :func:`kill_marked`
 finds its descendants by that, wherever they went.
+
+Portable (``--portable``, the portable backend): no ``/proc``, only what macOS has too. The
+marked processes are found through psutil's ``environ()``, and the lifeline also polls its
+parent: a pipe end that a process forked from pytest still holds would otherwise keep it
+waiting after pytest is gone. Without PR_SET_PDEATHSIG the service does not die with pytest
+by itself: the lifeline is what kills it.
 """
 
 from __future__ import annotations
@@ -23,12 +29,15 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from pytest_goleak.read.tmpdir import remove_tmpdir
 
 MARKER = "PYTEST_GOLEAK_RUN"
+PORTABLE = "--portable"
+_POLL = 0.2  # seconds between two looks at the parent, in portable mode
 
 
 def signal_group(pgid: int, signum: int = signal.SIGKILL) -> None:
@@ -37,8 +46,10 @@ def signal_group(pgid: int, signum: int = signal.SIGKILL) -> None:
         os.killpg(pgid, signum)
 
 
-def marked(token: str) -> list[int]:
+def marked(token: str, portable: bool = False) -> list[int]:
     """The processes whose environment carries ``PYTEST_GOLEAK_RUN=token``: one service run's, wherever they went."""
+    if portable:
+        return _marked_portably(token)
     needle = f"{MARKER}={token}".encode()
     found = []
     for name in os.listdir("/proc"):
@@ -54,10 +65,25 @@ def marked(token: str) -> list[int]:
     return found
 
 
-def kill_marked(token: str, rounds: int = 3) -> None:
+def _marked_portably(token: str) -> list[int]:
+    import psutil  # here only: the /proc lifeline loads nothing it does not need
+
+    found = []
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
+            continue
+        try:
+            if process.environ().get(MARKER) == token:
+                found.append(process.pid)
+        except (psutil.Error, OSError):
+            continue  # gone, a zombie, or not ours to read
+    return found
+
+
+def kill_marked(token: str, rounds: int = 3, portable: bool = False) -> None:
     """SIGKILL every process marked with ``token``; again, for a bounded few rounds, while one forks."""
     for _ in range(rounds):
-        pids = marked(token)
+        pids = marked(token, portable)
         if not pids:
             return
         for pid in pids:
@@ -65,40 +91,60 @@ def kill_marked(token: str, rounds: int = 3) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def watch(stream: Iterable[str] | None = None) -> None:
-    """Run the watchdog loop over ``stream`` (stdin by default)."""
+def watch(stream: Iterable[str] | None = None, portable: bool = False) -> None:
+    """Run the watchdog loop over ``stream`` (stdin by default); ``portable``: no /proc, and poll the parent."""
     # Ctrl-C reaches the whole foreground process group; the lifeline must
     # outlive pytest's own handling of it to clean up after it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     lines = sys.stdin if stream is None else stream
     groups: dict[int, tuple[str, str]] = {}  # pgid -> its token, and its temp directory or ""
+    lock = threading.Lock()
+    if portable:
+        parent = os.getppid()
+
+        def poll() -> None:
+            while os.getppid() == parent:  # reparented: pytest is gone, whoever still holds the pipe
+                time.sleep(_POLL)
+            with lock:
+                _end(groups, portable)
+                os._exit(0)
+
+        threading.Thread(target=poll, daemon=True).start()
     for line in lines:
         line = line.rstrip("\n")
         sign = line[:1]
         pgid, _, rest = line[1:].partition(" ")
         if sign not in ("+", "-") or not pgid.isdigit():
             continue
-        if sign == "+":
-            token, _, tmpdir = rest.partition(" ")
-            groups[int(pgid)] = token, tmpdir
-        else:
-            groups.pop(int(pgid), None)
+        with lock:
+            if sign == "+":
+                token, _, tmpdir = rest.partition(" ")
+                groups[int(pgid)] = token, tmpdir
+            else:
+                groups.pop(int(pgid), None)
+    with lock:
+        _end(groups, portable)
+
+
+def _end(groups: dict[int, tuple[str, str]], portable: bool) -> None:
+    """Kill every group still listed and every process marked with its token; remove their temp directories."""
     for pgid in groups:
         signal_group(pgid)
     for token, tmpdir in groups.values():
         if token:
-            kill_marked(token)
+            kill_marked(token, portable=portable)
         if tmpdir:
             remove_tmpdir(Path(tmpdir))
+    groups.clear()
 
 
 class Lifeline:
     """pytest's end of the watchdog: start it once, then register groups."""
 
-    def __init__(self) -> None:
+    def __init__(self, linux_calls: bool = True) -> None:
         self._lock = threading.Lock()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest_goleak.service.lifeline"],
+            [sys.executable, "-m", "pytest_goleak.service.lifeline", *(() if linux_calls else (PORTABLE,))],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -139,4 +185,4 @@ class Lifeline:
 
 
 if __name__ == "__main__":
-    watch()
+    watch(portable=PORTABLE in sys.argv[1:])
