@@ -428,7 +428,8 @@ class SessionHooks:
             write_timeline(self.state.timeline, recorder)
         baseline = self.state.baseline
         if settings.json is not None:
-            write_json(settings.json, recorder.points, baseline.entries if baseline else {}, recorder.growth())
+            entries = baseline.entries if baseline else {}
+            write_json(settings.json, recorder.points, entries, recorder.growth(), settings.backend)
         if settings.md is not None and recorder.points:
             text = render_markdown(recorder, self.baseline_lines() + self.stale_lines(), self.comparison())
             settings.md.parent.mkdir(parents=True, exist_ok=True)

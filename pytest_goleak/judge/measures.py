@@ -9,7 +9,7 @@ counts what a test's verdict counts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -264,6 +264,6 @@ def values(snapshot: Snapshot, ignores: Ignores = NOTHING_IGNORED) -> dict[str, 
     }
 
 
-def not_measured(lacks: frozenset[Lack]) -> tuple[Measure, ...]:
+def not_measured(lacks: frozenset[Lack], measures: Sequence[Measure] = MEASURES) -> tuple[Measure, ...]:
     """The measures a backend lacking ``lacks`` cannot read at all."""
-    return tuple(measure for measure in MEASURES if not measure.measured(lacks))
+    return tuple(measure for measure in measures if not measure.measured(lacks))

@@ -84,10 +84,14 @@ def _has_proc() -> bool:
 
 
 def choose(
-    said: str, where: str = ENV, platform: str = sys.platform, has_proc: Callable[[], bool] = _has_proc
+    said: str, where: str = ENV, platform: str | None = None, has_proc: Callable[[], bool] = _has_proc
 ) -> Backend:
-    """The backend ``said`` names (``auto``, ``proc`` or ``portable``); ConfigError in one line naming the fix."""
+    """The backend ``said`` names (``auto``, ``proc`` or ``portable``); ConfigError in one line naming the fix.
+
+    ``platform`` is ``sys.platform`` unless given (tests give another).
+    """
     name = said.strip().lower()
+    platform = sys.platform if platform is None else platform
     if name not in ("auto", *BACKENDS):
         raise ConfigError(f"{where}: {said!r} is not auto, proc or portable; e.g. {ENV}=portable, or unset it")
     if not platform.startswith(SUPPORTED):
