@@ -14,7 +14,7 @@ The mark: a service's process group is not enough, because a daemon leaves it
 so every service runs with ``PYTEST_GOLEAK_RUN=TOKEN``, and :func:`kill_marked`
 finds its descendants by that, wherever they went.
 
-Portable (``--portable``, the portable backend): no ``/proc``, only what macOS has too. The
+Portable (``--portable PID``, the portable backend): no ``/proc``, only what macOS has too. The
 marked processes are found through psutil's ``environ()``, and the lifeline also polls its
 parent: a pipe end that a process forked from pytest still holds would otherwise keep it
 waiting after pytest is gone. Without PR_SET_PDEATHSIG the service does not die with pytest
@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pytest_goleak.read.tmpdir import remove_tmpdir
@@ -91,39 +91,52 @@ def kill_marked(token: str, rounds: int = 3, portable: bool = False) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def watch(stream: Iterable[str] | None = None, portable: bool = False) -> None:
-    """Run the watchdog loop over ``stream`` (stdin by default); ``portable``: no /proc, and poll the parent."""
+def watch(stream: Iterable[str] | None = None, parent: int | None = None) -> None:
+    """Run the watchdog loop over ``stream`` (stdin by default); given pytest's pid (``parent``), portably.
+
+    Portable: no /proc, and the lifeline ends too once ``parent`` is no longer its parent.
+    """
     # Ctrl-C reaches the whole foreground process group; the lifeline must
     # outlive pytest's own handling of it to clean up after it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    lines = sys.stdin if stream is None else stream
+    if stream is not None:
+        lines = stream
+    else:
+        lines = sys.stdin if parent is None else _lines_while_parent(sys.stdin.fileno(), parent)
     groups: dict[int, tuple[str, str]] = {}  # pgid -> its token, and its temp directory or ""
-    lock = threading.Lock()
-    if portable:
-        parent = os.getppid()
-
-        def poll() -> None:
-            while os.getppid() == parent:  # reparented: pytest is gone, whoever still holds the pipe
-                time.sleep(_POLL)
-            with lock:
-                _end(groups, portable)
-                os._exit(0)
-
-        threading.Thread(target=poll, daemon=True).start()
     for line in lines:
         line = line.rstrip("\n")
         sign = line[:1]
         pgid, _, rest = line[1:].partition(" ")
         if sign not in ("+", "-") or not pgid.isdigit():
             continue
-        with lock:
-            if sign == "+":
-                token, _, tmpdir = rest.partition(" ")
-                groups[int(pgid)] = token, tmpdir
-            else:
-                groups.pop(int(pgid), None)
-    with lock:
-        _end(groups, portable)
+        if sign == "+":
+            token, _, tmpdir = rest.partition(" ")
+            groups[int(pgid)] = token, tmpdir
+        else:
+            groups.pop(int(pgid), None)
+    _end(groups, portable=parent is not None)
+
+
+def _lines_while_parent(fd: int, parent: int) -> Iterator[str]:
+    """The lines on ``fd`` until it closes or ``parent`` is no longer this process's parent.
+
+    pytest's pid comes from pytest: read here, it could already be init's, had pytest died meanwhile. Once
+    pytest is gone, what it wrote and is still in the pipe is read before the end, so no group is missed.
+    """
+    pending = b""
+    while True:
+        gone = os.getppid() != parent
+        ready, _, _ = select.select([fd], [], [], 0 if gone else _POLL)
+        if not ready:
+            if gone:
+                return
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return
+        *lines, pending = (pending + chunk).split(b"\n")
+        yield from (line.decode(errors="replace") for line in lines)
 
 
 def _end(groups: dict[int, tuple[str, str]], portable: bool) -> None:
@@ -143,8 +156,9 @@ class Lifeline:
 
     def __init__(self, linux_calls: bool = True) -> None:
         self._lock = threading.Lock()
+        portable = (PORTABLE, str(os.getpid()))  # without prctl, it watches for its parent's end itself
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest_goleak.service.lifeline", *(() if linux_calls else (PORTABLE,))],
+            [sys.executable, "-m", "pytest_goleak.service.lifeline", *(() if linux_calls else portable)],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -185,4 +199,4 @@ class Lifeline:
 
 
 if __name__ == "__main__":
-    watch(portable=PORTABLE in sys.argv[1:])
+    watch(parent=int(sys.argv[2]) if sys.argv[1:2] == [PORTABLE] else None)
