@@ -37,7 +37,8 @@ def test_threads_children_and_memory_agree_with_proc(helper: Helper) -> None:
     proc = wait_for(lambda: procfs.read_process(helper.pid), lambda s: len(s.children) >= 3)
     state = wait_for(lambda: portable.read_process(helper.pid), lambda s: len(s.children) == len(proc.children))
     assert state.threads == proc.threads == 4
-    assert [(c.pid, c.ppid, c.status) for c in state.children] == [(c.pid, c.ppid, c.status) for c in proc.children]
+    # The same processes; their state and name may change between the readings (sh forks, then execs sleep).
+    assert [(c.pid, c.ppid) for c in state.children] == [(c.pid, c.ppid) for c in proc.children]
     zombie = next(c for c in state.children if c.pid == info["zombie"])
     assert (zombie.status, zombie.cmdline) == ("zombie", "")
     assert next(c for c in state.children if c.pid == info["shell"]).cmdline == "sh -c sleep 30; :"
