@@ -113,7 +113,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         what = f"service {service.display_name} ({source}, {version})"
     else:
         what = "no service configured"
-    return [f"goleak: {what}", f"goleak: budgets per test: {state.settings.header_budgets}"]
+    settings = state.settings
+    return [
+        f"goleak: {what}",
+        f"goleak: {settings.header_backend}",
+        f"goleak: budgets per test: {settings.header_budgets}",
+    ]
 
 
 def _budget_for(item: pytest.Item, defaults: Budget) -> Budget:
@@ -426,7 +431,8 @@ class SessionHooks:
             write_timeline(self.state.timeline, recorder)
         baseline = self.state.baseline
         if settings.json is not None:
-            write_json(settings.json, recorder.points, baseline.entries if baseline else {}, recorder.growth())
+            entries = baseline.entries if baseline else {}
+            write_json(settings.json, recorder.points, entries, recorder.growth(), settings.backend)
         if settings.md is not None and recorder.points:
             text = render_markdown(recorder, self.baseline_lines() + self.stale_lines(), self.comparison())
             settings.md.parent.mkdir(parents=True, exist_ok=True)

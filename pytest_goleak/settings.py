@@ -22,8 +22,9 @@ import pytest
 
 from pytest_goleak.errors import ConfigError
 from pytest_goleak.judge.budget import KNOB_DEFAULTS, KNOBS, Budget
-from pytest_goleak.judge.measures import MEASURES, SESSION
+from pytest_goleak.judge.measures import MEASURES, SESSION, Measure
 from pytest_goleak.judge.startup import DEFAULT_QUIET
+from pytest_goleak.read.backend import ENV, Backend, Lack, choose
 from pytest_goleak.report.compare import Threshold, parse_fail
 from pytest_goleak.report.session import SessionBudget
 from pytest_goleak.service.config import ServiceConfig, Where
@@ -87,6 +88,7 @@ class Option:
     default: object = ""
     kind: IniType = "string"
     shown: str = ""  # the default as the user writes it, where that differs from its value
+    env: str = ""  # an environment variable that sets it too: below the flag, above the ini
 
     @property
     def ini(self) -> str:
@@ -242,6 +244,13 @@ OTHER_OPTIONS = (
     ),
     Option("attach_url", "check an already running service at this URL instead of starting one"),
     Option("attach_pid", "local PID of the attached service, so fds, children and threads are measured too"),
+    Option(
+        "backend",
+        "how a process is read: auto (/proc where it exists, else psutil's portable calls), proc or portable "
+        f"(also {ENV} in the environment, which wins over the ini)",
+        default="auto",
+        env=ENV,
+    ),
 )
 OPTIONS = (*SERVICE_OPTIONS, *STARTUP_OPTIONS, *BUDGET_OPTIONS, *SESSION_OPTIONS, *OTHER_OPTIONS)
 _BY_NAME = {option.name: option for option in OPTIONS}
@@ -300,6 +309,9 @@ class _Sources:
             if flag is not None:
                 self.given[option.name] = (flag, option.flag)
                 continue
+            if option.env and os.environ.get(option.env):
+                self.given[option.name] = (os.environ[option.env], f"{option.env} in the environment")
+                continue
             raw = config.getini(option.ini)
             # An empty string or list is pytest's "not set" (the ini defaults are empty); a bool is always given.
             if option.kind == "bool" or raw not in ("", []):
@@ -352,6 +364,7 @@ class Settings:
     annotations: bool
     compare: tuple[Path, ...]
     compare_fail: tuple[Threshold, ...]
+    backend: Backend  # how the services' processes are read: /proc, or psutil's portable calls
     fresh_readings: bool
     startup_quiet: float
     # Settings the services and attach mode are built from, for the factory fixture and AttachedService.
@@ -367,11 +380,24 @@ class Settings:
     @property
     def header_budgets(self) -> str:
         """``goroutines 0, heap 1.0 MiB, ...; settle 2s``, for the report header."""
-        budget = self.budget
-        limits = ", ".join(
-            f"{m.name} {'unchecked' if budget.limit(m) is None else m.show(budget.limit(m) or 0)}" for m in MEASURES
-        )
+        budget, lacks = self.budget, self.backend.lacks
+
+        def limit(m: Measure) -> str:
+            if not m.measured(lacks):
+                return "not measured on this platform"
+            return "unchecked" if budget.limit(m) is None else m.show(budget.limit(m) or 0)
+
+        limits = ", ".join(f"{m.name} {limit(m)}" for m in MEASURES)
         return f"{limits}; settle {budget.settle:g}s"
+
+    @property
+    def header_backend(self) -> str:
+        """``processes read by /proc``, or the portable backend with what each measure can and cannot do there."""
+        backend = self.backend
+        said = [f"{m.name}: {m.availability(backend.lacks)}" for m in MEASURES if m.availability(backend.lacks)]
+        if Lack.BYTES_READ in backend.lacks:
+            said.append(Lack.BYTES_READ.value)
+        return f"processes read by {backend.source}" + (f" ({'; '.join(said)})" if said else "")
 
 
 def resolve(config: pytest.Config) -> Settings:
@@ -420,6 +446,7 @@ def resolve(config: pytest.Config) -> Settings:
         annotations=_annotations(sources.value("annotations")),
         compare=compare,
         compare_fail=compare_fail,
+        backend=choose(sources.value("backend"), sources.where("backend")),
         fresh_readings=sources.value("fresh_readings"),
         startup_quiet=sources.value("startup_quiet"),
         allow_remote=sources.value("allow_remote"),

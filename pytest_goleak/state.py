@@ -38,7 +38,7 @@ class GoleakState:
         self.artifacts = ArtifactWriter(settings.artifacts) if settings.artifacts is not None else None
         self.timeline = settings.timeline
         self.recorder = SessionRecorder(settings.session_budget)
-        self.runs = ServiceRuns(fresh=settings.fresh_readings, startup_quiet=settings.startup_quiet)
+        self.runs = ServiceRuns(settings.fresh_readings, settings.startup_quiet, settings.backend)
         path = settings.baseline
         self.baseline = Baseline.load(path, missing_ok=settings.update_baseline) if path is not None else None
         self.other: OtherRun | None = load_other(settings.compare) if settings.compare else None
@@ -79,8 +79,9 @@ class GoleakState:
 
     def start(self, config: ServiceConfig, workdir: Path) -> GoService:
         if self._lifeline is None:
-            self._lifeline = Lifeline()
-        service = GoService(config, self.binary_for(config), workdir, self._lifeline)
+            self._lifeline = Lifeline(self.settings.backend.linux_calls)
+        linux_calls = self.settings.backend.linux_calls
+        service = GoService(config, self.binary_for(config), workdir, self._lifeline, linux_calls)
         self._services.append(service)
         service.start()
         return service

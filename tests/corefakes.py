@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from pytest_goleak.errors import GoleakError
+from pytest_goleak.read.backend import PROC, Backend
 from pytest_goleak.read.pprof import Frame, GoroutineGroup, GoroutineProfile, HeapProfile, Stack, parse_heap_profile
 from pytest_goleak.read.procfs import ChildInfo, ProcessState
 from pytest_goleak.read.snapshot import Part, Snapshot, Snapshotter
@@ -141,6 +142,7 @@ class FakeSnapshotter:
     asked: list[tuple[frozenset[Part], bool]] = field(default_factory=list)
 
     tmpdir: str | None = None
+    backend: Backend = PROC
     kept_goroutines: list[GoroutineProfile | None] = field(default_factory=list)  # what each take was given
 
     def serves(self, part: Part) -> bool:

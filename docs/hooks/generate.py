@@ -155,10 +155,12 @@ def options_table() -> str:
 
 def measures_table() -> str:
     from pytest_goleak.judge.measures import MEASURES
+    from pytest_goleak.read.backend import PORTABLE
 
     lines = [
-        "| measure | default budget | unit | JUnit property | read from | what the budget allows |",
-        "|---|---|---|---|---|---|",
+        "| measure | default budget | unit | JUnit property | read from | what the budget allows "
+        "| on the portable backend (macOS) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for m in MEASURES:
         budget = "none (read and reported, not checked)" if m.default is None else f"`{m.show(m.default)}`"
@@ -168,7 +170,10 @@ def measures_table() -> str:
         if not m.charted:
             extras.append("not charted in the summary and timeline")
         help = m.help + (f" ({'; '.join(extras)})" if extras else "")
-        lines.append(f"| `{m.name}` | {budget} | {unit} | `{m.junit}` | {_cell(read)} | {_cell(help)} |")
+        portable = m.availability(PORTABLE.lacks) or "as on Linux"
+        lines.append(
+            f"| `{m.name}` | {budget} | {unit} | `{m.junit}` | {_cell(read)} | {_cell(help)} | {_cell(portable)} |"
+        )
     return "\n".join(lines)
 
 

@@ -144,6 +144,8 @@ def heap_growth(before: HeapProfile, after: HeapProfile, limit: int = 10) -> lis
 
 def growth(measure: Measure, before: Snapshot, after: Snapshot, ignores: Ignores) -> int | None:
     """How much ``measure`` grew from ``before`` to ``after``; None if either reading lacks it."""
+    if not measure.measured(before.lacks | after.lacks):
+        return None  # not measured on this platform: never a zero
     if measure.grew is not None:
         return measure.grew(before, after, ignores)
     old, new = measure.read(before, ignores), measure.read(after, ignores)

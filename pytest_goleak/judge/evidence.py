@@ -18,8 +18,8 @@ from pytest_goleak.judge.identity import dumped_identity, is_own, matches
 from pytest_goleak.judge.measures import FDS, GOROUTINES, OFFHEAP, Measure
 from pytest_goleak.judge.verdict import LeakedGroup, Verdict
 from pytest_goleak.read.pprof import DumpedGoroutine, Frame, Stack, parse_goroutine_dump
-from pytest_goleak.read.procfs import describe_fds, grown_mappings, listening, read_mappings
-from pytest_goleak.read.snapshot import Snapshotter
+from pytest_goleak.read.procfs import grown_mappings, listening
+from pytest_goleak.read.snapshot import Part, Snapshotter
 
 _DURATION = re.compile(r", \d+ minutes?$")
 
@@ -80,7 +80,7 @@ def _fds(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
     delta = verdict.delta
     if not delta.new_fds or snapshotter.pid is None:
         return verdict
-    described = describe_fds(snapshotter.pid, dict(delta.new_fds))
+    described = snapshotter.backend.describe_fds(snapshotter.pid, dict(delta.new_fds))
     ports = tuple(port for port, _ in listening(snapshotter.pid))
     return replace(verdict, delta=replace(delta, new_fds=tuple(sorted(described.items()))), listening=ports)
 
@@ -88,9 +88,9 @@ def _fds(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
 def _mappings(snapshotter: Snapshotter, verdict: Verdict) -> Verdict:
     """The memory mappings new or grown since the before-reading (read only now: parsing them is dear)."""
     before = verdict.before.process
-    if snapshotter.pid is None or before is None:
-        return verdict
-    grown = grown_mappings(before.mappings or (), read_mappings(snapshotter.pid, resident=True))
+    if snapshotter.pid is None or before is None or not snapshotter.serves(Part.MAPPINGS):
+        return verdict  # the portable backend has none to read: the report says so (report/failure.py)
+    grown = grown_mappings(before.mappings or (), snapshotter.backend.read_mappings(snapshotter.pid, resident=True))
     return replace(verdict, mappings=tuple(grown))
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pytest_goleak.judge.identity import count_by_identity
+from pytest_goleak.read.backend import Lack
 from pytest_goleak.read.snapshot import Part, Snapshot
 from pytest_goleak.units import MiB, format_size, parse_count, parse_size
 
@@ -61,6 +62,21 @@ class Measure:
     # Charted as growth since the first test: its figure in one reading carries an offset that means
     # nothing alone (off-heap counts memory the runtime reserved but never touched, so it can be negative).
     from_first: bool = False
+    # What a backend must read for it to be measured at all; without it, "not measured on this platform".
+    needs: frozenset[Lack] = frozenset()
+    # What a backend may lack and still measure it, with less to show in a failure (see backend.py).
+    limits: frozenset[Lack] = frozenset()
+
+    def measured(self, lacks: frozenset[Lack]) -> bool:
+        """Whether a backend lacking ``lacks`` reads it at all."""
+        return not self.needs & lacks
+
+    def availability(self, lacks: frozenset[Lack]) -> str:
+        """What it can do on a backend lacking ``lacks``: "" (all), not measured on this platform, or its limits."""
+        missing = [lack.value for lack in Lack if lack in self.needs & lacks]
+        if missing:
+            return f"not measured on this platform ({'; '.join(missing)})"
+        return "; ".join(lack.value for lack in Lack if lack in self.limits & lacks)
 
     def parse(self, value: object, where: str) -> int:
         return parse_size(value, where) if self.bytes else parse_count(value, where)
@@ -148,7 +164,7 @@ def _offheap_grew(before: Snapshot, after: Snapshot, ignores: Ignores) -> int | 
 
 
 def _fds(snapshot: Snapshot, ignores: Ignores) -> int | None:
-    return None if snapshot.process is None else len(snapshot.process.counted_fds(ignores.ignore_fds))
+    return None if snapshot.process is None else snapshot.process.fd_count(ignores.ignore_fds)
 
 
 def _children(snapshot: Snapshot, ignores: Ignores) -> int | None:
@@ -199,6 +215,7 @@ FDS = Measure(
     junit="fds_delta",
     title="file descriptors",
     session=True,
+    limits=frozenset({Lack.FD_NAMES}),
 )
 CHILDREN = Measure(
     "children",
@@ -209,6 +226,7 @@ CHILDREN = Measure(
     junit="children_delta",
     title="child processes",
     charted=False,
+    limits=frozenset({Lack.SUBREAPER}),
 )
 THREADS = Measure(
     "threads",
@@ -245,6 +263,7 @@ OFFHEAP = Measure(
     drift=4 * MiB,
     tolerance=512 << 10,
     from_first=True,
+    limits=frozenset({Lack.RESIDENT_SPLIT, Lack.MAPPINGS}),
 )
 
 MEASURES: tuple[Measure, ...] = (GOROUTINES, HEAP, FDS, CHILDREN, THREADS, TMPFILES, OFFHEAP)
@@ -255,4 +274,12 @@ SESSION = tuple(measure for measure in MEASURES if measure.session)
 
 def values(snapshot: Snapshot, ignores: Ignores = NOTHING_IGNORED) -> dict[str, int | None]:
     """Every measure's value in ``snapshot``, by name; None for a part the reading does not hold."""
-    return {measure.name: measure.read(snapshot, ignores) for measure in MEASURES}
+    return {
+        measure.name: measure.read(snapshot, ignores) if measure.measured(snapshot.lacks) else None
+        for measure in MEASURES
+    }
+
+
+def not_measured(lacks: frozenset[Lack], measures: Sequence[Measure] = MEASURES) -> tuple[Measure, ...]:
+    """The measures a backend lacking ``lacks`` cannot read at all."""
+    return tuple(measure for measure in measures if not measure.measured(lacks))

@@ -21,7 +21,8 @@ The gap is then *untouched*, and the kept reading is adopted. Anything else take
 every test did before: a failed test (its evidence fetches touched the
 service), another run of the service, a service without a PID to read, a
 reading that lacks a part the new budget checks (then only the missing parts
-are read fresh), or ``goleak_fresh_readings``.
+are read fresh), a backend that cannot read bytes read (the portable one: psutil has no
+``io_counters`` on macOS), or ``goleak_fresh_readings``.
 
 What the rule cannot see: a service that changes on its own between two
 tests without reading a byte and without changing its goroutine count, fds,
@@ -38,7 +39,8 @@ from dataclasses import dataclass
 from pytest_goleak.judge.budget import Budget
 from pytest_goleak.judge.measures import THREADS
 from pytest_goleak.judge.verdict import Verdict
-from pytest_goleak.read.procfs import ProcessState, bytes_read, read_process
+from pytest_goleak.read.backend import Lack
+from pytest_goleak.read.procfs import ProcessState
 from pytest_goleak.read.snapshot import Snapshot, Snapshotter
 from pytest_goleak.read.tmpdir import read_tmpdir
 
@@ -65,6 +67,8 @@ class KeptReadings:
         kept = self._last.pop(key, None)  # never kept with goleak_fresh_readings (see remember)
         if kept is None:
             return None
+        if Lack.BYTES_READ in snapshotter.backend.lacks:
+            return None  # the gap cannot be seen without bytes read (the portable backend): read afresh
         if budget.describes_sockets and kept.process is not None and kept.process.sockets is None:
             return None  # its sockets were not described, so fd patterns cannot match them
         why = changed(kept, read_now(snapshotter, kept), threads=THREADS in budget.checked)
@@ -103,12 +107,12 @@ class Now:
 
 def read_now(snapshotter: Snapshotter, kept: Snapshot) -> Now:
     """The service now, read as cheaply as it can be: /proc first, then one small pprof page."""
-    pid, pprof = snapshotter.pid, snapshotter.pprof
+    pid, pprof, backend = snapshotter.pid, snapshotter.pprof, snapshotter.backend
     # Bytes read first: the index request is itself read by the service. /proc is read while it answers.
-    read = bytes_read(pid) if pid is not None else None
+    read = backend.bytes_read(pid) if pid is not None else None
     index = pprof.send("")
     try:
-        process = read_process(pid) if pid is not None and kept.process is not None else None
+        process = backend.read_process(pid) if pid is not None and kept.process is not None else None
         tmpdir = snapshotter.tmpdir
         tmpfiles = read_tmpdir(tmpdir) if tmpdir is not None and kept.tmpfiles is not None else None
     except BaseException:
@@ -136,7 +140,7 @@ def changed(kept: Snapshot, now: Now, threads: bool = False) -> str | None:
     if (old is None) != (new is None):
         return "the process can no longer be read"
     if old is not None and new is not None:
-        if dict(old.fds) != dict(new.fds):
+        if dict(old.fds) != dict(new.fds) or old.unnamed_fds != new.unnamed_fds:
             return "its fds changed"
         if [(c.pid, c.start_time) for c in old.children] != [(c.pid, c.start_time) for c in new.children]:
             return "its child processes changed"

@@ -20,6 +20,7 @@ from pytest_goleak.judge.settle import Reader, settle
 from pytest_goleak.judge.startup import DEFAULT_QUIET, PARTS, Activity, Startup, wait_quiet
 from pytest_goleak.judge.steady import names_the_leak, noise_floor, sample_more, trends
 from pytest_goleak.judge.verdict import Phase, Verdict, judged, rejudged
+from pytest_goleak.read.backend import PROC, Backend, Lack
 from pytest_goleak.read.pprof import PprofClient
 from pytest_goleak.read.snapshot import Snapshot, Snapshotter
 from pytest_goleak.service.protocol import Service
@@ -74,7 +75,9 @@ def check_one_test(service: Service, reader: Reader, runs: ServiceRuns, listener
     key, budget = runs.key(service), reader.budget
     startup = wait_out_startup(reader, service, runs.startup_quiet) if runs.first_check(key) else None
     before = reader.before(runs.kept.recall(key, budget, reader.snapshotter))
-    exact = runs.kept.exact_after(key, local=service.pid is not None)
+    # Without bytes read no gap is seen untouched (reuse.py): the next test reads afresh, as without a PID.
+    seen = service.pid is not None and Lack.BYTES_READ not in reader.snapshotter.backend.lacks
+    exact = runs.kept.exact_after(key, local=seen)
     if budget.steady and HEAP in budget.checked:
         runs.heap_noise(key, reader)  # measured at rest, before the test's first run
 
@@ -145,7 +148,8 @@ class ServiceRuns:
     goroutine behind each time.
     """
 
-    def __init__(self, fresh: bool = False, startup_quiet: float = DEFAULT_QUIET) -> None:
+    def __init__(self, fresh: bool = False, startup_quiet: float = DEFAULT_QUIET, backend: Backend = PROC) -> None:
+        self.backend = backend  # how the services' processes are read (settings.py chose it)
         self.kept = KeptReadings(fresh)  # see reuse.py
         self.startup_quiet = startup_quiet  # goleak_startup_quiet: see startup.py
         self._clients: dict[str, PprofClient] = {}
@@ -166,7 +170,7 @@ class ServiceRuns:
         key = self.key(service)
         if key not in self._clients:
             self._clients[key] = PprofClient(service.pprof_url, service.request_timeout, service.unix_socket)
-        return Snapshotter(self._clients[key], service.pid, service.tmpdir)
+        return Snapshotter(self._clients[key], service.pid, service.tmpdir, self.backend)
 
     def first_check(self, key: str) -> bool:
         """Whether no test has been checked against this run yet; true once per run."""

@@ -1,4 +1,4 @@
-"""Reading one process: its goroutines and heap through pprof, its fds, children, threads and memory through /proc.
+"""Reading one process: goroutines and heap through pprof; fds, children, threads, memory through /proc or psutil.
 
 Knows no budget and no verdict: a reading is what the service held, nothing more.
 
@@ -6,7 +6,9 @@ Modules:
     snapshot    ``Snapshot``, one reading, and ``Snapshotter``, which takes the parts asked for
     pprof       fetching and decoding pprof profiles and goroutine dumps
     keepalive   the one kept-alive ``http.client`` connection to pprof; send now, read the answer later
+    backend     the one choice between procfs and portable (GOLEAK_BACKEND), and what the portable one lacks
     procfs      fds, children, threads, resident memory and bytes read of a process (psutil, /proc)
+    portable    the same through psutil's portable calls only (macOS; forced on Linux for tests)
     tmpdir      the service's private ``TMPDIR`` and what it holds
     http        bounded, proxy-free httpx clients (the tests' ``pytest_goleak.client``, the readiness probes)
     _proto      pprof's ``profile.proto``, compiled

@@ -1,9 +1,10 @@
-"""File descriptors, child processes and threads of a PID (psutil, /proc).
+"""File descriptors, child processes and threads of a PID (psutil, /proc): the /proc backend.
 
 Linux only: everything here reads ``/proc`` directly (or through psutil's
-Linux backend). :func:`read_process` is the cheap snapshot taken before and
-after every test; :func:`describe_fds` turns the fds a test leaked into
-report text and only runs when a test fails, so it may be slower.
+Linux backend); ``portable.py`` reads the same ``ProcessState`` through psutil's
+portable calls elsewhere, and ``backend.py`` chooses between them.
+:func:`read_process` is the cheap snapshot taken before and after every test;
+:func:`describe_fds` turns the fds a test leaked into report text and only runs when a test fails, so it may be slower.
 
 A process that no longer exists, or has exited and is a zombie waiting to be
 reaped, is "gone": a zombie has already closed its fds and lost its threads,
@@ -34,6 +35,7 @@ __all__ = [
     "ProcessState",
     "describe_fds",
     "format_child",
+    "format_connection",
     "new_children",
     "new_fds",
     "read_process",
@@ -114,9 +116,16 @@ class ProcessState:
     the reading was asked to describe sockets (fd ignore patterns need it)."""
     resident_anon: int = 0
     """Resident anonymous and shared-memory bytes (``RssAnon + RssShmem``): every byte
-    of memory the process holds that is not a page of a file it maps."""
+    of memory the process holds that is not a page of a file it maps. The portable
+    backend, which has no such split, puts here what the platform gives (see portable.py)."""
+    unnamed_fds: int = 0
+    """Open fds counted but not in ``fds``: the portable backend names only files and sockets."""
     maps: str | None = None
     """The text of ``/proc/PID/maps``, when the reading was asked for it; parsed only for a failure's evidence."""
+
+    def fd_count(self, ignore: Sequence[str] = ()) -> int:
+        """The fds an fd budget counts: the named ones no ignore pattern matches, and every unnamed one."""
+        return len(self.counted_fds(ignore)) + self.unnamed_fds
 
     @property
     def mappings(self) -> tuple[MemoryMapping, ...] | None:
@@ -480,7 +489,8 @@ def _format_addr(family: int, addr: object) -> str:
     return f"[{ip}]:{port}" if family == socket.AF_INET6 else f"{ip}:{port}"
 
 
-def _format_connection(conn: pconn) -> str | None:
+def format_connection(conn: pconn, status: bool = True) -> str | None:
+    """``tcp 127.0.0.1:40312 -> 127.0.0.1:5432 ESTABLISHED``; None for a family psutil cannot describe."""
     if conn.family == socket.AF_UNIX:
         kind = _UNIX_TYPES.get(conn.type, "")
         return f"unix {kind}{conn.laddr or '(unnamed)'}"
@@ -490,7 +500,7 @@ def _format_connection(conn: pconn) -> str | None:
     text = f"{protocol} {_format_addr(conn.family, conn.laddr)}"
     if conn.raddr:
         text += f" -> {_format_addr(conn.family, conn.raddr)}"
-    if conn.status and conn.status != psutil.CONN_NONE:
+    if status and conn.status and conn.status != psutil.CONN_NONE:
         text += f" {conn.status}"
     return text
 
@@ -502,7 +512,7 @@ def _connections_by_fd(pid: int) -> dict[int, str]:
         return {}  # gone, zombie or not ours: fall back to raw targets
     described: dict[int, str] = {}
     for conn in conns:
-        text = _format_connection(conn)
+        text = format_connection(conn)
         if conn.fd >= 0 and text is not None:
             described[conn.fd] = text
     return described

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from pytest_goleak.read.backend import PROC, Backend, Lack
 from pytest_goleak.read.pprof import (
     MAX_INFLATED_PROFILE,
     GoroutineProfile,
@@ -15,7 +16,7 @@ from pytest_goleak.read.pprof import (
     PprofClient,
     parse_goroutine_profile,
 )
-from pytest_goleak.read.procfs import ProcessState, bytes_read, read_process, resident_anon
+from pytest_goleak.read.procfs import ProcessState
 from pytest_goleak.read.tmpdir import read_tmpdir
 
 
@@ -25,8 +26,8 @@ class Part(enum.Enum):
     GOROUTINES = "goroutine profile"
     HEAP = "heap profile after a forced GC"
     MEMSTATS = "the runtime's MemStats (a heap profile, with no GC unless HEAP is read too)"
-    PROCESS = "/proc"
-    MAPPINGS = "/proc/PID/maps"
+    PROCESS = "the process (/proc, or psutil's portable calls)"
+    MAPPINGS = "/proc/PID/maps (not on the portable backend)"
     TMPDIR = "the service's TMPDIR"
 
 
@@ -48,6 +49,7 @@ class Snapshot:
     resident_before_heap: int | None = None
     # Bytes the service had read when the reading ended, after its last answer (see judge/reuse.py).
     read_bytes: int | None = None
+    lacks: frozenset[Lack] = frozenset()  # what the backend that took it cannot read (see backend.py)
     taken_at: float = field(default_factory=time.time)
 
     def has(self, part: Part) -> bool:
@@ -80,16 +82,21 @@ CHEAP_PARTS = frozenset({Part.GOROUTINES, Part.PROCESS})
 
 
 class Snapshotter:
-    """Takes snapshots of one service through pprof and, given a PID, /proc."""
+    """Takes snapshots of one service through pprof and, given a PID, its ``backend`` (/proc by default)."""
 
-    def __init__(self, pprof: PprofClient, pid: int | None, tmpdir: Path | None = None) -> None:
+    def __init__(
+        self, pprof: PprofClient, pid: int | None, tmpdir: Path | None = None, backend: Backend = PROC
+    ) -> None:
         self.pprof = pprof
         self.pid = pid
         self.tmpdir = tmpdir
+        self.backend = backend
 
     def serves(self, part: Part) -> bool:
         """Whether this service can be read for ``part`` at all."""
-        if part in (Part.PROCESS, Part.MAPPINGS):
+        if part is Part.MAPPINGS:
+            return self.pid is not None and Lack.MAPPINGS not in self.backend.lacks
+        if part is Part.PROCESS:
             return self.pid is not None
         return part is not Part.TMPDIR or self.tmpdir is not None
 
@@ -118,14 +125,14 @@ class Snapshotter:
     def _read(
         self, parts: frozenset[Part], sockets: bool, goroutines: GoroutineProfile | None, late_process: bool
     ) -> Snapshot:
-        pprof, pid = self.pprof, self.pid
+        pprof, pid, backend = self.pprof, self.pid, self.backend
         proc = (Part.PROCESS in parts or Part.MAPPINGS in parts) and pid is not None
         process: ProcessState | None = None
         heap_profile, resident_before = None, None
 
         def read_proc() -> ProcessState:
             assert pid is not None
-            return read_process(pid, describe_sockets=sockets, mappings=Part.MAPPINGS in parts)
+            return backend.read_process(pid, describe_sockets=sockets, mappings=self._maps(parts))
 
         def heap_beside_proc(collect: bool, meanwhile: Callable[[], object] = lambda: None) -> HeapProfile:
             # /proc is read while the service writes the (text) heap profile, never while it writes a
@@ -133,7 +140,7 @@ class Snapshotter:
             # Resident memory is read before and after the profile's MemStats: the true figure lies between.
             nonlocal process, resident_before
             if proc and late_process and pid is not None:
-                resident_before = resident_anon(pid)  # the late /proc read gives the figure after
+                resident_before = backend.resident(pid)  # the late /proc read gives the figure after
             answer = pprof.send_heap(collect)
             if proc and not late_process:
                 process = read_proc()
@@ -141,7 +148,7 @@ class Snapshotter:
             heap = pprof.heap_of(answer, collect)
             if process is not None and pid is not None:
                 resident_before = process.resident_anon
-                process = replace(process, resident_anon=resident_anon(pid))
+                process = replace(process, resident_anon=backend.resident(pid))
             return heap
 
         if Part.MEMSTATS in parts and Part.HEAP not in parts:
@@ -169,7 +176,16 @@ class Snapshotter:
         assert goroutines is not None
         if proc and process is None:
             process = read_proc()
-        read = bytes_read(pid) if pid is not None else None  # last: after the service's last answer
+        read = backend.bytes_read(pid) if pid is not None else None  # last: after the service's last answer
         return Snapshot(
-            goroutines, heap_profile, process, entries, resident_before_heap=resident_before, read_bytes=read
+            goroutines,
+            heap_profile,
+            process,
+            entries,
+            resident_before_heap=resident_before,
+            read_bytes=read,
+            lacks=backend.lacks,
         )
+
+    def _maps(self, parts: frozenset[Part]) -> bool:
+        return Part.MAPPINGS in parts and self.serves(Part.MAPPINGS)

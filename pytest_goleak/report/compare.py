@@ -100,7 +100,9 @@ def merge_documents(documents: Sequence[dict[str, Any]]) -> dict[str, Any]:
     tests: dict[str, dict[str, Any]] = {}
     grew: dict[str, int] = {}
     count = services = 0
+    backend: object = None
     for data in documents:
+        backend = data.get("backend", backend)  # every shard of one run reads alike
         for test in data["tests"]:
             tests[test["test"]] = test
         session = data.get("session")
@@ -110,12 +112,15 @@ def merge_documents(documents: Sequence[dict[str, Any]]) -> dict[str, Any]:
             for name, value in dict(session.get("grew", {})).items():
                 if isinstance(value, int):
                     grew[name] = grew.get(name, 0) + value
-    return {
+    merged = {
         "version": VERSION,
         "tool": "pytest-goleak",
         "tests": [tests[name] for name in sorted(tests)],
         "session": {"tests": count, "services": services, "grew": grew},
     }
+    if backend is not None:
+        merged["backend"] = backend
+    return merged
 
 
 def load_other(paths: Iterable[Path]) -> OtherRun:

@@ -11,9 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from pytest_goleak import text
-from pytest_goleak.judge.measures import CHILDREN, FDS, GOROUTINES, HEAP, MEASURES, OFFHEAP, TMPFILES, Measure
+from pytest_goleak.judge.measures import (
+    CHILDREN,
+    FDS,
+    GOROUTINES,
+    HEAP,
+    MEASURES,
+    OFFHEAP,
+    TMPFILES,
+    Measure,
+    not_measured,
+)
 from pytest_goleak.judge.verdict import LeakedGroup, Verdict
 from pytest_goleak.judge.watch import Outcome
+from pytest_goleak.read.backend import Lack
 from pytest_goleak.read.pprof import PROFILE_DEPTH, Frame, Stack
 from pytest_goleak.read.procfs import format_child
 from pytest_goleak.read.tmpdir import describe_entry
@@ -199,12 +210,24 @@ def _offheap_section(verdict: Verdict) -> list[str]:
     lines = ["", f"resident memory outside the Go runtime grew {grew} (cgo's C.malloc, mmap, a C library's caches)"]
     if verdict.mappings:
         return lines + _listed("new or grown memory mappings", [m.describe() for m in verdict.mappings], MAX_SITES)
+    if Lack.MAPPINGS in verdict.after.lacks:
+        return [*lines, "  which mappings grew is not shown: the portable backend reads no memory mappings"]
     return [*lines, "  no mapping is new or grew in place: memory was added inside mappings that existed before"]
 
 
 def _fd_section(verdict: Verdict) -> list[str]:
     fds = verdict.delta.new_fds
-    return _listed("new file descriptors", [f"fd {fd}: {target}" for fd, target in fds]) if fds else []
+    lines = _listed("new file descriptors", [f"fd {fd}: {target}" for fd, target in fds]) if fds else []
+    before, after = verdict.before.process, verdict.after.process
+    unnamed = (after.unnamed_fds - before.unnamed_fds) if before is not None and after is not None else 0
+    if unnamed > 0:
+        # The portable backend counts them and cannot say what they are: the count still fails the test.
+        lines += [
+            "",
+            f"{unnamed} more fd{'s' if unnamed != 1 else ''} without a name (the portable backend names only "
+            "files and sockets: a pipe, kqueue or eventfd, say); GOLEAK_BACKEND=proc on Linux names them",
+        ]
+    return lines
 
 
 def _children_section(verdict: Verdict) -> list[str]:
@@ -266,4 +289,7 @@ def junit_properties(verdict: Verdict) -> list[tuple[str, object]]:
     delta = verdict.delta
     properties: list[tuple[str, object]] = [(m.junit, delta.of(m)) for m in MEASURES if delta.of(m) is not None]
     properties.append(("goroutines_delta", delta.goroutine_total))
+    lacking = not_measured(verdict.after.lacks)
+    if lacking:  # a property left out is not a zero: say which are not measured on this platform
+        properties.append(("goleak_not_measured", ",".join(m.name for m in lacking)))
     return properties

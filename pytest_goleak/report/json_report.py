@@ -11,14 +11,18 @@ change that is not an addition)::
                 "verdict": "goleak: 2 goroutines leaked (budget 0)",
                 "known": false,
                 "leaked_goroutines": {"main.(*Uploader).spool": 2}}],
-     "session": {"tests": 120, "services": 2, "grew": {"goroutines": 0, "heap": 1048576, ...}}}
+     "session": {"tests": 120, "services": 2, "grew": {"goroutines": 0, "heap": 1048576, ...}},
+     "backend": {"name": "portable", "reads": "psutil's portable calls", "not_measured": [],
+                 "limits": {"fds": "fds that are neither a file nor a socket ... are counted, not named", ...}}}
 
 Tests are sorted by id. A measure not read has null before, after and delta;
 ``verdict`` is null for a test within budget; ``known`` says the test leaks
 only what the baseline knows of. ``session`` is how much the service grew
 over the session, from its first reading to its last, summed over its runs
 (a restart or an xdist worker is a run of its own); a measure no run read
-is absent. ``--goleak-compare`` reads these documents back (``compare.py``).
+is absent. ``backend`` is how processes were read: a measure in ``not_measured`` is null
+throughout because this platform cannot read it, never because it did not grow; ``limits``
+says what a measure's report cannot show there. ``--goleak-compare`` reads these documents back (``compare.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_goleak.judge.measures import MEASURES
+from pytest_goleak.judge.measures import MEASURES, not_measured
+from pytest_goleak.read.backend import PROC, Backend
 from pytest_goleak.report.session import Point
 
 VERSION = 1
@@ -38,6 +43,7 @@ def document(
     points: Iterable[Point],
     baseline: Mapping[str, object] = {},
     growth: Mapping[str, Mapping[str, int]] = {},
+    backend: Backend = PROC,
 ) -> dict[str, Any]:
     """The session's document; ``baseline`` holds the test ids a baseline knows of, ``growth`` each run's growth."""
     tests = []
@@ -62,7 +68,23 @@ def document(
                 "leaked_goroutines": dict(sorted(point.leaked_goroutines.items())),
             }
         )
-    return {"version": VERSION, "tool": "pytest-goleak", "tests": tests, "session": session_block(points, growth)}
+    return {
+        "version": VERSION,
+        "tool": "pytest-goleak",
+        "tests": tests,
+        "session": session_block(points, growth),
+        "backend": backend_block(backend),
+    }
+
+
+def backend_block(backend: Backend) -> dict[str, Any]:
+    """How the run read its processes, and what each measure could not do there."""
+    return {
+        "name": backend.name,
+        "reads": backend.source,
+        "not_measured": [m.name for m in not_measured(backend.lacks)],
+        "limits": {m.name: m.availability(backend.lacks) for m in MEASURES if m.availability(backend.lacks)},
+    }
 
 
 def session_block(points: Iterable[Point], growth: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
@@ -79,6 +101,7 @@ def write_json(
     points: Iterable[Point],
     baseline: Mapping[str, object] = {},
     growth: Mapping[str, Mapping[str, int]] = {},
+    backend: Backend = PROC,
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document(points, baseline, growth), indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(document(points, baseline, growth, backend), indent=2) + "\n", encoding="utf-8")

@@ -13,22 +13,31 @@ The mark: a service's process group is not enough, because a daemon leaves it
 (``setsid``) and its parent may have exited. What it keeps is its environment,
 so every service runs with ``PYTEST_GOLEAK_RUN=TOKEN``, and :func:`kill_marked`
 finds its descendants by that, wherever they went.
+
+Portable (``--portable PID``, the portable backend): no ``/proc``, only what macOS has too. The
+marked processes are found through psutil's ``environ()``, and the lifeline also polls its
+parent: a pipe end that a process forked from pytest still holds would otherwise keep it
+waiting after pytest is gone. Without PR_SET_PDEATHSIG the service does not die with pytest
+by itself: the lifeline is what kills it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pytest_goleak.read.tmpdir import remove_tmpdir
 
 MARKER = "PYTEST_GOLEAK_RUN"
+PORTABLE = "--portable"
+_POLL = 0.2  # seconds between two looks at the parent, in portable mode
 
 
 def signal_group(pgid: int, signum: int = signal.SIGKILL) -> None:
@@ -37,8 +46,10 @@ def signal_group(pgid: int, signum: int = signal.SIGKILL) -> None:
         os.killpg(pgid, signum)
 
 
-def marked(token: str) -> list[int]:
+def marked(token: str, portable: bool = False) -> list[int]:
     """The processes whose environment carries ``PYTEST_GOLEAK_RUN=token``: one service run's, wherever they went."""
+    if portable:
+        return _marked_portably(token)
     needle = f"{MARKER}={token}".encode()
     found = []
     for name in os.listdir("/proc"):
@@ -54,10 +65,25 @@ def marked(token: str) -> list[int]:
     return found
 
 
-def kill_marked(token: str, rounds: int = 3) -> None:
+def _marked_portably(token: str) -> list[int]:
+    import psutil  # here only: the /proc lifeline loads nothing it does not need
+
+    found = []
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
+            continue
+        try:
+            if process.environ().get(MARKER) == token:
+                found.append(process.pid)
+        except (psutil.Error, OSError):
+            continue  # gone, a zombie, or not ours to read
+    return found
+
+
+def kill_marked(token: str, rounds: int = 3, portable: bool = False) -> None:
     """SIGKILL every process marked with ``token``; again, for a bounded few rounds, while one forks."""
     for _ in range(rounds):
-        pids = marked(token)
+        pids = marked(token, portable)
         if not pids:
             return
         for pid in pids:
@@ -65,12 +91,18 @@ def kill_marked(token: str, rounds: int = 3) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def watch(stream: Iterable[str] | None = None) -> None:
-    """Run the watchdog loop over ``stream`` (stdin by default)."""
+def watch(stream: Iterable[str] | None = None, parent: int | None = None) -> None:
+    """Run the watchdog loop over ``stream`` (stdin by default); given pytest's pid (``parent``), portably.
+
+    Portable: no /proc, and the lifeline ends too once ``parent`` is no longer its parent.
+    """
     # Ctrl-C reaches the whole foreground process group; the lifeline must
     # outlive pytest's own handling of it to clean up after it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    lines = sys.stdin if stream is None else stream
+    if stream is not None:
+        lines = stream
+    else:
+        lines = sys.stdin if parent is None else _lines_while_parent(sys.stdin.fileno(), parent)
     groups: dict[int, tuple[str, str]] = {}  # pgid -> its token, and its temp directory or ""
     for line in lines:
         line = line.rstrip("\n")
@@ -83,22 +115,50 @@ def watch(stream: Iterable[str] | None = None) -> None:
             groups[int(pgid)] = token, tmpdir
         else:
             groups.pop(int(pgid), None)
+    _end(groups, portable=parent is not None)
+
+
+def _lines_while_parent(fd: int, parent: int) -> Iterator[str]:
+    """The lines on ``fd`` until it closes or ``parent`` is no longer this process's parent.
+
+    pytest's pid comes from pytest: read here, it could already be init's, had pytest died meanwhile. Once
+    pytest is gone, what it wrote and is still in the pipe is read before the end, so no group is missed.
+    """
+    pending = b""
+    while True:
+        gone = os.getppid() != parent
+        ready, _, _ = select.select([fd], [], [], 0 if gone else _POLL)
+        if not ready:
+            if gone:
+                return
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return
+        *lines, pending = (pending + chunk).split(b"\n")
+        yield from (line.decode(errors="replace") for line in lines)
+
+
+def _end(groups: dict[int, tuple[str, str]], portable: bool) -> None:
+    """Kill every group still listed and every process marked with its token; remove their temp directories."""
     for pgid in groups:
         signal_group(pgid)
     for token, tmpdir in groups.values():
         if token:
-            kill_marked(token)
+            kill_marked(token, portable=portable)
         if tmpdir:
             remove_tmpdir(Path(tmpdir))
+    groups.clear()
 
 
 class Lifeline:
     """pytest's end of the watchdog: start it once, then register groups."""
 
-    def __init__(self) -> None:
+    def __init__(self, linux_calls: bool = True) -> None:
         self._lock = threading.Lock()
+        portable = (PORTABLE, str(os.getpid()))  # without prctl, it watches for its parent's end itself
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest_goleak.service.lifeline"],
+            [sys.executable, "-m", "pytest_goleak.service.lifeline", *(() if linux_calls else portable)],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -139,4 +199,4 @@ class Lifeline:
 
 
 if __name__ == "__main__":
-    watch()
+    watch(parent=int(sys.argv[2]) if sys.argv[1:2] == [PORTABLE] else None)

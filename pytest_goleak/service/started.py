@@ -88,8 +88,17 @@ class _Run:
 class GoService:
     """One running Go binary. Session-scoped: restarted in place if it dies."""
 
-    def __init__(self, config: ServiceConfig, binary: Path, workdir: Path, lifeline: Lifeline | None = None) -> None:
+    def __init__(
+        self,
+        config: ServiceConfig,
+        binary: Path,
+        workdir: Path,
+        lifeline: Lifeline | None = None,
+        linux_calls: bool = True,
+    ) -> None:
         self.config = config
+        # prctl where it exists; off with the portable backend, whose lifecycle rests on the lifeline alone.
+        self.linux_calls = linux_calls
         self.binary = binary
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +226,7 @@ class GoService:
                     env=env,
                     cwd=tmp,
                     start_new_session=True,  # its own process group, stopped as one
-                    preexec_fn=_in_the_child,
+                    preexec_fn=_in_the_child if self.linux_calls else None,
                 )
             except OSError as exc:
                 if tmpdir is not None:
@@ -340,7 +349,7 @@ class GoService:
             # of the group only once it is killed. Whatever the service spawned goes too, even if the service
             # is gone: its group, and the daemons that left the group, by their mark.
             signal_group(proc.pid, signal.SIGKILL)
-            kill_marked(run.token)
+            kill_marked(run.token, portable=not self.linux_calls)
             if self._lifeline is not None:
                 self._lifeline.release(proc.pid)
             if run.tmpdir is not None:

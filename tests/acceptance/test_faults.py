@@ -191,12 +191,27 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+# The portable lifecycle must hold without Linux's prctl: in its nested run, a call would end the service's start.
+NO_PRCTL = """
+import os
+import pytest_goleak.service.started as started
+
+def _no_prctl() -> None:
+    os._exit(97)
+
+started._in_the_child = _no_prctl
+"""
+
+
+@pytest.mark.parametrize("backend", ["proc", "portable"])
 @pytest.mark.parametrize("ending", ["normal", "ctrl-c", "sigkill"])
-def test_no_process_survives_pytest(tmp_path: Path, go_build: Callable[[str], Path], ending: str) -> None:
+def test_no_process_survives_pytest(tmp_path: Path, go_build: Callable[[str], Path], ending: str, backend: str) -> None:
     binary = go_build("tests/goapps/spawner")
     ini = f"[pytest]\ngoleak_binary = {binary}\ngoleak_args = -addr {{addr}} -data-dir {{tmp}}\n"
     (tmp_path / "pytest.ini").write_text(ini)
     (tmp_path / "test_hold.py").write_text(ORPHAN_SUITE)
+    if backend == "portable":
+        (tmp_path / "conftest.py").write_text(NO_PRCTL)
     (tmp_path / "hold").write_text("0" if ending == "normal" else "60")
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
@@ -204,6 +219,7 @@ def test_no_process_survives_pytest(tmp_path: Path, go_build: Callable[[str], Pa
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, "GOLEAK_BACKEND": backend},
         # As from a terminal: a suite run as a background job (CI scripts, `cmd &`) ignores SIGINT, and the
         # nested pytest would inherit that and never see the Ctrl-C.
         preexec_fn=_default_sigint,

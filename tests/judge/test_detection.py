@@ -12,8 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from backends import lacks
 from verdicts import by_name, checked
 
+from pytest_goleak.read.backend import Lack
 from pytest_goleak.service.toolchain import build_package
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +46,12 @@ LEAKS: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
+# What the portable backend cannot show of a leak it still catches: the report says so instead.
+UNSHOWN: dict[str, tuple[Lack, list[str]]] = {
+    "mmap": (Lack.MAPPINGS, ["which mappings grew is not shown: the portable backend reads no memory mappings"]),
+}
+
+
 PATTERNS = sorted({route.split("?")[0] for route in LEAKS})
 
 
@@ -66,7 +74,8 @@ def test_leaky_route_fails_with_the_right_report(
     assert headline.startswith("goleak: ")
     for phrase in LEAKS[route][0]:
         assert phrase in headline, f"{phrase!r} not in {headline!r}"
-    for name in LEAKS[route][1]:
+    lack, instead = UNSHOWN.get(route, (None, []))
+    for name in instead if lack is not None and lacks(lack) else LEAKS[route][1]:
         assert name in text, f"{name!r} not in the report:\n{text}"
 
 

@@ -4,16 +4,19 @@ listens where nobody said, and configuration errors that stop the run once inste
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import shutil
 import threading
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pytest_goleak.errors import ConfigError, ReadyRefused
+from pytest_goleak.read import backend
 from pytest_goleak.service.config import ServiceConfig
 from pytest_goleak.service.readiness import probe_ready
 from pytest_goleak.service.started import GoService
@@ -310,3 +313,71 @@ def test_xdist_workers_each_stop_after_one_error(pytester: pytest.Pytester, go_b
     assert "passed" not in outcomes
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*pytest-goleak stopped the session: nopprof answers but serves no pprof*"])
+
+
+# -- how the service's process is read ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "ini", "message"),
+    [
+        ("psutil", "", "GOLEAK_BACKEND in the environment: 'psutil' is not auto, proc or portable; e.g. *"),
+        ("", "goleak_backend = procfs\n", "goleak_backend in tox.ini: 'procfs' is not auto, proc or portable; *"),
+    ],
+)
+def test_a_bad_backend_stops_the_run_in_one_line(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, env: str, ini: str, message: str
+) -> None:
+    monkeypatch.setenv("GOLEAK_BACKEND", env)
+    pytester.makeini(f"[pytest]\ngoleak_binary = /bin/true\n{ini}")
+    pytester.makepyfile("def test_x(pytest_goleak): pass\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: pytest-goleak: {message}"])
+
+
+def test_an_unsupported_platform_stops_the_run_at_start_in_one_line(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the plugin is told it runs on Windows: pytest itself would change its ways too.
+    monkeypatch.setattr(backend, "sys", types.SimpleNamespace(platform="win32"))
+    pytester.makeini("[pytest]\ngoleak_binary = /bin/true\n")
+    pytester.makepyfile("def test_x(pytest_goleak): pass\n\ndef test_y(pytest_goleak): pass\n")
+    result = pytester.runpytest_inprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: pytest-goleak: pytest-goleak runs on Linux and macOS, not on this platform*"])
+    assert "test_x" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize("how", ["env", "ini"])
+def test_the_portable_backend_checks_a_real_service_and_says_what_it_cannot_show(
+    pytester: pytest.Pytester, write_ini: Callable[..., None], monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    monkeypatch.delenv("GOLEAK_BACKEND", raising=False)
+    if how == "env":
+        monkeypatch.setenv("GOLEAK_BACKEND", "portable")
+    write_ini("goleak_backend = portable\n" if how == "ini" else "goleak_backend = proc\n")
+    pytester.makepyfile(
+        """
+        def test_clean(pytest_goleak):
+            assert pytest_goleak.client.get("/healthz").status_code == 200
+
+        def test_leaky(pytest_goleak):
+            assert pytest_goleak.client.get("/leaky/open").status_code == 200
+        """
+    )
+    result = pytester.runpytest("--goleak-json=out.json", "--junitxml=junit.xml")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "goleak: processes read by psutil's portable calls (fds: fds that are neither a file nor a socket*",
+            "*goleak: fds +1 (budget 0)*",
+            "*fd *: *products.csv",
+        ]
+    )
+    document = json.loads((pytester.path / "out.json").read_text())
+    assert document["backend"]["name"] == "portable"
+    assert document["backend"]["limits"]["fds"].startswith("fds that are neither a file nor a socket")
+    leaky = next(test for test in document["tests"] if test["test"].endswith("test_leaky"))
+    assert leaky["measures"]["fds"]["delta"] == 1
+    assert leaky["measures"]["offheap"]["delta"] is not None  # measured, from rss

@@ -17,6 +17,7 @@ import pytest
 from pytest_goleak import hooks, settings
 from pytest_goleak.judge.budget import KNOBS
 from pytest_goleak.judge.measures import MEASURES
+from pytest_goleak.read.backend import PORTABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -78,6 +79,7 @@ def test_the_measures_table_has_every_measure(generate: ModuleType) -> None:
     assert list(rows) == [m.name for m in MEASURES]
     for m in MEASURES:
         assert f"`{m.junit}`" in rows[m.name]
+        assert rows[m.name].endswith(f"| {m.availability(PORTABLE.lacks) or 'as on Linux'} |")
 
 
 def test_the_marker_section_has_every_argument(generate: ModuleType) -> None:
