@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -90,7 +91,11 @@ def test_a_start_that_never_gets_ready_stops_the_session_once_within_its_timeout
     result = hostile(flags, TWO_TESTS)
     took = time.monotonic() - started
     result.stdout.fnmatch_lines([f"*was not ready within 4s (*{problem}*"])
-    assert took < 20, f"{took:.1f}s"
+    # A wait without an end would run on; one that ends runs 4s per start. The bound is loose on purpose:
+    # on a machine loaded tenfold, starting the nested pytest and the service alone took 20s.
+    assert took < 60, f"{took:.1f}s"
+    waits = re.findall(r"^hostile was not ready within 4s", result.stdout.str(), re.MULTILINE)
+    assert len(waits) <= 2  # at most one start per test
     if "503" in flags:  # it answers, never with 2xx: a later start would do no better
         result.stdout.fnmatch_lines(["*pytest-goleak stopped the session*"])
         assert result.parseoutcomes().get("errors", 0) + result.parseoutcomes().get("failed", 0) == 1
