@@ -70,6 +70,7 @@ to the session record (``call_wrappers``).
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import functools
 import importlib
@@ -77,7 +78,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -99,6 +100,19 @@ _SUMS = [0.0, 0.0, 0.0]
 _WAIT, _VERDICT, _HOOKS = range(3)
 # The current test's timed regions: name -> (wall seconds, CPU seconds of this thread, the sums' growth).
 _REGIONS: dict[str, tuple[float, float, list[float]]] = {}
+# Wall and CPU seconds of the test's other fixtures' teardowns in the teardown phase (see not_the_plugin).
+_OTHER_TEARDOWN = [0.0, 0.0]
+
+
+@contextlib.contextmanager
+def not_the_plugin() -> Iterator[None]:
+    """Time a fixture's own teardown, so that the teardown phase's figures leave it out of the plugin's."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    try:
+        yield
+    finally:
+        _OTHER_TEARDOWN[0] += time.perf_counter() - wall
+        _OTHER_TEARDOWN[1] += time.thread_time() - cpu
 
 
 def timed(function: Callable[..., Any], slot: int) -> Callable[..., Any]:
@@ -175,8 +189,9 @@ def phases() -> dict[str, float]:
     outer_wall, outer_cpu, outer = _REGIONS["outer"]
     inner_wall, inner_cpu, inner = _REGIONS["inner"]
     # The plugin judges a test in its fixture's teardown, after the test's own fixtures (a steady-state test
-    # in its call wrapper): the teardown phase, which in these sessions tears down that fixture alone.
+    # in its call wrapper): the teardown phase, less what the test's other fixtures' teardowns took there.
     down_wall, down_cpu, down = _REGIONS.get("teardown", (0.0, 0.0, [0.0] * len(setup)))
+    down_wall, down_cpu = down_wall - _OTHER_TEARDOWN[0], down_cpu - _OTHER_TEARDOWN[1]
     around = [o - i for o, i in zip(outer, inner, strict=True)]  # in the plugin's call wrapper, not in the body
     after = [a + d for a, d in zip(around, down, strict=True)]
     return {
@@ -333,6 +348,7 @@ def pytest_fixture_setup(
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    _OTHER_TEARDOWN[:] = [0.0, 0.0]
     region = _Region("teardown")
     try:
         return (yield)
