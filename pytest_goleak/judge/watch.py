@@ -83,8 +83,9 @@ def check_one_test(service: Service, reader: Reader, runs: ServiceRuns, listener
 
     steady = yield before  # the test runs: its other function-scoped fixtures, its body, their teardown
 
-    if not service.alive():
-        return Outcome(problem=service.describe_crash(), startup=startup)
+    crashed = ended(service)
+    if crashed is not None:
+        return Outcome(problem=crashed, startup=startup)
     try:
         if steady is None:
             verdict = settle(reader, before, exact)
@@ -103,12 +104,18 @@ def check_one_test(service: Service, reader: Reader, runs: ServiceRuns, listener
     return Outcome(verdict, startup=startup, ready_path=_answering(service) if ready else None)
 
 
+def ended(service: Service) -> str | None:
+    """How ``service`` ended during this test, if it did (the end then counts as reported); None while it runs."""
+    return None if service.alive() else service.describe_crash()
+
+
 def problem_of(service: Service, error: GoleakError, when: str) -> str:
     """Why ``service`` gave no reading ``when`` ("before" or "after" the test), in its own words.
 
     A service that ended says how; one that is alive diagnoses (and acts on) the error itself.
     """
-    return service.describe_crash() if not service.alive() else service.diagnose_unreadable(error, when)
+    crashed = ended(service)
+    return crashed if crashed is not None else service.diagnose_unreadable(error, when)
 
 
 def wait_out_startup(reader: Reader, service: Service, quiet_for: float) -> Startup:
