@@ -264,6 +264,7 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> I
         _fail(problem)
     item = request.node
     item.stash[HANDLE] = handle
+    item.stash[BODY_RAN] = False  # a rerun (pytest-rerunfailures) sets the fixture up again: judge that run alone
     text = None
     try:
         yield handle

@@ -391,3 +391,34 @@ def test_tmpfiles_none_leaves_the_tmpdir_unread_and_unchecked(suite) -> None:  #
     result.stdout.fnmatch_lines(["*test_checked - Failed: goleak: tmpfiles +1 (budget 0)*"])
     junit = (pytester.path / "out.xml").read_text()
     assert junit.count('name="tmpfiles_delta"') == 1  # only the checked test read its TMPDIR
+
+
+def test_a_rerun_whose_body_was_skipped_is_not_judged(suite, pytester: pytest.Pytester) -> None:  # type: ignore[no-untyped-def]
+    # A rerun plugin (pytest-rerunfailures) runs an item's protocol again: the second run is judged on its own.
+    pytester.makeconftest(
+        """
+        import pytest
+        from _pytest.runner import runtestprotocol
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_runtest_protocol(item, nextitem):
+            item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+            runtestprotocol(item, nextitem=None, log=True)  # everything torn down, then set up again
+            item._initrequest()  # as pytest-rerunfailures does before a rerun
+            runtestprotocol(item, nextitem=nextitem, log=True)
+            return True
+        """
+    )
+    tests = """
+        import pytest
+        RUNS = []
+
+        def test_leaks_then_skips(pytest_goleak):
+            RUNS.append(1)
+            assert pytest_goleak.client.get("/leaky/chan-send").status_code == 200
+            if len(RUNS) == 2:
+                pytest.skip("the rerun leaks too, then skips: a skipped body is never judged")
+        """
+    result = suite(tests).runpytest("-rA")
+    result.assert_outcomes(passed=1, skipped=1, errors=1)
+    result.stdout.fnmatch_lines(["*_ ERROR at teardown of test_leaks_then_skips _*", "goleak: 1 goroutine leaked*"])
