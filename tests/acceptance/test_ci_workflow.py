@@ -19,25 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ci_suite import LEAKY, LEAKY_LINE, write_suite
 
 yaml = pytest.importorskip("yaml", reason="PyYAML reads the workflow (pip install -e .[dev])")
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "ci.md"
-SUITE = """
-import os
-
-def test_clean(pytest_goleak):
-    assert pytest_goleak.client.get("/fixed/chan-send").status_code == 200
-
-def test_cache(pytest_goleak):
-    kb = os.environ.get("CACHE_KB", "0")
-    if kb != "0":
-        assert pytest_goleak.client.get(f"/leaky/cache?kb={kb}").status_code == 200
-
-def test_price_quote(pytest_goleak):
-    if os.environ.get("LEAK"):
-        assert pytest_goleak.client.get("/leaky/chan-send").status_code == 200
-"""
 # A stand-in for the GitHub CLI: "run list" answers a run id while main's artifact exists, "run download" copies it.
 FAKE_GH = r"""#!/usr/bin/env bash
 echo "gh $*" >> "$GH_LOG"
@@ -146,11 +132,7 @@ class Runner:
 
 @pytest.fixture
 def workspace(pytester: pytest.Pytester, write_ini: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("LEAK", "CACHE_KB", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
-    write_ini()
-    pytester.makepyfile(test_suite=SUITE)
+    write_suite(pytester, write_ini, monkeypatch)
     return pytester.path
 
 
@@ -177,18 +159,14 @@ def test_the_workflow_compares_a_pull_request_with_mains_run(workspace: Path) ->
     assert "gh run list --branch main --workflow tests.yml --status success --limit 1" in gh
     assert "gh run download 4242 --name goleak-main --dir main-goleak" in gh
     commands = [line for line in output.splitlines() if line.startswith("::error")]
-    line = 1 + (workspace / "test_suite.py").read_text().splitlines().index("def test_price_quote(pytest_goleak):")
     assert commands[0] == (
-        f"::error file=test_suite.py,line={line},title=goleak%3A 1 goroutine leaked (budget 0)"
-        "::test_suite.py::test_price_quote%0A1 x main.(*PriceService).fetchQuote"
+        f"::error file=test_suite.py,line={LEAKY_LINE},title=goleak%3A 1 goroutine leaked (budget 0)"
+        f"::{LEAKY}%0A1 x main.(*PriceService).fetchQuote"
     )
     assert any(
         line.startswith("::error title=goleak%3A grew more than in goleak.json::session: heap") for line in commands
     )
-    assert (
-        "COMPARE FAIL test_suite.py::test_price_quote: goroutines +1 here, +0 in goleak.json (+1 more; allowed +0)"
-        in output
-    )
+    assert f"COMPARE FAIL {LEAKY}: goroutines +1 here, +0 in goleak.json (+1 more; allowed +0)" in output
     assert "COMPARE FAIL session: heap +" in output
     assert "## pytest-goleak: leaks found, grew more than the compared run" in summary
     assert "### Compared with goleak.json" in summary

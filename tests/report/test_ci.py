@@ -14,38 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from ci_suite import LEAKY, LEAKY_LINE, write_suite
 from markdown_tables import as_github_renders, tables
-
-SUITE = """
-import os
-
-def test_clean(pytest_goleak):
-    assert pytest_goleak.client.get("/fixed/chan-send").status_code == 200
-
-def test_cache(pytest_goleak):
-    kb = os.environ.get("CACHE_KB", "0")
-    if kb != "0":
-        assert pytest_goleak.client.get(f"/leaky/cache?kb={kb}").status_code == 200
-
-def test_leaky_route_that_has_a_rather_long_name_for_a_narrow_terminal(pytest_goleak):
-    if os.environ.get("LEAK"):
-        assert pytest_goleak.client.get("/leaky/chan-send").status_code == 200
-"""
-LEAKY = "test_suite.py::test_leaky_route_that_has_a_rather_long_name_for_a_narrow_terminal"
-LEAKY_LINE = 1 + SUITE.lstrip("\n").splitlines().index(
-    "def test_leaky_route_that_has_a_rather_long_name_for_a_narrow_terminal(pytest_goleak):"
-)
 
 
 @pytest.fixture
 def suite(
     pytester: pytest.Pytester, write_ini: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> pytest.Pytester:
-    for name in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_WORKSPACE", "LEAK", "CACHE_KB"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal, but where a test says otherwise
-    write_ini()
-    pytester.makepyfile(test_suite=SUITE.lstrip("\n"))
+    write_suite(pytester, write_ini, monkeypatch)
     return pytester
 
 
