@@ -199,6 +199,7 @@ def fd_pattern(target: str, listening: tuple[int, ...] = ()) -> tuple[str | None
     found = _SOCKET.fullmatch(target)
     if found is not None:
         proto, port, peer, state = found["proto"], found["port"], found["peer"], found["state"]
+        peer_port = peer.rpartition(":")[2] if peer is not None else ""
         if state == "LISTEN" or (peer is None and proto.startswith("tcp")):
             return None, "A new listener is a server the test started and never closed (net.Listener.Close)."
         if port is not None and int(port) in listening:
@@ -206,7 +207,7 @@ def fd_pattern(target: str, listening: tuple[int, ...] = ()) -> tuple[str | None
                 "A new connection to the service's own port is a client that left it open (the test's, a fixture's,"
                 " another process's): close that client; an ignore line would hide every connection leak."
             )
-        if peer is not None and peer.rpartition(":")[2] in {str(p) for p in listening}:
+        if peer_port.isdigit() and int(peer_port) in listening:
             return None, "A connection from the service to its own port: its own client keeps it (close the body)."
         if peer is not None:
             return f"{proto} * -> {literal(peer)} *", ""
