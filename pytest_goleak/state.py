@@ -78,9 +78,9 @@ class GoleakState:
             self.binary_for(self.require_config())
 
     def start(self, config: ServiceConfig, workdir: Path) -> GoService:
-        if self._lifeline is None:
-            self._lifeline = Lifeline(self.settings.backend.linux_calls)
         linux_calls = self.settings.backend.linux_calls
+        if self._lifeline is None:
+            self._lifeline = Lifeline(linux_calls)
         service = GoService(config, self.binary_for(config), workdir, self._lifeline, linux_calls)
         self._services.append(service)
         service.start()

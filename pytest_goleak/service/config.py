@@ -20,6 +20,8 @@ from pytest_goleak.errors import ConfigError, ServiceError
 from pytest_goleak.service.loopback import require_loopback
 
 DEFAULT_PPROF_URL = "http://{addr}/debug/pprof/"
+# The placeholders every template takes, besides one {port_NAME} per NAME.
+PLACEHOLDERS = ("port", "addr", "tmp", "rootdir")
 
 # Attach mode shares these defaults; the settings take theirs from ServiceConfig's fields.
 START_TIMEOUT = 10.0
@@ -212,7 +214,7 @@ class ServiceConfig:
 
 # In a file, only the plugin's own placeholders are filled and everything else is left as written: config
 # formats are full of braces (TOML tables, JSON, Go templates, Caddy's own {placeholders}). {{port}} writes {port}.
-_FILE_PLACEHOLDER = re.compile(r"(\{?)\{(port|addr|tmp|rootdir|port_[A-Za-z0-9_]+)\}(\}?)")
+_FILE_PLACEHOLDER = re.compile(r"(\{?)\{(" + "|".join(PLACEHOLDERS) + r"|port_[A-Za-z0-9_]+)\}(\}?)")
 MAX_FILE_TEMPLATE = 1 << 20
 
 
@@ -330,7 +332,7 @@ def check_placeholders(template: str, source: str) -> None:
     except ValueError as exc:
         raise ConfigError(f"{source} {template!r}: {exc}; write a literal brace as {{{{ or }}}}") from None
     for name in names:
-        if name not in ("port", "addr", "tmp", "rootdir") and not (name.startswith("port_") and len(name) > 5):
+        if name not in PLACEHOLDERS and not (name.startswith("port_") and len(name) > 5):
             raise ConfigError(
                 f"{source} uses unknown placeholder {{{name}}}; "
                 "use {port}, {addr}, {port_NAME}, {tmp} or {rootdir}"

@@ -107,6 +107,7 @@ class GoService:
         self._run: _Run | None = None
         self._exit_reported = False  # a test's report told of this run's end: no warning needed
         self._was_ready = False  # some start got as far as ready: a failure now is not the configuration's
+        self._wrapper = binary_go_version(binary) is None  # a script that runs the Go binary: see ``ran``
         self.ran: tuple[str, str] | None = None  # a wrapper's first run: the Go binary it ran, and its Go version
 
     # -- what tests see -------------------------------------------------
@@ -244,7 +245,7 @@ class GoService:
             self.stop()
             raise
         self._was_ready = True
-        if self.ran is None and binary_go_version(self.binary) is None:
+        if self.ran is None and self._wrapper:
             self.ran = running_go_binary(proc.pid)
 
     def _environment(self, placeholders: Placeholders) -> tuple[dict[str, str], Path | None]:
