@@ -9,9 +9,7 @@ goroutine and an open file each until they are removed.
 from __future__ import annotations
 
 import json
-import textwrap
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 
 import pytest
 
@@ -45,16 +43,6 @@ def test_leaks_one_connection(pytest_goleak, watch, goleak_service):
     assert client.get("/api/products").status_code == 200
     LEFT_OPEN.append(client)  # never closed: one server connection stays
 """
-
-
-@pytest.fixture
-def suite(pytester: pytest.Pytester, write_ini: Callable[..., None]) -> Callable[..., pytest.Pytester]:
-    def write(tests: str, ini: str = "") -> pytest.Pytester:
-        write_ini(ini)
-        pytester.makepyfile(test_suite=textwrap.dedent(tests))
-        return pytester
-
-    return write
 
 
 def test_a_fixture_that_removes_what_it_created_is_not_charged_and_a_leak_still_is(suite) -> None:  # type: ignore[no-untyped-def]

@@ -6,7 +6,6 @@ the pytest side is nested.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable
 
 import pytest
@@ -20,18 +19,6 @@ CLEAN = """
 def test_clean(pytest_goleak):
     assert pytest_goleak.client.get("/fixed/chan-send").status_code == 200
 """
-
-
-@pytest.fixture
-def suite(pytester: pytest.Pytester, write_ini: Callable[..., None]) -> Callable[..., pytest.Pytester]:
-    """Write a test suite configured for the example service; returns a writer."""
-
-    def write(tests: str, ini: str = "") -> pytest.Pytester:
-        write_ini(ini)
-        pytester.makepyfile(test_suite=textwrap.dedent(tests))
-        return pytester
-
-    return write
 
 
 def test_clean_passes_and_leak_errors_at_the_tests_teardown(suite) -> None:  # type: ignore[no-untyped-def]
