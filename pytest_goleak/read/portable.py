@@ -18,11 +18,10 @@ from types import MappingProxyType
 import psutil
 
 from pytest_goleak.errors import GoleakError, ProcessGone
-from pytest_goleak.read.procfs import ChildInfo, MemoryMapping, ProcessState, format_connection
+from pytest_goleak.read.procfs import ChildInfo, MemoryMapping, ProcessState, format_connection, short_cmdline
 
 __all__ = ["bytes_read", "describe_fds", "read_mappings", "read_process", "resident"]
 
-_CMDLINE_MAX = 200
 # Its start time in hundredths of a second: like /proc's clock ticks, it tells a reused pid apart.
 _TICKS = 100
 
@@ -68,14 +67,11 @@ def _fds(process: psutil.Process) -> tuple[dict[int, str], dict[int, str], int]:
 def _child(process: psutil.Process) -> ChildInfo | None:
     try:
         with process.oneshot():
-            cmdline = " ".join(process.cmdline())
-            if len(cmdline) > _CMDLINE_MAX:
-                cmdline = cmdline[: _CMDLINE_MAX - 3] + "..."
             return ChildInfo(
                 pid=process.pid,
                 ppid=process.ppid(),
                 name=process.name(),
-                cmdline=cmdline,
+                cmdline=short_cmdline(" ".join(process.cmdline())),
                 status=process.status(),
                 start_time=_start(process),
             )

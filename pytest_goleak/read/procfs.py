@@ -235,10 +235,12 @@ def _read_cmdline(pid: int) -> str:
         raw = _read(f"/proc/{pid}/cmdline")
     except OSError:
         return ""
-    text = raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
-    if len(text) > _CMDLINE_MAX:
-        text = text[: _CMDLINE_MAX - 3] + "..."
-    return text
+    return short_cmdline(raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace"))
+
+
+def short_cmdline(text: str) -> str:
+    """A child's command line as a reading keeps it: at most 200 characters, a cut one ending in ``...``."""
+    return text if len(text) <= _CMDLINE_MAX else text[: _CMDLINE_MAX - 3] + "..."
 
 
 def _has_children_files() -> bool:
