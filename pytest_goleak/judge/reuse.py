@@ -67,32 +67,37 @@ class KeptReadings:
         kept = self._last.pop(key, None)  # never kept with goleak_fresh_readings (see remember)
         if kept is None:
             return None
-        if Lack.BYTES_READ in snapshotter.backend.lacks:
-            return None  # the gap cannot be seen without bytes read (the portable backend): read afresh
+        if not sees_gaps(snapshotter):
+            return None  # no PID, or no bytes read (the portable backend): the gap cannot be seen, read afresh
         if budget.describes_sockets and kept.process is not None and kept.process.sockets is None:
             return None  # its sockets were not described, so fd patterns cannot match them
         why = changed(kept, read_now(snapshotter, kept), threads=THREADS in budget.checked)
         self._touched[key] = 0 if why is None else self._touched.get(key, 0) + 1
         return kept if why is None else None
 
-    def exact_after(self, key: str, local: bool) -> bool:
+    def exact_after(self, key: str, sees: bool) -> bool:
         """Whether the after-reading should force a GC: when the next test is likely to adopt it.
 
         Where the last two gaps between tests were touched (a fixture calls
-        the service before each test), or readings are never kept, or the
-        service has no local PID (``local``) to check a gap by, the next test
-        reads afresh anyway; the after-reading then bounds the heap without a
-        GC (see settle.py) and forces one only if that bound is over budget.
+        the service before each test), or readings are never kept, or no gap
+        can be seen at all (``sees``: :func:`sees_gaps`, no PID or no bytes
+        read), the next test reads afresh anyway; the after-reading then
+        bounds the heap without a GC (see settle.py) and forces one only if that bound is over budget.
         One touched gap is not enough: a test that adopts a reading without a
         GC'd heap has to read the heap itself.
         """
         touched = self._touched.get(key, 0) >= _TOUCHED_GAPS
-        return not self.fresh and local and not touched
+        return not self.fresh and sees and not touched
 
     def remember(self, key: str, verdict: Verdict) -> None:
         """Keep a passing test's after-reading for the next test; a failure's evidence fetches touched the service."""
         if not self.fresh and not verdict.failed:
             self._last[key] = verdict.after
+
+
+def sees_gaps(snapshotter: Snapshotter) -> bool:
+    """Whether the gap between two tests can be seen untouched at all: it takes a PID and its bytes read."""
+    return snapshotter.pid is not None and Lack.BYTES_READ not in snapshotter.backend.lacks
 
 
 @dataclass(frozen=True)

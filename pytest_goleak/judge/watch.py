@@ -15,12 +15,12 @@ from pytest_goleak.judge.budget import Budget
 from pytest_goleak.judge.diff import diff
 from pytest_goleak.judge.evidence import gather_evidence
 from pytest_goleak.judge.measures import HEAP
-from pytest_goleak.judge.reuse import KeptReadings
+from pytest_goleak.judge.reuse import KeptReadings, sees_gaps
 from pytest_goleak.judge.settle import Reader, settle
 from pytest_goleak.judge.startup import DEFAULT_QUIET, PARTS, Activity, Startup, wait_quiet
 from pytest_goleak.judge.steady import names_the_leak, noise_floor, sample_more, trends
 from pytest_goleak.judge.verdict import Phase, Verdict, judged, rejudged
-from pytest_goleak.read.backend import PROC, Backend, Lack
+from pytest_goleak.read.backend import PROC, Backend
 from pytest_goleak.read.pprof import PprofClient
 from pytest_goleak.read.snapshot import Snapshot, Snapshotter
 from pytest_goleak.service.protocol import Service
@@ -75,9 +75,7 @@ def check_one_test(service: Service, reader: Reader, runs: ServiceRuns, listener
     key, budget = runs.key(service), reader.budget
     startup = wait_out_startup(reader, service, runs.startup_quiet) if runs.first_check(key) else None
     before = reader.before(runs.kept.recall(key, budget, reader.snapshotter))
-    # Without bytes read no gap is seen untouched (reuse.py): the next test reads afresh, as without a PID.
-    seen = service.pid is not None and Lack.BYTES_READ not in reader.snapshotter.backend.lacks
-    exact = runs.kept.exact_after(key, local=seen)
+    exact = runs.kept.exact_after(key, sees_gaps(reader.snapshotter))
     if budget.steady and HEAP in budget.checked:
         runs.heap_noise(key, reader)  # measured at rest, before the test's first run
 
