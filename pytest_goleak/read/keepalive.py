@@ -1,14 +1,18 @@
-"""One kept-alive connection to a pprof endpoint, with the standard library's ``http.client``.
+"""One kept-alive HTTP/1.1 connection to a pprof endpoint, its requests pipelined.
 
-Every reading fetches two or three profiles, so what a request costs on the
-Python side is paid on every test: ``http.client`` costs a fraction of a
-general-purpose client. It also lets a request be sent and its answer read
-later (:meth:`Connection.send`), so that the plugin can decode one profile and
-read ``/proc`` while the service computes the next (its forced GC).
+Every reading fetches two profiles, so what a request costs is paid on every
+test. The connection writes its GETs itself and may send one before the
+previous answer is read (HTTP/1.1 pipelining, which ``net/http`` serves in
+order): a reading asks for the goroutine profile and the heap profile at once,
+and the service runs the heap's forced GC while the plugin still reads and
+decodes the goroutines, with no round trip between the two. Each answer is
+read by the standard library's ``http.client.HTTPResponse``, all of them from
+the one buffered reader of the connection: a reader per answer, as
+``http.client`` makes, would buffer the start of the next answer and lose it.
 
 A connection is opened on first use and kept; one that the service closed
-while idle is opened again, once, for the next request (a GET of a profile
-is safe to send twice).
+while idle is opened again, once, and every request still unanswered on it is
+sent again (a GET of a profile is safe to send twice).
 
 Every answer is read within one deadline, status line, headers and body
 together, however slowly the service writes: the connection's socket sets its
@@ -24,8 +28,9 @@ import socket
 import ssl
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 from urllib.parse import urlencode, urlsplit
 
 from pytest_goleak.errors import ProfileError, ServiceError, ServiceUnresponsive
@@ -68,20 +73,39 @@ class _DeadlinedSSLSocket(ssl.SSLSocket):
 
 
 def _deadlined(sock: socket.socket, owner: Connection) -> socket.socket:
-    # The class of a connected socket is swapped, not the socket wrapped: http.client reads it through makefile().
+    # The class of a connected socket is swapped, not the socket wrapped: its buffered reader calls recv_into.
     sock.__class__ = _DeadlinedSSLSocket if isinstance(sock, ssl.SSLSocket) else _DeadlinedSocket
     _OWNERS[sock] = owner
     return sock
 
 
+class _Lent:
+    """The connection's buffered reader, as ``HTTPResponse`` takes a socket: a response closed leaves it open."""
+
+    def __init__(self, reader: IO[bytes]) -> None:
+        self._reader = reader
+
+    def makefile(self, mode: str) -> _Lent:
+        return self
+
+    def close(self) -> None:
+        """Closing an answer leaves the connection's reader to the next answer."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
+
+
 class Answer:
-    """A request sent and not yet read: :meth:`read` waits for the answer's status and body."""
+    """A request sent and not yet read: :meth:`read` waits for the answer's status and body.
+
+    Answers on one connection are read in the order their requests were sent.
+    """
 
     def __init__(self, connection: Connection, url: str, target: str, reused: bool) -> None:
         self._connection = connection
         self.url = url
-        self._target = target
-        self._reused = reused
+        self.target = target
+        self.reused = reused  # sent on a connection that carried a request before: the service may have closed it
 
     def read(self, limit: int, refuse: Callable[[int, bytes], NoReturn]) -> bytes:
         """The body of a 200 answer, at most ``limit`` bytes; ``refuse(status, body)`` raises for any other status."""
@@ -103,15 +127,7 @@ class Answer:
         """
         connection = self._connection
         with connection.failing_as_unanswered(self.url, time.monotonic() + connection.timeout):
-            try:
-                response = connection.http().getresponse()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                if not self._reused:
-                    raise
-                # The service closed the idle connection before this request reached it: send it again.
-                connection.close()
-                connection.send(self._target)
-                response = connection.http().getresponse()
+            response = connection.response_to(self)
             body = bytearray()
             while chunk := response.read(min(_CHUNK, limit + 1 - len(body))):
                 body += chunk
@@ -122,27 +138,8 @@ class Answer:
                     return response.status, bytes(body[:limit])
             if response.length:  # http.client reads a body cut short of its Content-Length as a short body
                 raise http.client.IncompleteRead(bytes(body), response.length)
-            if response.will_close:
-                connection.close()
+            connection.answered(self, closing=response.will_close)
             return response.status, bytes(body)
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP over a unix socket: the URL's host is only the Host header, as with ``curl --unix-socket``."""
-
-    def __init__(self, path: str, host: str, timeout: float) -> None:
-        super().__init__(host, timeout=timeout)
-        self._socket_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)
-            sock.connect(self._socket_path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
 
 
 class Connection:
@@ -159,49 +156,105 @@ class Connection:
         self._port = parts.port or (443 if self._https else 80)
         self._path = parts.path
         self._unix_socket = unix_socket
-        self._http: http.client.HTTPConnection | None = None
+        # The Host header as http.client writes it: the port only when it is not the scheme's own.
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self._host_header = host if parts.port in (None, 443 if self._https else 80) else f"{host}:{self._port}"
+        self._sock: socket.socket | None = None
+        self._file: IO[bytes] | None = None  # the socket's one buffered reader, every answer read from it
+        self._pending: deque[Answer] = deque()  # sent and not yet read, in the order sent
         self._used = False  # whether the open connection carried a request already
         self.deadline: float | None = None  # while an answer is read: when it must have ended
 
-    def http(self) -> http.client.HTTPConnection:
-        if self._http is None:
-            # Connecting is bounded more tightly than answering: a service that is up accepts at once.
-            connect = min(self.timeout, 2.0)
-            if self._unix_socket is not None:
-                self._http = _UnixHTTPConnection(self._unix_socket, self._host, connect)
-            elif self._https:
-                self._http = http.client.HTTPSConnection(self._host, self._port, timeout=connect, context=ssl_context())
-            else:
-                self._http = http.client.HTTPConnection(self._host, self._port, timeout=connect)
-            self._used = False
-        return self._http
-
-    def send(self, target: str) -> bool:
-        """Send a GET of ``target``; whether it went over a connection used before (the service may have closed it)."""
-        connection = self.http()
-        if connection.sock is None:
-            connection.connect()
-            assert connection.sock is not None
-            connection.sock = _deadlined(connection.sock, self)
-            connection.sock.settimeout(self.timeout)
-        reused = self._used
-        try:
-            connection.request("GET", target)
-        except (ConnectionResetError, BrokenPipeError):
-            if not reused:
-                raise
-            self.close()
-            return self.send(target)
-        self._used = True
-        return reused
-
     def get(self, path: str, params: dict[str, str | int] | None = None) -> Answer:
         """Send a GET of ``path`` (relative to the base URL); read the answer with :meth:`Answer.read`."""
-        target = self._path + path + (f"?{urlencode(params)}" if params else "")
+        return self.request(self._path + path + (f"?{urlencode(params)}" if params else ""))
+
+    def request(self, target: str) -> Answer:
+        """Send a GET of ``target`` (a path and query), whatever answers are still unread on this connection."""
         url = self._origin + target
         with self.failing_as_unanswered(url):
-            reused = self.send(target)
-        return Answer(self, url, target, reused)
+            answer = Answer(self, url, target, reused=self._sock is not None and self._used)
+            self._send(answer)
+        return answer
+
+    def _send(self, answer: Answer) -> None:
+        sock = self._sock or self._open()
+        try:
+            sock.sendall(self._request_bytes(answer.target))
+        except (ConnectionResetError, BrokenPipeError):
+            if not answer.reused:
+                raise
+            answer.reused = False
+            self._reopen()  # the service closed it while idle: what was pending goes again, then this
+            assert self._sock is not None
+            self._sock.sendall(self._request_bytes(answer.target))
+        self._pending.append(answer)
+        self._used = True
+
+    def _request_bytes(self, target: str) -> bytes:
+        return f"GET {target} HTTP/1.1\r\nHost: {self._host_header}\r\nAccept-Encoding: identity\r\n\r\n".encode()
+
+    def _open(self) -> socket.socket:
+        # Connecting is bounded more tightly than answering: a service that is up accepts at once.
+        connect = min(self.timeout, 2.0)
+        if self._unix_socket is not None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(connect)
+                sock.connect(self._unix_socket)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection((self._host, self._port), connect)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a GET goes out whole, at once
+                if self._https:
+                    sock = ssl_context().wrap_socket(sock, server_hostname=self._host)
+            except BaseException:
+                sock.close()
+                raise
+        sock = _deadlined(sock, self)
+        sock.settimeout(self.timeout)
+        self._sock, self._file, self._used = sock, sock.makefile("rb"), False
+        return sock
+
+    def _reopen(self) -> None:
+        """Open a new connection and send again, in order, every request still unanswered on the old one."""
+        self._drop()
+        sock = self._open()
+        for answer in self._pending:
+            answer.reused = False
+            sock.sendall(self._request_bytes(answer.target))
+        self._used = bool(self._pending)
+
+    def response_to(self, answer: Answer) -> http.client.HTTPResponse:
+        """``answer``'s status line and headers, read; its body is the response's to read."""
+        if not self._pending or self._pending[0] is not answer:
+            raise ServiceError(f"pprof {answer.url}: its answer was read out of order or after the connection closed")
+        try:
+            return self._begin()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not answer.reused:
+                raise
+            # The service closed the idle connection before this request reached it: send it again.
+            self._reopen()
+            return self._begin()
+
+    def _begin(self) -> http.client.HTTPResponse:
+        assert self._file is not None
+        response = http.client.HTTPResponse(cast(socket.socket, _Lent(self._file)), method="GET")
+        response.begin()
+        return response
+
+    def answered(self, answer: Answer, closing: bool) -> None:
+        """``answer`` was read whole; ``closing``: the service said it closes the connection after it."""
+        self._pending.popleft()
+        if closing:
+            if self._pending:
+                self._reopen()
+            else:
+                self._drop()
 
     @contextlib.contextmanager
     def failing_as_unanswered(self, url: str, deadline: float | None = None) -> Iterator[None]:
@@ -231,10 +284,18 @@ class Connection:
         finally:
             self.deadline = None
 
+    def _drop(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        """Close the connection; an answer still unread on it can no longer be read."""
+        self._drop()
+        self._pending.clear()
 
 
 def get_once(url: str, timeout: float, limit: int = 1 << 16, unix_socket: str | None = None) -> tuple[int, bytes]:
@@ -247,8 +308,6 @@ def get_once(url: str, timeout: float, limit: int = 1 << 16, unix_socket: str | 
     connection = Connection(f"{parts.scheme}://{parts.netloc}", timeout, unix_socket)
     try:
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        with connection.failing_as_unanswered(url):
-            connection.send(target)
-        return Answer(connection, url, target, reused=False).receive(limit)
+        return connection.request(target).receive(limit)
     finally:
         connection.close()

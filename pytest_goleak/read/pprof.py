@@ -2,9 +2,12 @@
 
 Three views of the service's goroutines and heap are used:
 
-* the gzipped protobuf goroutine profile (``goroutine?debug=0``): cheap even
-  with 100,000 goroutines, because the runtime groups them by stack. It is
-  what every snapshot reads;
+* the text goroutine profile (``goroutine?debug=1``): cheap even with 100,000
+  goroutines, because the runtime groups them by stack. It is what every
+  snapshot reads. The text form, not the gzipped protobuf one (``debug=0``):
+  the runtime writes it without gzip's 1 MiB of buffers and without reading its
+  own ``/proc/self/maps``, which made the protobuf form cost the service twice
+  as much at ~10 and ~1,000 goroutines;
 * the heap profile after a forced GC (``heap?gc=1``): live bytes per
   allocation site;
 * the full text dump (``goroutine?debug=2``): dear, and it pauses the
@@ -22,8 +25,7 @@ import gzip
 import io
 import math
 import re
-import zlib
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, NoReturn
@@ -34,11 +36,13 @@ from pytest_goleak.read.keepalive import Answer, Connection
 
 # What the plugin reads and decodes is bounded by these, not by what the service
 # sends: past them a profile is refused with a clear error. pytest's memory for a
-# reading follows from them (the README's "When the service misbehaves" states it).
-# A real goroutine profile aggregates equal stacks: 100,000 goroutines are 3 KiB
-# inflated. Decoding costs about 24 bytes of memory per inflated byte at worst
-# (empty samples), so the inflated bound is also the decoder's memory bound.
-MAX_INFLATED_PROFILE = 8 << 20
+# reading follows from them (docs/misbehaving.md states it).
+MAX_GOROUTINE_TEXT = 32 << 20  # a goroutine?debug=1 profile: the example service at 100,000 goroutines, 3.3 KiB
+# Distinct stacks in a goroutine profile, and as many distinct frames among them; frames in one stack (the runtime keeps
+# at most 128 calls, and their inlined calls). Real services stay far below; tiny records past them would cost
+# pytest gigabytes before the byte bound.
+MAX_STACKS = 100_000
+MAX_STACK_FRAMES = 2048
 MAX_HEAP_TEXT = 32 << 20  # a heap?debug=1 profile: a few MiB for a large server
 MAX_HEAP_SITES = 50_000  # allocation sites parsed for a failure's evidence
 MAX_INDEX_BYTES = 1 << 20
@@ -65,10 +69,13 @@ Stack = tuple[Frame, ...]
 
 @dataclass(frozen=True, slots=True)
 class GoroutineGroup:
-    """Goroutines that share one current stack (one pprof sample)."""
+    """Goroutines that share one current stack (one pprof record)."""
 
     count: int
     stack: Stack
+    # The record's program counters: the stack's depth as the runtime cut it (inlined calls are frames of
+    # their own in ``stack``, and the text profile leaves out the runtime's innermost frames). 0: not known.
+    pcs: int = 0
 
 
 # The fewest frames a goroutine profile keeps of a stack: 32 before Go 1.23,
@@ -97,7 +104,7 @@ class GoroutineProfile:
     @property
     def cut(self) -> bool:
         """Whether a stack may have been cut at the runtime's depth limit (it holds that many frames or more)."""
-        return any(len(group.stack) >= PROFILE_DEPTH for group in self.groups)
+        return any(max(group.pcs, len(group.stack)) >= PROFILE_DEPTH for group in self.groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,140 +151,128 @@ class DumpedGoroutine:
 
 
 @functools.cache
-def _protobuf() -> tuple[Any, type[Exception]]:
-    """The Profile message class and protobuf's DecodeError, loaded on the first decode.
+def _profile_message() -> Any:
+    """The pprof Profile message class, loaded when a profile is first written (a failure's artifacts).
 
-    A session that never reads a profile never pays for protobuf. Both come from
-    one import and are kept here: an in-process pytester run that did the first
-    import drops the modules afterwards, and a DecodeError imported again later
-    would not be the class the decoder raises.
+    Built from the serialized descriptor so that any protobuf runtime from 4.22
+    on can use it, whatever version generated the descriptor; a session that
+    writes no artifact never imports protobuf.
     """
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-    from google.protobuf.message import DecodeError
 
-    # Built from the serialized descriptor so that any protobuf runtime from
-    # 4.22 on can decode, whatever version generated the descriptor.
     pool = descriptor_pool.DescriptorPool()
     pool.Add(descriptor_pb2.FileDescriptorProto.FromString(SERIALIZED))
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("perftools.profiles.Profile")), DecodeError
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("perftools.profiles.Profile"))
 
 
-def gunzip(data: bytes, limit: int = MAX_INFLATED_PROFILE) -> bytes:
-    """Inflate a gzipped profile, refusing bodies that inflate past ``limit``."""
-    if data[:2] != b"\x1f\x8b":
-        if data[:1] in (b"<", b"{") or data[:9].lower() == b"404 page ":
-            snippet = data[:80].decode("utf-8", "replace").replace("\n", " ")
-            raise ProfileError(f"expected a gzipped pprof profile, got text: {snippet!r}")
-        if not data:
-            raise ProfileError("expected a gzipped pprof profile, got an empty body")
-        # Not gzipped: pprof also accepts raw protobuf, so let the decoder judge.
-        if len(data) > limit:
-            raise ProfileError(f"profile is over {limit >> 20} MiB; refusing to decode it")
-        return data
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        out = inflater.decompress(data, limit)
-        if inflater.unconsumed_tail:
-            raise ProfileError(f"profile inflates past {limit >> 20} MiB; refusing to decode it")
-        out += inflater.flush()
-    except zlib.error as exc:
-        raise ProfileError(f"corrupt gzip in pprof profile: {exc}") from None
-    if not inflater.eof:
-        raise ProfileError("truncated gzip in pprof profile (the body ended early)")
-    return out
+_GOROUTINE_TOTAL = re.compile(r"^(?:goroutine|goroutineleak) profile: total (\d{1,20})$")
+_COUNT_RECORD = re.compile(r"^(\d{1,20}) @((?: 0x[0-9a-f]{1,16})*)$")
+# One frame of a text profile's record (runtime/pprof's printStackRecord, through a tabwriter: tabs pad):
+# "#<tab>0x4711a4<tab>net/http.(*conn).serve+0x5a4<tab>/usr/local/go/src/net/http/server.go:2044".
+_STACK_FRAME = re.compile(r"^#\t+0x([0-9a-f]{1,16})(?:\t+([^\t]+?)(?:\+0x[0-9a-f]{1,16})?\t+([^\t]*):(\d{1,20}))?$")
+_UNSEEN = Frame("")
 
 
-def _decode(data: bytes) -> Any:
-    profile_class, decode_error = _protobuf()
-    profile = profile_class()
-    try:
-        profile.ParseFromString(gunzip(data))
-    except (decode_error, RuntimeError, ValueError) as exc:
-        raise ProfileError(f"corrupt protobuf in pprof profile: {exc}") from None
-    if not profile.string_table or profile.string_table[0] != "":
-        raise ProfileError("not a pprof profile: its string table does not start with an empty string")
-    return profile
+def _snippet(data: bytes) -> str:
+    return data[:80].decode("utf-8", "replace").replace("\n", " ")
 
 
-class _Symbols:
-    """Resolves a sample's location ids to frames, memoised per location."""
-
-    def __init__(self, profile: Any) -> None:
-        self._strings: Sequence[str] = profile.string_table
-        functions = {fn.id: fn for fn in profile.function}
-        self._frames: dict[int, Stack] = {}
-        for location in profile.location:
-            frames = []
-            for line in location.line:
-                fn = functions.get(line.function_id)
-                if fn is None:
-                    raise ProfileError(f"pprof location {location.id} names unknown function {line.function_id}")
-                frames.append(Frame(self._string(fn.name), self._string(fn.filename), line.line))
-            if not frames:  # unsymbolized: keep the address so it still groups
-                frames.append(Frame(f"0x{location.address:x}"))
-            self._frames[location.id] = tuple(frames)
-
-    def _string(self, index: int) -> str:
-        if not 0 <= index < len(self._strings):
-            raise ProfileError(f"pprof string index {index} out of range")
-        return self._strings[index]
-
-    def stack(self, location_ids: Iterable[int]) -> Stack:
-        frames: list[Frame] = []
-        for location_id in location_ids:
-            found = self._frames.get(location_id)
-            if found is None:
-                raise ProfileError(f"pprof sample names unknown location {location_id}")
-            frames.extend(found)
-        return tuple(frames)
-
-    def value_index(self, profile: Any, *wanted: str) -> int:
-        """Index of the first sample value whose type is one of ``wanted``."""
-        kinds = [self._string(value_type.type) for value_type in profile.sample_type]
-        for index, kind in enumerate(kinds):
-            if kind in wanted:
-                return index
-        raise ProfileError(f"pprof profile has no {' or '.join(wanted)} values (it has {kinds})")
-
-
-def _samples(profile: Any, symbols: _Symbols, index: int) -> Iterator[tuple[Stack, Sequence[int]]]:
-    width = len(profile.sample_type)
-    for sample in profile.sample:
-        if len(sample.value) != width:
-            raise ProfileError(f"pprof sample has {len(sample.value)} values, expected {width}")
-        if sample.value[index] < 0:
-            raise ProfileError("pprof sample has a negative value")
-        yield symbols.stack(sample.location_id), sample.value
+def _stack_frame(line: str) -> Frame | None:
+    """The frame on one ``#`` line of a text profile; None for a record with no stack (the address 0)."""
+    found = _STACK_FRAME.match(line)
+    if found is None:
+        raise ProfileError(f"goroutine profile has a malformed frame line: {line[:80]!r}")
+    address, function, file, line_number = found.groups()
+    if function is None:  # not symbolized: the address still groups it
+        return Frame(f"0x{address}") if int(address, 16) else None
+    return Frame(function, file, int(line_number))
 
 
 def parse_goroutine_profile(data: bytes) -> GoroutineProfile:
-    """Decode a ``goroutine?debug=0`` (or ``goroutineleak``) profile."""
-    profile = _decode(data)
-    symbols = _Symbols(profile)
-    index = symbols.value_index(profile, "goroutine", "goroutineleak")
-    groups = tuple(
-        GoroutineGroup(values[index], stack) for stack, values in _samples(profile, symbols, index) if values[index]
-    )
-    return GoroutineProfile(groups, raw=data)
+    """Parse a ``goroutine?debug=1`` (or ``goroutineleak``) text profile: goroutines grouped by stack.
 
-
-def without_samples(data: bytes, drop: Callable[[Stack], bool]) -> bytes:
-    """A gzipped profile like ``data`` without the samples whose stack ``drop`` picks.
-
-    Only samples go: the locations, functions and strings they referenced stay
-    (pprof allows unreferenced entries), so every index the rest holds stays valid.
+    Its stacks are the protobuf form's less the runtime's innermost frames
+    (``runtime.gopark``, ``runtime.chanrecv1``) and ``runtime.goexit``, which
+    the runtime leaves out of the text: no identity is named by them. The
+    header's total is checked against the records, so a body cut short is
+    refused rather than read as goroutines that ended.
     """
-    profile = _decode(data)
-    symbols = _Symbols(profile)
-    dropped = [i for i, sample in enumerate(profile.sample) if drop(symbols.stack(sample.location_id))]
-    for index in reversed(dropped):
-        del profile.sample[index]
+    if not data:
+        raise ProfileError("expected a goroutine profile (goroutine?debug=1), got an empty body")
+    head, _, body = data.decode("utf-8", "replace").partition("\n")
+    total = _GOROUTINE_TOTAL.match(head)
+    if total is None:
+        raise ProfileError(f"expected a goroutine profile (goroutine?debug=1), got: {_snippet(data)!r}")
+    if body.count("\n\n") > MAX_STACKS:  # counted before splitting: millions of tiny records would cost gigabytes
+        raise ProfileError(f"goroutine profile has over {MAX_STACKS:,} stacks; refusing it")
+    frames: dict[str, Frame | None] = {}  # each distinct frame line parsed once: stacks share most of them
+    groups: list[GoroutineGroup] = []
+    counted = 0
+    for block in body.split("\n\n"):
+        if not block:
+            continue
+        if block.count("\n") > MAX_STACK_FRAMES:
+            raise ProfileError(f"goroutine profile has a stack of over {MAX_STACK_FRAMES:,} frames; refusing it")
+        if len(frames) > MAX_STACKS:
+            raise ProfileError(f"goroutine profile has over {MAX_STACKS:,} distinct frames; refusing it")
+        record, *lines = block.split("\n")
+        found = _COUNT_RECORD.match(record)
+        if found is None:
+            raise ProfileError(f"goroutine profile has a malformed record: {record[:80]!r}")
+        stack: list[Frame] = []
+        for line in lines:
+            if line.startswith("# labels: "):
+                continue
+            frame = frames.get(line, _UNSEEN)
+            if frame is _UNSEEN:
+                frame = frames[line] = _stack_frame(line)
+            if frame is not None:
+                stack.append(frame)
+        count = int(found.group(1))
+        counted += count
+        if count:
+            groups.append(GoroutineGroup(count, tuple(stack), found.group(2).count(" ")))
+    if counted != int(total.group(1)):
+        raise ProfileError(
+            f"goroutine profile ends early: its records count {counted} of the {total.group(1)} goroutines"
+            " its header gives (the body was cut short)"
+        )
+    return GoroutineProfile(tuple(groups), raw=data)
+
+
+def encode_goroutine_profile(groups: Iterable[GoroutineGroup]) -> bytes:
+    """``groups`` as a gzipped protobuf goroutine profile, symbolized: ``go tool pprof`` opens it without the binary."""
+    profile = _profile_message()()
+    strings: dict[str, int] = {"": 0}
+    functions: dict[tuple[str, str], int] = {}
+    locations: dict[Frame, int] = {}
+
+    def string(text: str) -> int:
+        return strings.setdefault(text, len(strings))
+
+    def location(frame: Frame) -> int:
+        if frame not in locations:
+            key = (frame.function, frame.file)
+            if key not in functions:
+                functions[key] = len(functions) + 1
+                name = string(frame.function)
+                profile.function.add(id=functions[key], name=name, system_name=name, filename=string(frame.file))
+            locations[frame] = len(locations) + 1
+            added = profile.location.add(id=locations[frame])
+            added.line.add(function_id=functions[key], line=frame.line)
+        return locations[frame]
+
+    for group in groups:
+        profile.sample.add(location_id=[location(frame) for frame in group.stack], value=[group.count])
+    kind, unit = string("goroutine"), string("count")
+    profile.sample_type.add(type=kind, unit=unit)
+    profile.period_type.type, profile.period_type.unit, profile.period = kind, unit, 1
+    profile.string_table.extend(strings)  # a dict keeps insertion order: each string at its index
     return gzip.compress(profile.SerializeToString(), mtime=0)
 
 
 _HEAP_HEADER = re.compile(r"^heap profile: \d{1,20}: \d{1,20} \[\d{1,20}: \d{1,20}\] @ heap(?:v2)?/(\d{1,20})$")
 _HEAP_RECORD = re.compile(r"^(\d{1,20}): (\d{1,20}) \[(\d{1,20}): (\d{1,20})\] @((?: 0x[0-9a-f]+)*)$")
-_HEAP_FRAME = re.compile(r"^#\t0x[0-9a-f]+\t(\S+?)(?:\+0x[0-9a-f]+)?\t+(.*):(\d{1,20})$")
 _HEAP_ALLOC = re.compile(r"^# HeapAlloc = (\d{1,20})$", re.MULTILINE)
 _SYS = re.compile(r"^# Sys = (\d{1,20})$", re.MULTILINE)
 _HEAP_RELEASED = re.compile(r"^# HeapReleased = (\d{1,20})$", re.MULTILINE)
@@ -350,9 +345,9 @@ def parse_heap_sites(data: bytes) -> tuple[HeapSite, ...]:
         if len(sites) >= MAX_HEAP_SITES:
             break
         if line.startswith("#\t"):
-            frame = _HEAP_FRAME.match(line)
-            if frame is not None and record is not None:
-                frames.append(Frame(frame.group(1), frame.group(2), int(frame.group(3))))
+            frame = _STACK_FRAME.match(line)
+            if frame is not None and frame.group(2) is not None and record is not None:
+                frames.append(Frame(frame.group(2), frame.group(3), int(frame.group(4))))
             continue
         next_record = _HEAP_RECORD.match(line)
         if next_record is not None or line.startswith("# runtime.MemStats"):
@@ -485,7 +480,11 @@ class PprofClient:
         which goroutine it was: the dump can (its outermost frames and its
         ``created by``). It is dear, so it is read only for such a profile.
         """
-        return self.with_dump(parse_goroutine_profile(self.fetch("goroutine", limit=MAX_INFLATED_PROFILE)))
+        return self.with_dump(parse_goroutine_profile(self.body(self.send_goroutines(), MAX_GOROUTINE_TEXT)))
+
+    def send_goroutines(self) -> Answer:
+        """Ask for the goroutine profile; read it with ``parse_goroutine_profile(body(answer, MAX_GOROUTINE_TEXT))``."""
+        return self.send("goroutine", {"debug": 1})
 
     def with_dump(self, profile: GoroutineProfile) -> GoroutineProfile:
         """``profile``, with the full dump read beside it if it may have cut a stack."""

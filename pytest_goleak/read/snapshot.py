@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pytest_goleak.read.backend import PROC, Backend, Lack
 from pytest_goleak.read.pprof import (
-    MAX_INFLATED_PROFILE,
+    MAX_GOROUTINE_TEXT,
     GoroutineProfile,
     HeapProfile,
     PprofClient,
@@ -127,55 +127,34 @@ class Snapshotter:
     ) -> Snapshot:
         pprof, pid, backend = self.pprof, self.pid, self.backend
         proc = (Part.PROCESS in parts or Part.MAPPINGS in parts) and pid is not None
-        process: ProcessState | None = None
-        heap_profile, resident_before = None, None
-
-        def read_proc() -> ProcessState:
-            assert pid is not None
-            return backend.read_process(pid, describe_sockets=sockets, mappings=self._maps(parts))
-
-        def heap_beside_proc(collect: bool, meanwhile: Callable[[], object] = lambda: None) -> HeapProfile:
-            # /proc is read while the service writes the (text) heap profile, never while it writes a
-            # protobuf one: building that opens /proc/self/maps, which would read as one more fd.
-            # Resident memory is read before and after the profile's MemStats: the true figure lies between.
-            nonlocal process, resident_before
-            if proc and late_process and pid is not None:
-                resident_before = backend.resident(pid)  # the late /proc read gives the figure after
-            answer = pprof.send_heap(collect)
-            if proc and not late_process:
-                process = read_proc()
-            meanwhile()
-            heap = pprof.heap_of(answer, collect)
-            if process is not None and pid is not None:
-                resident_before = process.resident_anon
-                process = replace(process, resident_anon=backend.resident(pid))
-            return heap
-
-        if Part.MEMSTATS in parts and Part.HEAP not in parts:
-            # Without a GC the heap goes first: the goroutine profile's gzip buffers (about 1 MiB of
-            # garbage per request) would otherwise count in the heap's bound (see judge/settle.py).
-            heap_profile = heap_beside_proc(collect=False)
-        # Goroutines before the forced GC: it would otherwise finish off goroutines
-        # a test left winding down, between the two. The TMPDIR is walked meanwhile.
-        answer = pprof.send("goroutine") if goroutines is None else None
+        collect = Part.HEAP in parts
+        heap_wanted = collect or Part.MEMSTATS in parts
+        resident_before = backend.resident(pid) if proc and late_process and heap_wanted and pid is not None else None
+        # Every request at once: the service answers them in order while this reads the TMPDIR and /proc and
+        # decodes. The goroutines go before a forced GC, which would otherwise finish off goroutines a test left
+        # winding down between the two; without a GC the heap goes first, so that the goroutine profile's own
+        # garbage does not count in the heap's bound (see judge/settle.py).
+        heap_first = pprof.send_heap(collect=False) if heap_wanted and not collect else None
+        answer = pprof.send_goroutines() if goroutines is None else None
+        heap_after = pprof.send_heap(collect=True) if collect else None
         entries = read_tmpdir(self.tmpdir) if Part.TMPDIR in parts and self.tmpdir is not None else None
-        decoded: list[GoroutineProfile] = []
-
-        def decode() -> None:
-            if answer is not None:
-                decoded.append(parse_goroutine_profile(raw))
-
-        raw = pprof.body(answer, MAX_INFLATED_PROFILE) if answer is not None else b""
-        if Part.HEAP in parts:
-            heap_profile = heap_beside_proc(collect=True, meanwhile=decode)  # decoded during the GC
-        if answer is not None and not decoded:
-            decode()
+        # Resident memory is read before and after the heap profile's MemStats: the true figure lies between.
+        process = self._read_proc(parts, sockets) if proc and not late_process else None
+        heap_profile = pprof.heap_of(heap_first, collected=False) if heap_first is not None else None
+        if answer is not None:
+            goroutines = parse_goroutine_profile(pprof.body(answer, MAX_GOROUTINE_TEXT))  # during the forced GC
+        if heap_after is not None:
+            heap_profile = pprof.heap_of(heap_after, collected=True)
+        if process is not None and pid is not None and heap_wanted:
+            resident_before = process.resident_anon
+            process = replace(process, resident_anon=backend.resident(pid))
+        assert goroutines is not None
         # A profile that may have cut a stack is counted from the dump (see goroutines.counted). Read after
         # the GC, it can only have lost goroutines that were ending: a leaked one is still there.
-        goroutines = pprof.with_dump(decoded[0]) if decoded else goroutines
-        assert goroutines is not None
+        if answer is not None:
+            goroutines = pprof.with_dump(goroutines)
         if proc and process is None:
-            process = read_proc()
+            process = self._read_proc(parts, sockets)
         read = backend.bytes_read(pid) if pid is not None else None  # last: after the service's last answer
         return Snapshot(
             goroutines,
@@ -186,6 +165,10 @@ class Snapshotter:
             read_bytes=read,
             lacks=backend.lacks,
         )
+
+    def _read_proc(self, parts: frozenset[Part], sockets: bool) -> ProcessState:
+        assert self.pid is not None
+        return self.backend.read_process(self.pid, describe_sockets=sockets, mappings=self._maps(parts))
 
     def _maps(self, parts: frozenset[Part]) -> bool:
         return Part.MAPPINGS in parts and self.serves(Part.MAPPINGS)

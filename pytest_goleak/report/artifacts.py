@@ -14,10 +14,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_goleak.errors import GoleakError
 from pytest_goleak.judge.identity import left_out
 from pytest_goleak.judge.verdict import Verdict
-from pytest_goleak.read.pprof import parse_goroutine_profile, without_samples
+from pytest_goleak.read.pprof import encode_goroutine_profile
 from pytest_goleak.read.snapshot import Snapshot
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -30,19 +29,15 @@ def safe_name(test_id: str, limit: int = 80) -> str:
     return f"{readable}-{digest}"
 
 
-def _counted_only(path: Path, reading: Snapshot, ignore: Sequence[str]) -> int | None:
-    """Write ``reading``'s goroutine profile without what the verdict leaves out; its goroutines then, if known.
+def _counted_only(path: Path, reading: Snapshot, ignore: Sequence[str]) -> int:
+    """Write ``reading``'s goroutine profile without what the verdict leaves out; how many goroutines it holds.
 
     The plugin's own goroutines (the profile request's) and ignored ones are
     dropped, so ``go tool pprof -diff_base`` counts what the verdict counts.
     """
-    try:
-        kept = without_samples(reading.goroutines.raw, lambda stack: left_out(stack, ignore))
-    except GoleakError:  # not a profile we can decode (a hand-built reading): keep it as it came
-        path.write_bytes(reading.goroutines.raw)
-        return None
-    path.write_bytes(kept)
-    return parse_goroutine_profile(kept).total
+    kept = [group for group in reading.goroutines.groups if not left_out(group.stack, ignore)]
+    path.write_bytes(encode_goroutine_profile(kept))
+    return sum(group.count for group in kept)
 
 
 class ArtifactWriter:
@@ -79,7 +74,7 @@ class ArtifactWriter:
         new = _counted_only(after, verdict.after, verdict.budget.ignore)
         lines.append(f"  go tool pprof -top -diff_base {shlex.quote(str(before))} {shlex.quote(str(after))}")
         leaked = verdict.delta.goroutines_leaked
-        if old is not None and new is not None and new - old != leaked:
+        if new - old != leaked:
             # The diff nets growth against goroutines that ended; the verdict counts growth by identity.
             lines.append(f"    (it nets {new - old:+d}: goroutines that ended offset the {leaked} counted as leaked)")
         if verdict.before.heap is not None and verdict.after.heap is not None:

@@ -127,11 +127,11 @@ def test_frozen_service_fails_fast_with_a_goroutine_dump(
 @pytest.mark.parametrize(
     ("mode", "message"),
     [
-        ("html", "expected a gzipped pprof profile, got text"),
+        ("html", "expected a goroutine profile (goroutine?debug=1), got: '<html>"),
         ("empty", "got an empty body"),
-        ("truncated", "truncated gzip"),
-        ("garbage", "corrupt protobuf"),
-        ("huge", "sent more than 8 MiB"),  # the goroutine profile's bound (MAX_INFLATED_PROFILE)
+        ("truncated", "ends early: its records count 3 of the 5 goroutines"),
+        ("garbage", "malformed record"),
+        ("huge", "sent more than 32 MiB"),  # the goroutine profile's bound (MAX_GOROUTINE_TEXT)
         ("slow", "did not answer"),
     ],
 )

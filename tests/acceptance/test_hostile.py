@@ -7,7 +7,6 @@ the nested session), what reached the log, what was left running.
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import signal
@@ -22,6 +21,7 @@ import pytest
 from backends import lacks
 
 from pytest_goleak.read.backend import Lack
+from pytest_goleak.read.pprof import MAX_STACKS
 
 TIMEOUTS = "goleak_request_timeout = 1\ngoleak_start_timeout = 4\ngoleak_settle = 0.3\ngoleak_startup_quiet = 0\n"
 
@@ -111,8 +111,8 @@ def test_an_endless_index_at_start_costs_pytest_no_memory(
 
 def test_a_body_cut_short_says_so(hostile: Callable[..., pytest.RunResult]) -> None:
     result = hostile("-short /debug/pprof/goroutine", "def test_one(pytest_goleak):\n    pass\n")
-    result.stdout.fnmatch_lines(["*ended its answer to http://127.0.0.1:*/debug/pprof/goroutine early*"])
-    result.stdout.no_fnmatch_line("*corrupt gzip*")
+    result.stdout.fnmatch_lines(["*ended its answer to http://127.0.0.1:*/debug/pprof/goroutine?debug=1 early*"])
+    result.stdout.no_fnmatch_line("*expected a goroutine profile*")
 
 
 def test_a_file_name_with_a_newline_cannot_forge_a_line_of_the_report(
@@ -273,8 +273,12 @@ def test_a_tmpdir_swapped_for_a_symlink_is_not_followed_and_the_symlink_is_remov
 @pytest.mark.parametrize(
     ("kind", "path", "message"),
     [
-        # 119 KiB of gzip that inflates to 120 MiB of empty samples (3 GiB in pytest before the bound).
-        ("bomb", "/debug/pprof/goroutine", "inflates past 8 MiB"),
+        # 120 MiB of goroutine-profile records with no stack (gigabytes in pytest before the bound).
+        ("records", "/debug/pprof/goroutine", "sent more than 32 MiB"),
+        # 32 MiB less a byte of them: read, and refused by count before they are split.
+        ("within", "/debug/pprof/goroutine", "over 100,000 stacks"),
+        # Just under the byte bound, the dearest profile still parsed: distinct frames, each on a stack of its own.
+        ("frames", "/debug/pprof/goroutine", "1 passed"),
         # 120 MiB of short heap-profile lines.
         ("lines", "/debug/pprof/heap", "sent more than 32 MiB"),
     ],
@@ -283,10 +287,17 @@ def test_a_profile_that_would_cost_gigabytes_is_refused_within_the_bound(
     hostile: Callable[..., pytest.RunResult], pytester: pytest.Pytester, kind: str, path: str, message: str
 ) -> None:
     body = pytester.path / f"{kind}.bin"
-    if kind == "bomb":
-        with gzip.open(body, "wb", compresslevel=9) as out:
+    if kind == "records":
+        with body.open("wb") as out:
+            out.write(b"goroutine profile: total 1\n")
             for _ in range(120):
-                out.write(b"\x12\x00" * (1 << 19))  # 1 MiB of empty Sample messages
+                out.write(b"1 @\n\n" * (1 << 20 >> 2))
+    elif kind == "within":
+        body.write_bytes(b"goroutine profile: total 1\n" + b"1 @\n\n" * ((32 << 20) // 5 - 6))
+    elif kind == "frames":
+        stacks = MAX_STACKS - 1
+        records = b"".join(b"1 @ 0x1\n#\t0x1\tm.f%d+0x1\t/%d.go:%d\n\n" % (n, n, n) for n in range(stacks))
+        body.write_bytes(b"goroutine profile: total %d\n" % stacks + records)
     else:
         with body.open("wb") as out:
             out.write(b"heap profile: 1: 1 [1: 1] @ heap/1048576\n")

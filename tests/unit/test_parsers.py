@@ -6,8 +6,6 @@ float, and bombs that inflate or split into millions of records: each is refused
 
 from __future__ import annotations
 
-import gzip
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,7 +13,8 @@ from hypothesis import strategies as st
 from pytest_goleak.errors import ProfileError
 from pytest_goleak.read.pprof import (
     MAX_HEAP_SITES,
-    MAX_INFLATED_PROFILE,
+    MAX_STACK_FRAMES,
+    MAX_STACKS,
     index_goroutines,
     parse_goroutine_dump,
     parse_goroutine_profile,
@@ -82,11 +81,27 @@ def test_a_sample_rate_that_overflows_a_float_is_refused() -> None:
         parse_heap_profile(_with(HEAP, "1048576", "1" * 400))
 
 
-def test_a_bomb_of_empty_samples_is_refused_before_it_is_decoded() -> None:
-    bomb = gzip.compress(b"\x12\x00" * (MAX_INFLATED_PROFILE // 2 + 1), compresslevel=9)
-    assert len(bomb) < 64 << 10
-    with pytest.raises(ProfileError, match="inflates past 8 MiB"):
-        parse_goroutine_profile(bomb)
+@pytest.mark.parametrize(
+    ("record", "times", "message"),
+    [
+        (b"1 @\n\n", MAX_STACKS + 1, "over 100,000 stacks"),  # 5 bytes a stack: gigabytes as objects
+        (b"1 @ 0x1\n" + b"#\t0x1\tmain.f+0x1\t:1\n" * (MAX_STACK_FRAMES + 1) + b"\n", 1, "over 2,048 frames"),
+    ],
+)
+def test_a_goroutine_profile_of_millions_of_tiny_records_is_refused_before_it_is_split(
+    record: bytes, times: int, message: str
+) -> None:
+    with pytest.raises(ProfileError, match=message):
+        parse_goroutine_profile(b"goroutine profile: total 1\n" + record * times)
+
+
+def test_a_goroutine_profile_of_too_many_distinct_frames_is_refused() -> None:
+    def record(n: int) -> bytes:  # 200 frames, each on a line of its own
+        return b"1 @ 0x1\n" + b"".join(b"#\t0x1\tmain.f+0x1\t:%d\n" % (n * 200 + i) for i in range(200)) + b"\n"
+
+    stacks = MAX_STACKS // 200 + 2
+    with pytest.raises(ProfileError, match="over 100,000 distinct frames"):
+        parse_goroutine_profile(b"goroutine profile: total %d\n" % stacks + b"".join(map(record, range(stacks))))
 
 
 def test_a_heap_profile_of_millions_of_records_keeps_a_bounded_number_of_sites() -> None:
