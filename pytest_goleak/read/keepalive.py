@@ -129,13 +129,17 @@ class Answer:
         with connection.failing_as_unanswered(self.url, time.monotonic() + connection.timeout):
             response = connection.response_to(self)
             body = bytearray()
-            while chunk := response.read(min(_CHUNK, limit + 1 - len(body))):
-                body += chunk
-                if len(body) > limit:
-                    if over is not None:
-                        over(limit)
-                    connection.close()
-                    return response.status, bytes(body[:limit])
+            try:
+                while chunk := response.read(min(_CHUNK, limit + 1 - len(body))):
+                    body += chunk
+                    if len(body) > limit:
+                        if over is not None:
+                            over(limit)
+                        connection.close()
+                        return response.status, bytes(body[:limit])
+            except ConnectionResetError:
+                # A service that ends a connection with a pipelined request still unread on it resets it.
+                raise http.client.IncompleteRead(bytes(body), response.length) from None
             if response.length:  # http.client reads a body cut short of its Content-Length as a short body
                 raise http.client.IncompleteRead(bytes(body), response.length)
             connection.answered(self, closing=response.will_close)

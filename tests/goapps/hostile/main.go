@@ -44,6 +44,8 @@ func main() {
 	silent := flag.String("silent", "", "PATH whose request is read and never answered, not even headers")
 	endless := flag.String("endless", "", "PATH answered with an endless fast body")
 	short := flag.String("short", "", "PATH whose answer promises more bytes (Content-Length) than it sends")
+	idle := flag.Duration("idle", 0, "close a kept-alive connection idle this long (0: never)")
+	closing := flag.String("close", "", "PATH answered as usual, then its connection closed (Connection: close)")
 	flag.Parse()
 
 	mux := http.NewServeMux()
@@ -143,6 +145,9 @@ func main() {
 					return
 				}
 			}
+		case path == *closing:
+			w.Header().Set("Connection", "close")
+			mux.ServeHTTP(w, r)
 		case path == *short:
 			w.Header().Set("Content-Length", "100000")
 			w.WriteHeader(200)
@@ -158,7 +163,7 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Fprintf(os.Stderr, "listening on %s\n", ln.Addr())
-	log.Fatal(http.Serve(ln, handler))
+	log.Fatal((&http.Server{Handler: handler, IdleTimeout: *idle}).Serve(ln))
 }
 
 func run(w http.ResponseWriter, script string) {
