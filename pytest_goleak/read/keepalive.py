@@ -5,10 +5,10 @@ test. The connection writes its GETs itself and may send one before the
 previous answer is read (HTTP/1.1 pipelining, which ``net/http`` serves in
 order): a reading asks for the goroutine profile and the heap profile at once,
 and the service runs the heap's forced GC while the plugin still reads and
-decodes the goroutines, with no round trip between the two. Each answer is
-read by the standard library's ``http.client.HTTPResponse``, all of them from
-the one buffered reader of the connection: a reader per answer, as
-``http.client`` makes, would buffer the start of the next answer and lose it.
+decodes the goroutines, with no round trip between the two. Every answer is
+read (by ``read/http1.py``) from the one buffered reader of the connection: a
+reader per answer, as ``http.client`` makes, would buffer the start of the
+next answer and lose it.
 
 A connection is opened on first use and kept; one that the service closed
 while idle is opened again, once, and every request still unanswered on it is
@@ -30,16 +30,16 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
+from typing import IO, TYPE_CHECKING, NoReturn
 from urllib.parse import urlencode, urlsplit
 
 from pytest_goleak.errors import ProfileError, ServiceError, ServiceUnresponsive
 from pytest_goleak.read.http import ssl_context
+from pytest_goleak.read.http1 import Head, read_body, read_head
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-_CHUNK = 1 << 16
 
 # The connection each socket belongs to, whose ``deadline`` bounds its reads: see _time_left.
 _OWNERS: weakref.WeakKeyDictionary[socket.socket, Connection] = weakref.WeakKeyDictionary()
@@ -79,22 +79,6 @@ def _deadlined(sock: socket.socket, owner: Connection) -> socket.socket:
     return sock
 
 
-class _Lent:
-    """The connection's buffered reader, as ``HTTPResponse`` takes a socket: a response closed leaves it open."""
-
-    def __init__(self, reader: IO[bytes]) -> None:
-        self._reader = reader
-
-    def makefile(self, mode: str) -> _Lent:
-        return self
-
-    def close(self) -> None:
-        """Closing an answer leaves the connection's reader to the next answer."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._reader, name)
-
-
 class Answer:
     """A request sent and not yet read: :meth:`read` waits for the answer's status and body.
 
@@ -127,23 +111,19 @@ class Answer:
         """
         connection = self._connection
         with connection.failing_as_unanswered(self.url, time.monotonic() + connection.timeout):
-            response = connection.response_to(self)
-            body = bytearray()
+            head = connection.response_to(self)
             try:
-                while chunk := response.read(min(_CHUNK, limit + 1 - len(body))):
-                    body += chunk
-                    if len(body) > limit:
-                        if over is not None:
-                            over(limit)
-                        connection.close()
-                        return response.status, bytes(body[:limit])
+                body = connection.body_of(head, limit)
             except ConnectionResetError:
                 # A service that ends a connection with a pipelined request still unread on it resets it.
-                raise http.client.IncompleteRead(bytes(body), response.length) from None
-            if response.length:  # http.client reads a body cut short of its Content-Length as a short body
-                raise http.client.IncompleteRead(bytes(body), response.length)
-            connection.answered(self, closing=response.will_close)
-            return response.status, bytes(body)
+                raise http.client.IncompleteRead(b"") from None
+            if len(body) > limit:
+                if over is not None:
+                    over(limit)
+                connection.close()
+                return head.status, bytes(body[:limit])
+            connection.answered(self, closing=head.closing)
+            return head.status, bytes(body)
 
 
 class Connection:
@@ -183,17 +163,15 @@ class Connection:
 
     def _send(self, answer: Answer) -> None:
         sock = self._sock or self._open()
+        self._pending.append(answer)
+        self._used = True
         try:
             sock.sendall(self._request_bytes(answer.target))
         except (ConnectionResetError, BrokenPipeError):
             if not answer.reused:
                 raise
-            answer.reused = False
-            self._reopen()  # the service closed it while idle: what was pending goes again, then this
-            assert self._sock is not None
-            self._sock.sendall(self._request_bytes(answer.target))
-        self._pending.append(answer)
-        self._used = True
+            # The service closed the connection. Reading the answers sent before this one finds out how far it got;
+            # what it never answered is sent again then (response_to, answered).
 
     def _request_bytes(self, target: str) -> bytes:
         return f"GET {target} HTTP/1.1\r\nHost: {self._host_header}\r\nAccept-Encoding: identity\r\n\r\n".encode()
@@ -224,32 +202,39 @@ class Connection:
         return sock
 
     def _reopen(self) -> None:
-        """Open a new connection and send again, in order, every request still unanswered on the old one."""
+        """Open a new connection and send again, in order, every request still unanswered on the old one.
+
+        A request the service refuses now (it closed this one too) fails when its answer is read: it is not sent
+        a third time.
+        """
         self._drop()
         sock = self._open()
+        self._used = bool(self._pending)
         for answer in self._pending:
             answer.reused = False
-            sock.sendall(self._request_bytes(answer.target))
-        self._used = bool(self._pending)
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                sock.sendall(self._request_bytes(answer.target))
 
-    def response_to(self, answer: Answer) -> http.client.HTTPResponse:
-        """``answer``'s status line and headers, read; its body is the response's to read."""
+    def response_to(self, answer: Answer) -> Head:
+        """``answer``'s status line and headers, read; its body is read next, with :meth:`body_of`."""
         if not self._pending or self._pending[0] is not answer:
             raise ServiceError(f"pprof {answer.url}: its answer was read out of order or after the connection closed")
         try:
-            return self._begin()
+            return read_head(self._reader())
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
             if not answer.reused:
                 raise
             # The service closed the idle connection before this request reached it: send it again.
             self._reopen()
-            return self._begin()
+            return read_head(self._reader())
 
-    def _begin(self) -> http.client.HTTPResponse:
+    def body_of(self, head: Head, limit: int) -> bytearray:
+        """The body of the answer whose ``head`` was just read (more than ``limit`` bytes: cut after one more)."""
+        return read_body(self._reader(), head, limit)
+
+    def _reader(self) -> IO[bytes]:
         assert self._file is not None
-        response = http.client.HTTPResponse(cast(socket.socket, _Lent(self._file)), method="GET")
-        response.begin()
-        return response
+        return self._file
 
     def answered(self, answer: Answer, closing: bool) -> None:
         """``answer`` was read whole; ``closing``: the service said it closes the connection after it."""
