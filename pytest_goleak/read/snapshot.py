@@ -10,11 +10,9 @@ from pathlib import Path
 
 from pytest_goleak.read.backend import PROC, Backend, Lack
 from pytest_goleak.read.pprof import (
-    MAX_GOROUTINE_TEXT,
     GoroutineProfile,
     HeapProfile,
     PprofClient,
-    parse_goroutine_profile,
 )
 from pytest_goleak.read.procfs import ProcessState
 from pytest_goleak.read.tmpdir import read_tmpdir
@@ -142,7 +140,7 @@ class Snapshotter:
         process = self._read_proc(parts, sockets) if proc and not late_process else None
         heap_profile = pprof.heap_of(heap_first, collected=False) if heap_first is not None else None
         if answer is not None:
-            goroutines = parse_goroutine_profile(pprof.body(answer, MAX_GOROUTINE_TEXT))  # during the forced GC
+            goroutines = pprof.goroutines_of(answer)  # read and parsed during the forced GC
         if heap_after is not None:
             heap_profile = pprof.heap_of(heap_after, collected=True)
         if process is not None and pid is not None and heap_wanted:

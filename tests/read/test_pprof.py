@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import math
 import re
+import time
 from typing import Any
 
 import httpx
@@ -295,3 +296,20 @@ def test_an_artifact_profile_holds_the_groups_as_go_tool_pprof_reads_them(real: 
     written = encode_goroutine_profile(groups)
     assert written[:2] == b"\x1f\x8b"
     assert _proto_groups(written) == [(group.count, group.stack) for group in groups]
+
+
+def test_the_same_goroutine_text_is_parsed_once(goleak_service: GoService) -> None:
+    client = PprofClient(goleak_service.pprof_url, goleak_service.request_timeout)
+    try:
+        for _ in range(40):  # until the service is idle: the same text twice
+            first, again = client.goroutines(), client.goroutines()
+            if again.raw == first.raw:
+                break
+            time.sleep(0.05)
+        assert again is first  # the same text: nothing parsed again
+        held = httpx.get(goleak_service.url + "/leaky/chan-send", trust_env=False)  # one goroutine more, for good
+        assert held.status_code == 200
+        grown = client.goroutines()
+        assert grown is not first and grown.total == first.total + 1
+    finally:
+        client.close()
