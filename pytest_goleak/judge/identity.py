@@ -79,11 +79,31 @@ def is_own(stack: Stack) -> bool:
     """
     if not stack or any(fnmatchcase(identity(stack), pattern) for pattern in OWN_START_FUNCTIONS):
         return True
-    if all(frame.function in _HIDDEN_ROOTS or _GO_WRAPPER.search(frame.function) for frame in stack):
+    if _not_running(stack):
         return True  # not running yet, as a profile's sample with no frames
     if any(frame.function in _EXITING for frame in stack):
         return True
     return any(frame.function.startswith(OWN_FRAME_PREFIXES) for frame in stack)
+
+
+def _not_running(stack: Stack) -> bool:
+    """A goroutine made and not yet run: no frames in a profile, or only the ``go`` statement's wrapper."""
+    return all(frame.function in _HIDDEN_ROOTS or _GO_WRAPPER.search(frame.function) for frame in stack)
+
+
+def background_readers(profile: GoroutineProfile) -> int:
+    """The goroutines of ``profile`` that net/http's background reader of a request accounts for (0 or 1).
+
+    net/http starts it beside every request it serves and ends it once the
+    next request's first byte arrives. A reading whose heap request was sent
+    with its goroutine request (pipelined) may have it or not; the pprof index,
+    asked alone, always has it. A goroutine not yet running is it.
+    """
+    return sum(
+        group.count
+        for group in profile.groups
+        if _not_running(group.stack) or any(fnmatchcase(identity(group.stack), p) for p in OWN_START_FUNCTIONS)
+    )
 
 
 def matches(patterns: Sequence[str], functions: Iterable[str]) -> bool:
