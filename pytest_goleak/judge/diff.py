@@ -113,6 +113,8 @@ def goroutine_growth(before: GoroutineProfile, after: GoroutineProfile, ignore: 
     old = count_by_identity(before, ignore)
     new = count_by_identity(after, ignore)
     grown = {name: count for name, count in new.items() if count > old.get(name, 0)}
+    if not grown:
+        return []  # a clean test: no stack to gather
     stacks: dict[str, list[tuple[int, Stack]]] = defaultdict(list)
     for name, count, stack in counted(after, ignore):
         if name in grown:

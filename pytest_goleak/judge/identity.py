@@ -99,11 +99,12 @@ def background_readers(profile: GoroutineProfile) -> int:
     with its goroutine request (pipelined) may have it or not; the pprof index,
     asked alone, always has it. A goroutine not yet running is it.
     """
-    return sum(
-        group.count
-        for group in profile.groups
-        if _not_running(group.stack) or any(fnmatchcase(identity(group.stack), p) for p in OWN_START_FUNCTIONS)
-    )
+    return sum(group.count for group in profile.groups if _background_reader(group.stack))
+
+
+@functools.lru_cache(maxsize=8192)
+def _background_reader(stack: Stack) -> bool:
+    return _not_running(stack) or any(fnmatchcase(identity(stack), pattern) for pattern in OWN_START_FUNCTIONS)
 
 
 def matches(patterns: Sequence[str], functions: Iterable[str]) -> bool:

@@ -108,15 +108,15 @@ def _chunks(file: IO[bytes], limit: int) -> bytearray:
             raise http.client.IncompleteRead(bytes(body)) from None  # cut off, or not chunks at all
         if size == 0:
             break
-        want = min(size, limit + 1 - len(body))
-        chunk = file.read(want)
-        body += chunk
-        if len(chunk) < want:
-            raise http.client.IncompleteRead(bytes(body), want - len(chunk))
-        if len(body) > limit:
+        if size > limit - len(body):  # the last chunk read: a byte past the limit says it is over
+            body += file.read(limit + 1 - len(body))
+            if len(body) <= limit:
+                raise http.client.IncompleteRead(bytes(body))
             return body
-        if _line(file, "chunk end") not in (b"\r\n", b"\n"):
-            raise http.client.IncompleteRead(bytes(body))
+        chunk = file.read(size + 2)  # its data and the CRLF that ends it, in one read
+        if len(chunk) < size + 2 or chunk[size:] != b"\r\n":
+            raise http.client.IncompleteRead(bytes(body + chunk[:size]))
+        body += memoryview(chunk)[:size]
     for _ in range(_MAX_HEAD // 2):  # trailers, then the blank line that ends the answer
         if _line(file, "trailer") in (b"\r\n", b"\n", b""):
             return body

@@ -30,7 +30,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, NoReturn
+from typing import IO, TYPE_CHECKING, NoReturn, cast
 from urllib.parse import urlencode, urlsplit
 
 from pytest_goleak.errors import ProfileError, ServiceError, ServiceUnresponsive
@@ -40,6 +40,8 @@ from pytest_goleak.read.http1 import Head, read_body, read_head
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
+
+_BUFFER = 256 << 10
 
 # The connection each socket belongs to, whose ``deadline`` bounds its reads: see _time_left.
 _OWNERS: weakref.WeakKeyDictionary[socket.socket, Connection] = weakref.WeakKeyDictionary()
@@ -198,7 +200,8 @@ class Connection:
                 raise
         sock = _deadlined(sock, self)
         sock.settimeout(self.timeout)
-        self._sock, self._file, self._used = sock, sock.makefile("rb"), False
+        # A large buffer: a heap profile of a few hundred KiB is then a few recv calls, not dozens.
+        self._sock, self._file, self._used = sock, cast(IO[bytes], sock.makefile("rb", buffering=_BUFFER)), False
         return sock
 
     def _reopen(self) -> None:
