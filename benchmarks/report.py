@@ -332,7 +332,9 @@ TIMED: dict[str, tuple[str, str, str, str]] = {
     "judge": ("pytest_goleak.judge.settle", "judged", "pytest_goleak.judge.verdict", "verdict"),
     # rendering: the failure text (None for a clean test), the JUnit properties, the session's record
     "render": ("pytest_goleak.handle", "render_outcome", "pytest_goleak.report.failure", "verdict"),
-    "junit properties": ("pytest_goleak.plugin", "junit_properties", "pytest_goleak.report.failure", "verdict"),
+    # imported where it is called (a session that checks no test never loads report/failure.py), so wrapped where
+    # it is defined; an older plugin (--ref) bound it at import, and its time then falls to the after phase
+    "junit properties": ("pytest_goleak.report.failure", "junit_properties", "pytest_goleak.report.failure", "verdict"),
     "session record": ("pytest_goleak.plugin", "record", "pytest_goleak.report.session", "verdict"),
 }
 

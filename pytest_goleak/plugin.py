@@ -18,33 +18,30 @@ import shutil
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 from _pytest._code.code import ExceptionRepr
 
 from pytest_goleak import hooks, settings
 from pytest_goleak.errors import ConfigError, GoleakError, ServiceMisconfigured
-from pytest_goleak.handle import GoleakHandle
 from pytest_goleak.judge.budget import Budget
 from pytest_goleak.judge.measures import MEASURES
-from pytest_goleak.judge.verdict import Phase, Verdict
-from pytest_goleak.judge.watch import Listeners, problem_of
-from pytest_goleak.read.snapshot import Part, Snapshot
-from pytest_goleak.report import html_report
-from pytest_goleak.report.annotations import workflow_commands
+from pytest_goleak.read.snapshot import Part
 from pytest_goleak.report.compare import Comparison, compare
-from pytest_goleak.report.failure import junit_properties, render_problem
-from pytest_goleak.report.json_report import write_json
-from pytest_goleak.report.markdown import render_markdown
 from pytest_goleak.report.session import record
-from pytest_goleak.report.timeline import write_timeline
 from pytest_goleak.service.config import ServiceConfig
-from pytest_goleak.service.protocol import Service
-from pytest_goleak.service.started import GoService
-from pytest_goleak.service.toolchain import go_version
 from pytest_goleak.state import GoleakState
 from pytest_goleak.text import line as escaped_line
+
+if TYPE_CHECKING:
+    # What a session that never uses the plugin does not import: the check, the services, the CI reports.
+    from pytest_goleak.handle import GoleakHandle
+    from pytest_goleak.judge.verdict import Phase, Verdict
+    from pytest_goleak.judge.watch import Listeners
+    from pytest_goleak.read.snapshot import Snapshot
+    from pytest_goleak.service.protocol import Service
+    from pytest_goleak.service.started import GoService
 
 FIXTURES = frozenset({"goleak_service", "pytest_goleak"})
 
@@ -55,7 +52,7 @@ class GoleakWarning(UserWarning):
 
 STATE = pytest.StashKey[GoleakState]()
 BUDGET = pytest.StashKey[Budget]()
-HANDLE = pytest.StashKey[GoleakHandle]()
+HANDLE = pytest.StashKey["GoleakHandle"]()
 LEAK_TEXT = pytest.StashKey[str]()
 REPORT_TEXT = pytest.StashKey[str]()  # the leak report, for pytest-html's row
 RECORD = pytest.StashKey[dict[str, object]]()
@@ -107,6 +104,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     elif state.service_config is not None:
         service = state.service_config
         source = f"binary {service.binary}" if service.binary else f"package {service.package}"
+        from pytest_goleak.service.toolchain import go_version
+
         version = go_version(service) or (
             "not a Go binary: the summary names the Go binary it runs" if service.binary else "Go version unknown"
         )
@@ -253,6 +252,10 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> I
             problem = str(exc)
     if problem is not None:
         _fail(problem)
+    from pytest_goleak.handle import GoleakHandle
+    from pytest_goleak.judge.watch import problem_of
+    from pytest_goleak.report.failure import render_problem
+
     budget = request.node.stash.get(BUDGET, state.defaults)
     handle = GoleakHandle(goleak_service, budget, state.enabled and budget.check, state.runs, _listeners(request.node))
     try:
@@ -282,6 +285,7 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> I
 
 def _listeners(item: pytest.Item) -> Listeners:
     """The handle's events, sent to the plugin's own hooks (pytest_goleak.hooks)."""
+    from pytest_goleak.judge.watch import Listeners
 
     def reading(service: Service, snapshot: Snapshot, phase: Phase) -> None:
         item.ihook.pytest_goleak_reading(item=item, service=service, reading=snapshot, phase=phase)
@@ -301,6 +305,8 @@ def _judge(item: pytest.Item, handle: GoleakHandle, body_passed: bool = False) -
     verdict = handle.verdict
     headline = text.splitlines()[0] if text else None
     if verdict is not None:
+        from pytest_goleak.report.failure import junit_properties
+
         item.user_properties.extend(junit_properties(verdict))
         item.stash[RECORD] = record(f"{handle.service.name} pid {handle.service.pid}", verdict, headline)
     state = item.config.stash[STATE]
@@ -367,6 +373,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.goleak = {**facts, "outcome": "failed" if failed else report.outcome}  # type: ignore[attr-defined]
             leak = item.stash.get(LEAK_TEXT, None) or item.stash.get(REPORT_TEXT, None)
             if leak and item.config.pluginmanager.hasplugin("html"):
+                from pytest_goleak.report import html_report
+
                 # pytest-html's extras (a list of plain dicts, as pytest_html.extras.html makes them).
                 content = html_report.leak_extra(facts, leak)
                 extra = {
@@ -429,12 +437,18 @@ class SessionHooks:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         recorder, settings = self.state.recorder, self.state.settings
         if self.state.timeline is not None:
+            from pytest_goleak.report.timeline import write_timeline
+
             write_timeline(self.state.timeline, recorder)
         baseline = self.state.baseline
         if settings.json is not None:
+            from pytest_goleak.report.json_report import write_json
+
             entries = baseline.entries if baseline else {}
             write_json(settings.json, recorder.points, entries, recorder.growth(), settings.backend)
         if settings.md is not None and recorder.points:
+            from pytest_goleak.report.markdown import render_markdown
+
             text = render_markdown(recorder, self.baseline_lines() + self.stale_lines(), self.comparison())
             settings.md.parent.mkdir(parents=True, exist_ok=True)
             with settings.md.open("a" if settings.md_append else "w", encoding="utf-8") as out:
@@ -478,6 +492,8 @@ class SessionHooks:
             for line in lines:
                 terminalreporter.write_line(escaped_line(line))
         if self.state.settings.annotations:
+            from pytest_goleak.report.annotations import workflow_commands
+
             recorder = self.state.recorder
             for line in workflow_commands(recorder.points, recorder.drift(), self.comparison(), self._locate):
                 terminalreporter.write_line(line)
@@ -500,13 +516,19 @@ class HtmlHooks:
         self.session = session
 
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        from pytest_goleak.report import html_report
+
         cells.insert(2, html_report.header_cell())
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        from pytest_goleak.report import html_report
+
         # The check's facts ride on the report that carries its verdict: the call's, or the teardown's.
         cells.insert(2, html_report.row_cell(getattr(report, "goleak", None)))
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
         lines = self.session.summary_lines(verbosity=0, width=200)
         if lines:
+            from pytest_goleak.report import html_report
+
             postfix.append(html_report.summary_html(lines))

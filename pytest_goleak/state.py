@@ -7,22 +7,25 @@ import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_goleak.judge.budget import Budget
-from pytest_goleak.judge.watch import ServiceRuns
-from pytest_goleak.report.artifacts import ArtifactWriter
-from pytest_goleak.report.baseline import Baseline
 from pytest_goleak.report.compare import OtherRun, load_other
 from pytest_goleak.report.session import SessionRecorder
-from pytest_goleak.service.attached import AttachedService
 from pytest_goleak.service.config import ServiceConfig
-from pytest_goleak.service.lifeline import Lifeline
-from pytest_goleak.service.protocol import Service
-from pytest_goleak.service.started import GoService
-from pytest_goleak.service.toolchain import build_package, find_binary
 from pytest_goleak.settings import Settings
+
+if TYPE_CHECKING:
+    # Imported when first needed: a session that never uses the plugin loads none of them.
+    from pytest_goleak.judge.watch import ServiceRuns
+    from pytest_goleak.report.artifacts import ArtifactWriter
+    from pytest_goleak.report.baseline import Baseline
+    from pytest_goleak.service.attached import AttachedService
+    from pytest_goleak.service.lifeline import Lifeline
+    from pytest_goleak.service.protocol import Service
+    from pytest_goleak.service.started import GoService
 
 
 class GoleakState:
@@ -35,18 +38,28 @@ class GoleakState:
         self.defaults = settings.budget
         self.attached = _attached(settings)
         self.service_config = settings.service
-        self.artifacts = ArtifactWriter(settings.artifacts) if settings.artifacts is not None else None
+        self.artifacts = _artifacts(settings.artifacts) if settings.artifacts is not None else None
         self.timeline = settings.timeline
         self.recorder = SessionRecorder(settings.session_budget)
-        self.runs = ServiceRuns(settings.fresh_readings, settings.startup_quiet, settings.backend)
+        self._runs: ServiceRuns | None = None
         path = settings.baseline
-        self.baseline = Baseline.load(path, missing_ok=settings.update_baseline) if path is not None else None
+        self.baseline = _baseline(path, settings.update_baseline) if path is not None else None
         self.other: OtherRun | None = load_other(settings.compare) if settings.compare else None
         self._binaries: dict[tuple[str, Path, str], Path] = {}
         self._build_dir: Path | None = None
         self._services: list[GoService] = []
         self._main: Service | None = None
         self._lifeline: Lifeline | None = None
+
+    @property
+    def runs(self) -> ServiceRuns:
+        """What outlives one test for each run of a service (see judge/watch.py), made by the first check."""
+        if self._runs is None:
+            from pytest_goleak.judge.watch import ServiceRuns
+
+            settings = self.settings
+            self._runs = ServiceRuns(settings.fresh_readings, settings.startup_quiet, settings.backend)
+        return self._runs
 
     def budget_for(self, test: str, budget: Budget) -> Budget:
         """``budget`` with what the baseline knows of ``test``; none while the baseline is being rewritten."""
@@ -60,6 +73,8 @@ class GoleakState:
 
     def binary_for(self, service: ServiceConfig) -> Path:
         """The binary of ``service``: checked, or built on first use and reused for the session."""
+        from pytest_goleak.service.toolchain import build_package, find_binary
+
         if service.binary is not None:
             return find_binary(service.binary, service.base_dir, service.where)
         assert service.package is not None
@@ -78,6 +93,9 @@ class GoleakState:
             self.binary_for(self.require_config())
 
     def start(self, config: ServiceConfig, workdir: Path) -> GoService:
+        from pytest_goleak.service.lifeline import Lifeline
+        from pytest_goleak.service.started import GoService
+
         linux_calls = self.settings.backend.linux_calls
         if self._lifeline is None:
             self._lifeline = Lifeline(linux_calls)
@@ -104,7 +122,8 @@ class GoleakState:
         return lines
 
     def shutdown(self) -> None:
-        self.runs.close()
+        if self._runs is not None:
+            self._runs.close()
         for service in self._services:
             service.stop()
         if self._lifeline is not None:
@@ -117,6 +136,8 @@ def _attached(settings: Settings) -> AttachedService | None:
     """The service to attach to, if goleak_attach_url is set."""
     if not settings.attach_url:
         return None
+    from pytest_goleak.service.attached import AttachedService
+
     return AttachedService(
         settings.attach_url,
         pprof_url=settings.pprof_url,
@@ -128,3 +149,15 @@ def _attached(settings: Settings) -> AttachedService | None:
         grpc_port=settings.grpc_port,
         where=settings.where,
     )
+
+
+def _artifacts(root: Path) -> ArtifactWriter:
+    from pytest_goleak.report.artifacts import ArtifactWriter
+
+    return ArtifactWriter(root)
+
+
+def _baseline(path: Path, missing_ok: bool) -> Baseline:
+    from pytest_goleak.report.baseline import Baseline
+
+    return Baseline.load(path, missing_ok=missing_ok)

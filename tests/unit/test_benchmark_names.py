@@ -156,6 +156,15 @@ def test_timed_function_is_looked_up_where_it_is_wrapped(what: str, entry: tuple
         methods = {node.name for node in classes[0].body if isinstance(node, ast.FunctionDef)}
         assert method in methods, f"TIMED[{what!r}]: {cls_name} defines no method {method}"
         return
+    if module == defined_in:
+        # Imported inside the function that calls it (so that a session that never checks a test does not load
+        # its module): looked up in its own module at each call, and wrapped there.
+        top = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        assert name in top, f"TIMED[{what!r}]: {module} defines no function {name}"
+        assert any(_imports_in_a_function(file, module, name) for file in (ROOT / "pytest_goleak").rglob("*.py")), (
+            f"TIMED[{what!r}]: no module imports {name} from {module} inside the function that calls it"
+        )
+        return
     # A function imported by name: wrapped at the import site, so it must be imported there from defined_in ...
     imported = {
         alias.asname or alias.name
@@ -249,3 +258,22 @@ def test_no_phase_figures_read_as_zero() -> None:
     full = {phase: 0.25 for phase in report.PHASES} | {"wait_ms": 5.0, "py_cpu_ms": 1.0}
     side = report.python_side([full, full])
     assert side.n == 2 and side.total.median == 1.0 and side.waits.median == 5.0
+
+
+def _imports_in_a_function(file: Path, module: str, name: str) -> bool:
+    """Whether a function in ``file`` does ``from module import name`` and calls ``name``."""
+    for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef):
+            imports = any(
+                isinstance(inner, ast.ImportFrom)
+                and inner.module == module
+                and any(a.name == name for a in inner.names)
+                for inner in ast.walk(node)
+            )
+            calls = any(
+                isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) and inner.func.id == name
+                for inner in ast.walk(node)
+            )
+            if imports and calls:
+                return True
+    return False
