@@ -319,7 +319,16 @@ def _read_descendants(pid: int) -> tuple[ChildInfo, ...]:
     return tuple(found)
 
 
-_RSS = re.compile(rb"^(RssAnon|RssShmem):\s+(\d{1,20}) kB$", re.MULTILINE)
+_RSS_FIELDS = (b"\nRssAnon:", b"\nRssShmem:")
+
+
+def _status_kb(status: bytes, field: bytes) -> int:
+    """A ``... kB`` field of /proc/PID/status, found by search (every reading reads it; a regex scan cost more)."""
+    start = status.find(field)
+    if start < 0:
+        return 0
+    value = status[start + len(field) : status.find(b"\n", start + 1)].split()
+    return int(value[0]) if value and value[0].isdigit() and len(value[0]) <= 20 else 0
 
 
 def resident_anon(pid: int) -> int:
@@ -328,7 +337,7 @@ def resident_anon(pid: int) -> int:
         status = _read(f"/proc/{pid}/status")
     except (FileNotFoundError, ProcessLookupError):
         raise ProcessGone(f"process {pid} no longer exists") from None
-    return sum(int(kb) for _, kb in _RSS.findall(status)) * 1024
+    return sum(_status_kb(status, field) for field in _RSS_FIELDS) * 1024
 
 
 _RCHAR = re.compile(rb"^rchar: (\d{1,20})$", re.MULTILINE)
