@@ -103,7 +103,7 @@ def test_growth_that_winds_down_is_retaken_with_backoff_and_passes() -> None:
     check.begin()
     verdict = check.finish()
     assert not verdict.failed
-    assert time.slept == [0.001, 0.004, 0.01]
+    assert time.slept == [0.0, 0.005, 0.01]
     assert time.slept == list(_BACKOFF[:3])
     assert len(snapshotter.asked) == 5
     assert verdict.after.goroutines is CLEAN.goroutines
@@ -117,8 +117,8 @@ def test_growth_that_persists_fails_once_settle_runs_out() -> None:
     assert verdict.failed
     assert verdict.violations == ("1 goroutine leaked (budget 0)",)
     assert verdict.over == (GOROUTINES,)
-    # 0.001 + 0.004 + 0.01 + 0.02 + 0.05 + 0.1 + 0.2 = 0.385; the next 0.3 would pass 0.5.
-    assert time.slept == [0.001, 0.004, 0.01, 0.02, 0.05, 0.1, 0.2]
+    # 0 + 0.005 + 0.01 + 0.02 + 0.05 + 0.1 + 0.2 = 0.385; the next 0.3 would pass 0.5.
+    assert time.slept == [0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2]
     assert len(snapshotter.asked) == 1 + 1 + 7  # before, after, seven retakes
     assert verdict.waited == pytest.approx(0.385)
     assert sum(time.slept) <= 0.5
@@ -129,7 +129,7 @@ def test_the_backoff_repeats_its_last_pause_until_settle_runs_out() -> None:
     check, snapshotter, time = _check([CLEAN] + [LEAKY] * 30, Budget(settle=2.0))
     check.begin()
     verdict = check.finish()
-    assert _BACKOFF == (0.001, 0.004, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
+    assert _BACKOFF == (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
     # 0.685 s through the backoff, then 0.3 s pauses: four more fit in 2 s (1.885 s), a fifth would not.
     assert time.slept == [*_BACKOFF, 0.3, 0.3, 0.3, 0.3]
     assert sum(time.slept) == pytest.approx(1.885)
@@ -143,8 +143,8 @@ def test_the_time_readings_take_counts_against_settle() -> None:
     check, snapshotter, time = _check([CLEAN] + [LEAKY] * 10, Budget(settle=0.3), reading_takes=0.1)
     check.begin()
     verdict = check.finish()
-    # After: 0.1 s in. Retake after 0.001 (0.201 s in), after 0.004 (0.305 s in); 0.01 more would pass 0.3.
-    assert time.slept == [0.001, 0.004]
+    # After: 0.1 s in. Retake at once (0.2 s in), after 0.005 (0.305 s in); 0.01 more would pass 0.3.
+    assert time.slept == [0.0, 0.005]
     assert len(snapshotter.asked) == 4
     assert verdict.waited == pytest.approx(0.305)
     assert verdict.failed
