@@ -7,6 +7,7 @@ is the one its request asked for and that a connection the service closed is ope
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pytest_goleak.errors import ServiceError
+from pytest_goleak.read import keepalive
 from pytest_goleak.read.keepalive import Connection
 from pytest_goleak.read.pprof import MAX_GOROUTINE_TEXT, PprofClient, parse_goroutine_profile, parse_heap_profile
 from pytest_goleak.read.snapshot import Snapshotter
@@ -22,13 +24,13 @@ from pytest_goleak.service.started import GoService
 
 
 @pytest.fixture
-def hostile(go_build: Callable[[str], Path], tmp_path: Path) -> Iterator[Callable[[str], GoService]]:
+def hostile(go_build: Callable[[str], Path], tmp_path: Path) -> Iterator[Callable[..., GoService]]:
     """The hostile service started with ``flags``: real pprof, misbehaving only where a flag says."""
     binary = go_build("tests/goapps/hostile")
     started: list[GoService] = []
 
-    def run(flags: str) -> GoService:
-        config = ServiceConfig(binary=binary, args=f"-addr {{addr}} {flags}")
+    def run(flags: str, **fields: object) -> GoService:
+        config = ServiceConfig(binary=binary, args=f"-addr {{addr}} {flags}", **fields)  # type: ignore[arg-type]
         service = GoService(config, binary, tmp_path / f"svc{len(started)}")
         started.append(service)
         service.start()
@@ -106,3 +108,24 @@ def test_a_service_that_closes_after_an_answer_gets_the_pending_requests_again(
             assert parse_heap_profile(client.body(heap)).live_bytes > 0
     finally:
         client.close()
+
+
+def test_an_https_pprof_is_read_pipelined_over_tls(
+    hostile: Callable[..., GoService], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The service makes a certificate for 127.0.0.1; the plugin trusts it here as it trusts a CA's elsewhere.
+    cert = tmp_path / "cert.pem"
+    monkeypatch.setattr(keepalive, "ssl_context", lambda: ssl.create_default_context(cafile=str(cert)))
+    service = hostile(f"-tls-cert {cert}", pprof_url="https://{addr}/debug/pprof/")
+    client = PprofClient(service.pprof_url, service.request_timeout)
+    try:
+        reading = Snapshotter(client, service.pid).take()
+        assert reading.heap is not None and reading.goroutines.total > 0
+        assert isinstance(client._connection._sock, ssl.SSLSocket)
+    finally:
+        client.close()
+
+
+def test_an_https_pprof_whose_certificate_is_not_trusted_says_so(hostile: Callable[..., GoService]) -> None:
+    with pytest.raises(ServiceError, match="CERTIFICATE_VERIFY_FAILED"):
+        hostile("-tls-cert cert.pem", pprof_url="https://{addr}/debug/pprof/", start_timeout=1.0)

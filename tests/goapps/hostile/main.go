@@ -4,9 +4,17 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"log"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -46,6 +54,7 @@ func main() {
 	short := flag.String("short", "", "PATH whose answer promises more bytes (Content-Length) than it sends")
 	idle := flag.Duration("idle", 0, "close a kept-alive connection idle this long (0: never)")
 	closing := flag.String("close", "", "PATH answered as usual, then its connection closed (Connection: close)")
+	tlsCert := flag.String("tls-cert", "", "serve HTTPS with a self-signed certificate for 127.0.0.1, written to this PEM file")
 	flag.Parse()
 
 	mux := http.NewServeMux()
@@ -163,7 +172,43 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Fprintf(os.Stderr, "listening on %s\n", ln.Addr())
-	log.Fatal((&http.Server{Handler: handler, IdleTimeout: *idle}).Serve(ln))
+	server := &http.Server{Handler: handler, IdleTimeout: *idle}
+	if *tlsCert != "" {
+		cert, err := selfSigned(*tlsCert)
+		if err != nil {
+			log.Fatal(err)
+		}
+		server.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		log.Fatal(server.ServeTLS(ln, "", ""))
+	}
+	log.Fatal(server.Serve(ln))
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and writes it (PEM) where a client can trust it.
+func selfSigned(path string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	template := x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &template, &template, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 func run(w http.ResponseWriter, script string) {
