@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import google.protobuf.message  # noqa: F401  (see below)
@@ -21,6 +21,8 @@ import httpx  # noqa: F401
 import pytest
 
 from pytest_goleak import build_package
+from pytest_goleak.service.config import ServiceConfig
+from pytest_goleak.service.started import GoService
 
 # The plugin imports httpx, httpcore and protobuf on first use. A nested in-process run
 # (pytester.runpytest, inline_run) drops from sys.modules what it imported, so a later import in this
@@ -87,3 +89,19 @@ def write_ini(pytester: pytest.Pytester, example_binary: Path) -> Callable[..., 
         )
 
     return write
+
+
+@pytest.fixture
+def run_service(tmp_path: Path) -> Iterator[Callable[..., GoService]]:
+    """Start ``binary`` as a service with these ``ServiceConfig`` fields; all are stopped after the test."""
+    started: list[GoService] = []
+
+    def run(binary: Path, **config: object) -> GoService:
+        service = GoService(ServiceConfig(binary=binary, **config), binary, tmp_path / f"svc{len(started)}")  # type: ignore[arg-type]
+        started.append(service)
+        service.start()
+        return service
+
+    yield run
+    for service in started:
+        service.stop()

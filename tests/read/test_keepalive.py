@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,26 +19,18 @@ from pytest_goleak.read import keepalive
 from pytest_goleak.read.keepalive import Connection
 from pytest_goleak.read.pprof import MAX_GOROUTINE_TEXT, PprofClient, parse_goroutine_profile, parse_heap_profile
 from pytest_goleak.read.snapshot import Snapshotter
-from pytest_goleak.service.config import ServiceConfig
 from pytest_goleak.service.started import GoService
 
 
 @pytest.fixture
-def hostile(go_build: Callable[[str], Path], tmp_path: Path) -> Iterator[Callable[..., GoService]]:
-    """The hostile service started with ``flags``: real pprof, misbehaving only where a flag says."""
+def hostile(go_build: Callable[[str], Path], run_service: Callable[..., GoService]) -> Callable[..., GoService]:
+    """Start the hostile service with ``flags``: real pprof, misbehaving only where a flag says."""
     binary = go_build("tests/goapps/hostile")
-    started: list[GoService] = []
 
     def run(flags: str, **fields: object) -> GoService:
-        config = ServiceConfig(binary=binary, args=f"-addr {{addr}} {flags}", **fields)  # type: ignore[arg-type]
-        service = GoService(config, binary, tmp_path / f"svc{len(started)}")
-        started.append(service)
-        service.start()
-        return service
+        return run_service(binary, args=f"-addr {{addr}} {flags}", **fields)
 
-    yield run
-    for service in started:
-        service.stop()
+    return run
 
 
 def _local_port(connection: Connection) -> int:

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -24,21 +24,6 @@ from pytest_goleak.service.started import GoService
 from pytest_goleak.service.toolchain import build_package
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def run_service(tmp_path: Path) -> Iterator[Callable[..., GoService]]:
-    started: list[GoService] = []
-
-    def run(binary: Path, **config: object) -> GoService:
-        service = GoService(ServiceConfig(binary=binary, **config), binary, tmp_path / f"svc{len(started)}")  # type: ignore[arg-type]
-        started.append(service)
-        service.start()
-        return service
-
-    yield run
-    for service in started:
-        service.stop()
 
 
 def _gone(pid: int) -> bool:
