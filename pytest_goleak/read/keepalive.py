@@ -164,7 +164,10 @@ class Connection:
         return answer
 
     def _send(self, answer: Answer) -> None:
-        sock = self._sock or self._open()
+        if self._sock is None:
+            self._reopen()  # a first connection, or one after the service closed the last: what was pending goes first
+        assert self._sock is not None
+        sock = self._sock
         self._pending.append(answer)
         self._used = True
         try:
@@ -212,7 +215,7 @@ class Connection:
         """
         self._drop()
         sock = self._open()
-        self._used = bool(self._pending)
+        self._used = bool(self._pending)  # a request sent on it already: the next one is sent on a used connection
         for answer in self._pending:
             answer.reused = False
             with contextlib.suppress(ConnectionResetError, BrokenPipeError):
@@ -222,6 +225,8 @@ class Connection:
         """``answer``'s status line and headers, read; its body is read next, with :meth:`body_of`."""
         if not self._pending or self._pending[0] is not answer:
             raise ServiceError(f"pprof {answer.url}: its answer was read out of order or after the connection closed")
+        if self._sock is None:
+            self._reopen()  # the service closed the connection after the answer before this one
         try:
             return read_head(self._reader())
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
@@ -240,13 +245,14 @@ class Connection:
         return self._file
 
     def answered(self, answer: Answer, closing: bool) -> None:
-        """``answer`` was read whole; ``closing``: the service said it closes the connection after it."""
+        """``answer`` was read whole; ``closing``: the service said it closes the connection after it.
+
+        Requests still pending on it are sent again on a new connection when the next is sent or read: a
+        service that is gone by then fails that request, not the one it just answered.
+        """
         self._pending.popleft()
         if closing:
-            if self._pending:
-                self._reopen()
-            else:
-                self._drop()
+            self._drop()
 
     @contextlib.contextmanager
     def failing_as_unanswered(self, url: str, deadline: float | None = None) -> Iterator[None]:
