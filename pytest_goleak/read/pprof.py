@@ -1,4 +1,4 @@
-"""Fetch and decode the Go runtime's pprof profiles into plain Python values.
+"""Fetch and parse the Go runtime's pprof profiles into plain Python values.
 
 Three views of the service's goroutines and heap are used:
 
@@ -14,8 +14,10 @@ Three views of the service's goroutines and heap are used:
   service, but it is the only view with wait reasons, goroutine ids and
   ``created by`` frames. It is read only once a test has already leaked.
 
-Nothing here knows about pytest; every failure is a :class:`ProfileError`
-(bad bytes) or :class:`ServiceError` (no usable answer).
+A failure's artifacts hold goroutine profiles in pprof's protobuf form, which
+:func:`encode_goroutine_profile` writes. Nothing here knows about pytest; every
+failure is a :class:`ProfileError` (bad bytes) or :class:`ServiceError` (no
+usable answer).
 """
 
 from __future__ import annotations

@@ -129,7 +129,7 @@ class Snapshotter:
         heap_wanted = collect or Part.MEMSTATS in parts
         resident_before = backend.resident(pid) if proc and late_process and heap_wanted and pid is not None else None
         # Every request at once: the service answers them in order while this reads the TMPDIR and /proc and
-        # decodes. The goroutines go before a forced GC, which would otherwise finish off goroutines a test left
+        # parses. The goroutines go before a forced GC, which would otherwise finish off goroutines a test left
         # winding down between the two; without a GC the heap goes first, so that the goroutine profile's own
         # garbage does not count in the heap's bound (see judge/settle.py).
         heap_first = pprof.send_heap(collect=False) if heap_wanted and not collect else None
