@@ -139,12 +139,13 @@ class Connection:
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._https = parts.scheme == "https"
         self._host = parts.hostname or ""  # over a unix socket, "": an empty Host header
-        self._port = parts.port or (443 if self._https else 80)
+        default_port = 443 if self._https else 80
+        self._port = parts.port or default_port
         self._path = parts.path
         self._unix_socket = unix_socket
         # The Host header as http.client writes it: the port only when it is not the scheme's own.
         host = f"[{self._host}]" if ":" in self._host else self._host
-        self._host_header = host if parts.port in (None, 443 if self._https else 80) else f"{host}:{self._port}"
+        self._host_header = host if self._port == default_port else f"{host}:{self._port}"
         self._sock: socket.socket | None = None
         self._file: IO[bytes] | None = None  # the socket's one buffered reader, every answer read from it
         self._pending: deque[Answer] = deque()  # sent and not yet read, in the order sent

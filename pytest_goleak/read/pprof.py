@@ -179,6 +179,7 @@ _UNSEEN = Frame("")
 
 
 def _snippet(data: bytes) -> str:
+    """The start of a body that is not the profile asked for, on one line, for the error that refuses it."""
     return data[:80].decode("utf-8", "replace").replace("\n", " ")
 
 
@@ -304,11 +305,9 @@ def parse_heap_profile(data: bytes) -> HeapProfile:
     allocation sites only matter once a test has failed, so they are parsed
     then, by :meth:`HeapProfile.sites`.
     """
-    head = data[:200].decode("utf-8", "replace")
-    header = _HEAP_HEADER.match(head.split("\n", 1)[0])
+    header = _HEAP_HEADER.match(data[:200].decode("utf-8", "replace").split("\n", 1)[0])
     if header is None:
-        snippet = head[:80].replace("\n", " ")
-        raise ProfileError(f"expected a text heap profile (heap?debug=1), got: {snippet!r}")
+        raise ProfileError(f"expected a text heap profile (heap?debug=1), got: {_snippet(data)!r}")
     # MemStats come last, after the records: from their heading on, or the last 8 KiB if it is missing.
     start = data.rfind(b"\n# runtime.MemStats", max(0, len(data) - 8192))
     stats = {name: int(value) for name, value in _MEMSTATS.findall(data, max(start, len(data) - 8192, 0))}
