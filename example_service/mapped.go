@@ -19,16 +19,26 @@ var decodeScratch struct {
 	regions [][]byte // mapped regions the leaky decoder forgot to unmap
 }
 
-// decodeInScratch maps mb MiB, writes every page (so it is resident) and returns the region.
+// decodeInScratch maps mb MiB between two guard pages, writes every page of it (so it is resident) and
+// returns the whole mapping, guards included, for Munmap. The guards (PROT_NONE) also keep the kernel from
+// merging the region with a mapping the Go runtime makes beside it: /proc/PID/maps shows it at its size.
 func decodeInScratch(mb int) ([]byte, error) {
-	region, err := syscall.Mmap(-1, 0, mb<<20, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	const guard = 4096
+	mapping, err := syscall.Mmap(-1, 0, mb<<20+2*guard, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
 		return nil, err
 	}
+	for _, page := range [][]byte{mapping[:guard], mapping[len(mapping)-guard:]} {
+		if err := syscall.Mprotect(page, syscall.PROT_NONE); err != nil {
+			syscall.Munmap(mapping)
+			return nil, err
+		}
+	}
+	region := mapping[guard : len(mapping)-guard]
 	for i := 0; i < len(region); i += 4096 {
 		region[i] = byte(i)
 	}
-	return region, nil
+	return mapping, nil
 }
 
 // mmapParam is the region size in MiB, kept within 1 GiB for the n regions of one request.
@@ -49,12 +59,12 @@ func mmapLeaky(r *http.Request, n int) (string, error) {
 		return "", err
 	}
 	for range n {
-		region, err := decodeInScratch(mb)
+		mapping, err := decodeInScratch(mb)
 		if err != nil {
 			return "", err
 		}
 		decodeScratch.Lock()
-		decodeScratch.regions = append(decodeScratch.regions, region)
+		decodeScratch.regions = append(decodeScratch.regions, mapping)
 		decodeScratch.Unlock()
 	}
 	return fmt.Sprintf("decoded %d images in %d MiB scratch regions; the regions stay mapped", n, mb), nil
@@ -66,11 +76,11 @@ func mmapFixed(r *http.Request, n int) (string, error) {
 		return "", err
 	}
 	for range n {
-		region, err := decodeInScratch(mb)
+		mapping, err := decodeInScratch(mb)
 		if err != nil {
 			return "", err
 		}
-		if err := syscall.Munmap(region); err != nil {
+		if err := syscall.Munmap(mapping); err != nil {
 			return "", err
 		}
 	}
