@@ -100,10 +100,19 @@ def test_frozen_service_fails_fast_with_a_goroutine_dump(
     write_ini("goleak_request_timeout = 1\n")
     pytester.makepyfile(
         """
-        import os, signal
+        import os, signal, time
 
         def test_freezes(pytest_goleak):
-            os.kill(pytest_goleak.service.pid, signal.SIGSTOP)
+            pid = pytest_goleak.service.pid
+            os.kill(pid, signal.SIGSTOP)
+            # A stop takes effect as each thread next runs: until every thread is stopped, the service can
+            # still answer. Wait for that (bounded), so that the after-reading meets a frozen service.
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not all(
+                open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()[0] == "T"
+                for tid in os.listdir(f"/proc/{pid}/task")
+            ):
+                time.sleep(0.001)
 
         def test_after(pytest_goleak):
             assert pytest_goleak.client.get("/healthz").text == "ok"
