@@ -305,7 +305,8 @@ def export_ref(ref: str, into: Path) -> str:
     return commit
 
 
-def run(plan: Plan, keep: bool, ref: str | None) -> dict[str, Any]:
+def run(plan: Plan, keep: bool, ref: str | None, only: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """One benchmark run; ``only`` (size keys) times those sizes alone and skips the other sessions."""
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="goleak-bench-"))
     results: dict[str, Any] = {
@@ -340,7 +341,7 @@ def run(plan: Plan, keep: bool, ref: str | None) -> dict[str, Any]:
         # Each size runs in `passes` sessions, the sizes in turn, so that a
         # slow spell of the machine spreads over all sizes instead of one.
         gathered: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
-        sizes = list(SIZES)
+        sizes = [size for size in SIZES if not only or size.key in only]
         if shutil.which(ALERTMANAGER) is None:
             sizes = [size for size in sizes if size.server != "alertmanager"]
             runner.skipped.append(f"the Alertmanager size ({ALERTMANAGER} is not on PATH)")
@@ -361,42 +362,46 @@ def run(plan: Plan, keep: bool, ref: str | None) -> dict[str, Any]:
             report.size_result(size.label, *gathered[size.key]) for size in SIZES if size.key in gathered
         ]
 
-        out = runner.session("clean-checked", suites.clean_suite(plan.clean, checked=True), {}, 300)
-        results["clean"] = report.clean_result(report.load(out)[1], "test_clean_") if out else None
-        out = runner.session("clean-unchecked", suites.clean_suite(plan.clean, checked=False), {}, 120)
-        results["plain"] = report.clean_result(report.load(out)[1], "test_plain_") if out else None
+        if only:  # a partial run, for an A/B of a few sizes: no false-positive, RSS or profile sessions
+            results["profiles"] = []
+            results["skipped"] = [*runner.skipped, "every session but the chosen sizes"]
+        else:
+            out = runner.session("clean-checked", suites.clean_suite(plan.clean, checked=True), {}, 300)
+            results["clean"] = report.clean_result(report.load(out)[1], "test_clean_") if out else None
+            out = runner.session("clean-unchecked", suites.clean_suite(plan.clean, checked=False), {}, 120)
+            results["plain"] = report.clean_result(report.load(out)[1], "test_plain_") if out else None
 
-        profiles = []
-        for size in SIZES:
-            count = plan.profile.get(size.key)
-            if not count:
-                continue
-            name = f"profile-{size.key}"
-            env = {
-                "GOLEAK_BENCH_GOROUTINES": str(size.goroutines),
-                "GOLEAK_BENCH_HEAP_MB": str(size.heap_mb),
-                "GOLEAK_BENCH_PROFILE": str(workdir / name / "check.prof"),
-            }
-            out = runner.session(name, suites.profile_suite(count, 1, plan.settle), env, 240)
-            if out is None:
-                continue
-            _, items = report.load(out)
-            checks = report.of_kind(items, "test_check_row_")
-            leaks = report.of_kind(items, "test_leak_")
-            entry: dict[str, Any] = {"label": size.label, "tests": len(checks)}
-            prof = workdir / name / "check.prof"
-            if prof.exists() and checks:
-                wall = sum(item["wall_ms"] for item in checks) / len(checks)
-                entry["check"] = report.check_breakdown(prof, len(checks), wall)
-                entry["check_top"] = report.Stats(prof).top()
-            leak_prof = Path(str(prof) + ".leak")
-            if leak_prof.exists() and leaks:
-                wall = sum(item["wall_ms"] for item in leaks) / len(leaks)
-                entry["leak"] = report.leak_breakdown(leak_prof, len(leaks), wall)
-                entry["leak_top"] = report.Stats(leak_prof).top()
-            profiles.append(entry)
-        results["profiles"] = profiles
-        results["skipped"] = runner.skipped
+            profiles = []
+            for size in SIZES:
+                count = plan.profile.get(size.key)
+                if not count:
+                    continue
+                name = f"profile-{size.key}"
+                env = {
+                    "GOLEAK_BENCH_GOROUTINES": str(size.goroutines),
+                    "GOLEAK_BENCH_HEAP_MB": str(size.heap_mb),
+                    "GOLEAK_BENCH_PROFILE": str(workdir / name / "check.prof"),
+                }
+                out = runner.session(name, suites.profile_suite(count, 1, plan.settle), env, 240)
+                if out is None:
+                    continue
+                _, items = report.load(out)
+                checks = report.of_kind(items, "test_check_row_")
+                leak_items = report.of_kind(items, "test_leak_")
+                entry: dict[str, Any] = {"label": size.label, "tests": len(checks)}
+                prof = workdir / name / "check.prof"
+                if prof.exists() and checks:
+                    wall = sum(item["wall_ms"] for item in checks) / len(checks)
+                    entry["check"] = report.check_breakdown(prof, len(checks), wall)
+                    entry["check_top"] = report.Stats(prof).top()
+                leak_prof = Path(str(prof) + ".leak")
+                if leak_prof.exists() and leak_items:
+                    wall = sum(item["wall_ms"] for item in leak_items) / len(leak_items)
+                    entry["leak"] = report.leak_breakdown(leak_prof, len(leak_items), wall)
+                    entry["leak_top"] = report.Stats(leak_prof).top()
+                profiles.append(entry)
+            results["profiles"] = profiles
+            results["skipped"] = runner.skipped
     finally:
         if runner is not None:
             stray = runner.reap_services()
@@ -768,6 +773,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="markdown to write (default: benchmarks/RESULTS.md for a full run, none for --quick)",
     )
+    parser.add_argument(
+        "--sizes",
+        default="",
+        help="time these sizes alone (comma-separated keys: " + ",".join(size.key for size in SIZES) + "), "
+        "with the chosen plan's n; a partial run writes nothing unless --out is given",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated sessions, their logs and profiles")
     parser.add_argument(
         "--ref",
@@ -786,17 +797,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.addopts:
         # Inherited by every session the runner starts.
         os.environ["PYTEST_ADDOPTS"] = args.addopts
-    results = run(plan, args.keep, args.ref)
+    only = frozenset(key for key in args.sizes.split(",") if key)
+    unknown = only - {size.key for size in SIZES}
+    if unknown:
+        parser.error(f"unknown size {', '.join(sorted(unknown))}; the sizes are {', '.join(s.key for s in SIZES)}")
+    results = run(plan, args.keep, args.ref, only)
     results["addopts"] = args.addopts
     text = markdown(results)
     print()
     print(text)
-    out = args.out if args.out is not None else (None if args.quick else BENCH / "RESULTS.md")
+    out = args.out if args.out is not None else (None if args.quick or only else BENCH / "RESULTS.md")
     if out is not None:
         out.write_text(text, encoding="utf-8")
         out.with_suffix(".json").write_text(json.dumps(results, default=_jsonable, indent=1), encoding="utf-8")
         print(f"wrote {out} and {out.with_suffix('.json')}")
-    sizes_ok = bool(results.get("sizes")) and results.get("clean") is not None
+    sizes_ok = bool(results.get("sizes")) and (bool(only) or results.get("clean") is not None)
     return 0 if sizes_ok else 1
 
 
