@@ -279,8 +279,21 @@ def encode_goroutine_profile(groups: Iterable[GoroutineGroup]) -> bytes:
 
 _HEAP_HEADER = re.compile(r"^heap profile: \d{1,20}: \d{1,20} \[\d{1,20}: \d{1,20}\] @ heap(?:v2)?/(\d{1,20})$")
 _HEAP_RECORD = re.compile(r"^(\d{1,20}): (\d{1,20}) \[(\d{1,20}): (\d{1,20})\] @((?: 0x[0-9a-f]+)*)$")
-# The MemStats lines a reading needs, in the bytes of the profile's tail (no decoding: every reading parses one).
-_MEMSTATS = re.compile(rb"^# (HeapAlloc|Sys|HeapReleased|HeapIdle) = (\d{1,20})$", re.MULTILINE)
+# The MemStats lines a reading needs, found in the bytes of the profile's tail (every reading parses one: a
+# MULTILINE regex tries each of the tail's 7 KiB, mostly PauseNs, and cost eight times what four finds do).
+_MEMSTATS = (b"HeapAlloc", b"Sys", b"HeapReleased", b"HeapIdle")
+
+
+def _memstat(data: bytes, name: bytes, start: int) -> int | None:
+    """The value of the ``# name = N`` line of ``data`` after ``start``; None if there is none."""
+    key = b"\n# " + name + b" = "
+    at = data.find(key, start)
+    if at < 0:
+        return None
+    at += len(key)
+    end = data.find(b"\n", at)
+    value = data[at : end if end >= 0 else len(data)]
+    return int(value) if value.isdigit() and len(value) <= 20 else None
 
 
 def _unsample(objects: int, size: int, rate: int) -> tuple[int, int]:
@@ -310,11 +323,12 @@ def parse_heap_profile(data: bytes) -> HeapProfile:
         raise ProfileError(f"expected a text heap profile (heap?debug=1), got: {_snippet(data)!r}")
     # MemStats come last, after the records: from their heading on, or the last 8 KiB if it is missing.
     start = data.rfind(b"\n# runtime.MemStats", max(0, len(data) - 8192))
-    stats = {name: int(value) for name, value in _MEMSTATS.findall(data, max(start, len(data) - 8192, 0))}
-    live = stats.get(b"HeapAlloc")
+    tail = max(start, len(data) - 8192, 0)
+    stats = {name: _memstat(data, name, tail) for name in _MEMSTATS}
+    live = stats[b"HeapAlloc"]
     if live is None:
         raise ProfileError("heap profile has no '# HeapAlloc' line (truncated or not from Go's runtime/pprof)")
-    system, released, idle = stats.get(b"Sys"), stats.get(b"HeapReleased"), stats.get(b"HeapIdle")
+    system, released, idle = stats[b"Sys"], stats[b"HeapReleased"], stats[b"HeapIdle"]
     held = system - released if system is not None and released is not None else None
     kept_idle = max(0, idle - released) if idle is not None and released is not None else 0
     return HeapProfile(
