@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import socket
-import ssl
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, NoReturn, cast
+from typing import IO, TYPE_CHECKING, NoReturn
 from urllib.parse import urlencode, urlsplit
 
 from pytest_goleak.errors import ProfileError, ServiceError, ServiceUnresponsive
@@ -43,42 +42,28 @@ if TYPE_CHECKING:
 
 _BUFFER = 256 << 10
 
-# The connection each socket belongs to, whose ``deadline`` bounds its reads: see _time_left.
-_OWNERS: weakref.WeakKeyDictionary[socket.socket, Connection] = weakref.WeakKeyDictionary()
 
+class _DeadlinedReader(io.RawIOBase):
+    """The socket as its buffered reader reads it: each ``recv`` waits at most until the answer's deadline.
 
-def _time_left(sock: socket.socket) -> None:
-    """Before a ``recv``: wait at most until the answer's deadline (see the module docstring)."""
-    owner = _OWNERS.get(sock)
-    deadline = owner.deadline if owner is not None else None
-    if deadline is not None:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        sock.settimeout(left)
+    It holds its connection, whose ``deadline`` is set while an answer is read (see the module docstring).
+    """
 
+    def __init__(self, sock: socket.socket, connection: Connection) -> None:
+        self._sock = sock
+        self._connection = connection
 
-class _DeadlinedSocket(socket.socket):
-    __slots__ = ()
+    def readable(self) -> bool:
+        return True
 
-    def recv_into(self, buffer: WriteableBuffer, nbytes: int = 0, flags: int = 0) -> int:
-        _time_left(self)
-        return super().recv_into(buffer, nbytes, flags)
-
-
-class _DeadlinedSSLSocket(ssl.SSLSocket):
-    __slots__ = ()
-
-    def recv_into(self, buffer: WriteableBuffer, nbytes: int | None = None, flags: int = 0) -> int:
-        _time_left(self)
-        return super().recv_into(buffer, nbytes, flags)
-
-
-def _deadlined(sock: socket.socket, owner: Connection) -> socket.socket:
-    # The class of a connected socket is swapped, not the socket wrapped: its buffered reader calls recv_into.
-    sock.__class__ = _DeadlinedSSLSocket if isinstance(sock, ssl.SSLSocket) else _DeadlinedSocket
-    _OWNERS[sock] = owner
-    return sock
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        deadline = self._connection.deadline
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
 
 
 class Answer:
@@ -202,10 +187,9 @@ class Connection:
             except BaseException:
                 sock.close()
                 raise
-        sock = _deadlined(sock, self)
         sock.settimeout(self.timeout)
         # A large buffer: a heap profile of a few hundred KiB is then a few recv calls, not dozens.
-        self._sock, self._file, self._used = sock, cast(IO[bytes], sock.makefile("rb", buffering=_BUFFER)), False
+        self._sock, self._file, self._used = sock, io.BufferedReader(_DeadlinedReader(sock, self), _BUFFER), False
         return sock
 
     def _reopen(self) -> None:
