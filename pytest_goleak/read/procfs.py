@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from types import MappingProxyType
@@ -172,13 +172,95 @@ def _read_whole(path: str, limit: int) -> bytes:
     """A /proc file to its end, or its first ``limit`` bytes: a seq_file answers a page per read."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        chunks, size = [], 0
-        while size < limit and (chunk := os.read(fd, min(1 << 16, limit - size))):
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
+        return _pread_whole(fd, limit)
     finally:
         os.close(fd)
+
+
+def _pread_whole(fd: int, limit: int) -> bytes:
+    chunks, size = [], 0
+    while size < limit and (chunk := os.pread(fd, min(1 << 16, limit - size), size)):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+class _Held:
+    """``/proc/PID`` of one process, held open, with the files of it that every reading reads.
+
+    A file is read again in place (``pread``) rather than opened, read and closed each time: a clean test
+    reads the service's ``stat``, ``status``, ``io`` and each of its threads' ``children`` about twenty times.
+    A read through it fails once the process has exited (``ESRCH``), even if its PID names another process
+    by then: the callers' start-time checks then see the new one, read afresh.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self._dir = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._files: dict[str, int] = {}
+        self._fd_dir: int | None = None
+
+    def readlink_fd(self, name: str) -> str:
+        """Where the process's fd ``name`` points (``/proc/PID/fd/name``)."""
+        if self._fd_dir is None:
+            self._fd_dir = os.open("fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self._dir)
+        return os.readlink(name, dir_fd=self._fd_dir)
+
+    def read(self, name: str, limit: int = 4096) -> bytes:
+        """The file ``name`` (relative to ``/proc/PID``), its first ``limit`` bytes."""
+        fd = self._files.get(name)
+        if fd is None:
+            fd = self._files[name] = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._dir)
+        return os.pread(fd, limit, 0) if limit <= 4096 else _pread_whole(fd, limit)
+
+    def keep_threads(self, tids: Collection[str]) -> None:
+        """Close the files of threads that are no longer among ``tids``."""
+        for name in [name for name in self._files if name.startswith("task/")]:
+            if name.split("/", 2)[1] not in tids:
+                os.close(self._files.pop(name))
+
+    def close(self) -> None:
+        for fd in [*self._files.values(), *([] if self._fd_dir is None else [self._fd_dir])]:
+            os.close(fd)
+        self._files.clear()
+        self._fd_dir = None
+        os.close(self._dir)
+
+
+# The processes held, in the order first read: the service under test and a few before it (restarts, other
+# watched services). Bounded, so that pytest holds a few dozen fds at most.
+_HELD: dict[int, _Held] = {}
+_HELD_MAX = 4
+
+
+def _held(pid: int) -> _Held:
+    held = _HELD.get(pid)
+    if held is None:
+        try:
+            held = _Held(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            raise ProcessGone(f"process {pid} no longer exists") from None
+        if len(_HELD) >= _HELD_MAX:
+            _HELD.pop(next(iter(_HELD))).close()  # the one held longest
+        _HELD[pid] = held
+    return held
+
+
+def _release(pid: int) -> None:
+    held = _HELD.pop(pid, None)
+    if held is not None:
+        held.close()
+
+
+def _read_own(pid: int, name: str, limit: int = 4096) -> bytes:
+    """``/proc/PID/name`` (its first ``limit`` bytes) through the held directory; ProcessGone once no process has
+    ``pid``."""
+    for _ in range(2):
+        held = _held(pid)
+        try:
+            return held.read(name, limit)
+        except (FileNotFoundError, ProcessLookupError):
+            _release(pid)  # the process it held has exited: read whichever has the PID now, if any
+    raise ProcessGone(f"process {pid} no longer exists")
 
 
 def _parse_stat(pid: int, data: bytes) -> _Stat:
@@ -197,15 +279,8 @@ def _parse_stat(pid: int, data: bytes) -> _Stat:
     )
 
 
-def _read_stat(pid: int) -> _Stat:
-    return _parse_stat(pid, _read(f"/proc/{pid}/stat"))
-
-
 def _read_target_stat(pid: int) -> _Stat:
-    try:
-        stat = _read_stat(pid)
-    except (FileNotFoundError, ProcessLookupError):
-        raise ProcessGone(f"process {pid} no longer exists") from None
+    stat = _parse_stat(pid, _read_own(pid, "stat"))
     if stat.state in _GONE_STATES:
         raise ProcessGone(f"process {pid} has exited (zombie, not yet reaped)")
     return stat
@@ -221,10 +296,11 @@ def _read_fds(pid: int) -> dict[int, str]:
         raise GoleakError(
             f"cannot read {fd_dir}: permission denied (run the tests as the user that owns the process)"
         ) from None
+    held = _HELD.get(pid)
     fds: dict[int, str] = {}
     for name in names:
         try:
-            fds[int(name)] = os.readlink(f"{fd_dir}/{name}")
+            fds[int(name)] = held.readlink_fd(name) if held is not None else os.readlink(f"{fd_dir}/{name}")
         except (FileNotFoundError, ProcessLookupError):
             continue  # closed between listdir and readlink: not an error
     return fds
@@ -262,13 +338,20 @@ def _children_by_parent(pid: int) -> Callable[[int], list[tuple[int, bytes | Non
                 tids = os.listdir(f"/proc/{parent}/task")
             except OSError:
                 return []
+            held = _HELD.get(parent) if parent == pid else None  # the process read_process holds: not its children
             found: list[tuple[int, bytes | None]] = []
             for tid in tids:
+                name = f"task/{tid}/children"
                 try:
-                    listed = _read_whole(f"/proc/{parent}/task/{tid}/children", _CHILDREN_BYTES).split()
+                    if held is not None:
+                        listed = held.read(name, _CHILDREN_BYTES).split()
+                    else:
+                        listed = _read_whole(f"/proc/{parent}/{name}", _CHILDREN_BYTES).split()
                     found += [(int(child), None) for child in listed]
                 except OSError:
                     continue  # the thread exited
+            if held is not None:
+                held.keep_threads(tids)
             return found
 
         return direct
@@ -333,10 +416,7 @@ def _status_kb(status: bytes, field: bytes) -> int:
 
 def resident_anon(pid: int) -> int:
     """Resident anonymous and shared-memory bytes of ``pid`` now (``RssAnon + RssShmem``)."""
-    try:
-        status = _read(f"/proc/{pid}/status")
-    except (FileNotFoundError, ProcessLookupError):
-        raise ProcessGone(f"process {pid} no longer exists") from None
+    status = _read_own(pid, "status")
     return sum(_status_kb(status, field) for field in _RSS_FIELDS) * 1024
 
 
@@ -351,9 +431,7 @@ def bytes_read(pid: int) -> int | None:
     next, empty read) does not.
     """
     try:
-        found = _RCHAR.search(_read(f"/proc/{pid}/io"))
-    except (FileNotFoundError, ProcessLookupError):
-        raise ProcessGone(f"process {pid} no longer exists") from None
+        found = _RCHAR.search(_read_own(pid, "io"))
     except PermissionError:
         return None
     return None if found is None else int(found.group(1))
@@ -372,12 +450,12 @@ def read_mappings(pid: int, resident: bool = False) -> tuple[MemoryMapping, ...]
     return parse_mappings(_read_maps(pid, "smaps" if resident else "maps"))
 
 
+# Far past any real process: the kernel's default vm.max_map_count (65,530 mappings) is about 10 MiB of maps.
+_MAPS_BYTES = 1 << 26
+
+
 def _read_maps(pid: int, name: str) -> str:
-    try:
-        with open(f"/proc/{pid}/{name}", encoding="utf-8", errors="replace") as file:
-            return file.read()
-    except (FileNotFoundError, ProcessLookupError):
-        raise ProcessGone(f"process {pid} no longer exists") from None
+    return _read_own(pid, name, _MAPS_BYTES).decode("utf-8", "replace")
 
 
 def parse_mappings(text: str) -> tuple[MemoryMapping, ...]:

@@ -192,6 +192,42 @@ def test_exited_process_is_gone() -> None:
         read_process(proc.pid)
 
 
+def test_a_process_read_before_it_exited_is_gone_and_holds_nothing() -> None:
+    # Its /proc directory is held open from the first reading on: the next reading must still find it gone,
+    # and pytest must not keep fds for it, nor for every other process it ever read.
+    procs = [subprocess.Popen(["sleep", "30"]) for _ in range(6)]
+    try:
+        for proc in procs:
+            read_process(proc.pid, mappings=True)
+            read_process(proc.pid)
+        held = [_held_pid(target) for target in _own_fd_targets() if target.startswith("/proc/")]
+        assert procs[-1].pid in held and procs[0].pid not in held and procs[1].pid not in held
+        assert len(held) <= 4 * 8, f"{len(held)} fds held on /proc"
+        last = procs[-1]
+        last.kill()
+        last.wait(timeout=TIMEOUT)
+        with pytest.raises(ProcessGone, match=rf"^process {last.pid} no longer exists$"):
+            read_process(last.pid)
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=TIMEOUT)
+
+
+def _own_fd_targets() -> list[str]:
+    targets = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/self/fd/{name}"))
+        except FileNotFoundError:
+            continue  # the listing's own fd, closed by now
+    return targets
+
+
+def _held_pid(target: str) -> int:
+    return int(target.split("/")[2])
+
+
 def test_pid_that_never_existed_is_gone() -> None:
     pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
     with pytest.raises(ProcessGone):
