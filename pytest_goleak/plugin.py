@@ -287,11 +287,13 @@ def _listeners(item: pytest.Item) -> Listeners:
     """The handle's events, sent to the plugin's own hooks (pytest_goleak.hooks)."""
     from pytest_goleak.judge.watch import Listeners
 
+    hook = item.ihook  # the item's hooks (its conftests'), looked up once per test
+
     def reading(service: Service, snapshot: Snapshot, phase: Phase) -> None:
-        item.ihook.pytest_goleak_reading(item=item, service=service, reading=snapshot, phase=phase)
+        hook.pytest_goleak_reading(item=item, service=service, reading=snapshot, phase=phase)
 
     def verdict(service: Service, verdict: Verdict) -> None:
-        item.ihook.pytest_goleak_verdict(item=item, service=service, verdict=verdict)
+        hook.pytest_goleak_verdict(item=item, service=service, verdict=verdict)
 
     return Listeners(reading, verdict)
 
