@@ -8,7 +8,8 @@ Modules:
     keepalive   the one kept-alive connection to pprof, its requests pipelined: send now, read the answer later
     http1       reading one HTTP/1.1 answer (status, headers, body) from a connection's buffered reader, bounded
     backend     the one choice between procfs and portable (GOLEAK_BACKEND), and what the portable one lacks
-    procfs      fds, children, threads, resident memory and bytes read of a process (psutil, /proc)
+    procfs      fds, children, threads, resident memory and bytes read of a process (psutil, /proc; the
+                service's /proc directory held open and its files read in place)
     portable    the same through psutil's portable calls only (macOS; forced on Linux for tests)
     tmpdir      the service's private ``TMPDIR`` and what it holds
     http        bounded, proxy-free httpx clients (the tests' ``pytest_goleak.client``, the readiness probes)
