@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -77,11 +78,11 @@ class Budget:
     def limit(self, measure: Measure) -> int | None:
         return self.limits.get(measure.name)
 
-    @property
+    @cached_property  # asked several times per test; a budget never changes
     def checked(self) -> tuple[Measure, ...]:
         return tuple(measure for measure in MEASURES if self.limit(measure) is not None)
 
-    @property
+    @cached_property
     def parts(self) -> frozenset[Part]:
         """What a reading must hold for this budget: the cheap parts, and the dear ones it checks."""
         return CHEAP_PARTS.union(*(measure.parts for measure in self.checked))

@@ -39,7 +39,7 @@ NOTHING_IGNORED = NoIgnores()
 Reader = Callable[[Snapshot, Ignores], int | None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one object per measure: compared by identity, as `in budget.checked` does per test
 class Measure:
     """One thing a test can leak, and everything the plugin says and does about it."""
 
