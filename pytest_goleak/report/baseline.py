@@ -36,8 +36,8 @@ Entry = dict[str, Any]  # one test's record: measure name -> growth; goroutines 
 
 def entry(verdict: Verdict) -> Entry | None:
     """What this test leaked, judged without any baseline: the entry to record for it, or None if clean."""
-    delta = verdict.delta
-    over = delta.exceeded(replace(verdict.budget, known=None))
+    delta, budget = verdict.delta, verdict.budget
+    over = delta.exceeded(budget if budget.known is None else replace(budget, known=None))  # no copy for most tests
     if not over:
         return None
     recorded: Entry = {}
