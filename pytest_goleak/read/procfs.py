@@ -252,8 +252,10 @@ def _release(pid: int) -> None:
 
 
 def _read_own(pid: int, name: str, limit: int = 4096) -> bytes:
-    """``/proc/PID/name`` (its first ``limit`` bytes) through the held directory; ProcessGone once no process has
-    ``pid``."""
+    """``/proc/PID/name``, its first ``limit`` bytes, read through the held directory.
+
+    Raises ProcessGone once no process has ``pid``.
+    """
     for _ in range(2):
         held = _held(pid)
         try:
