@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -200,7 +201,7 @@ def test_a_process_read_before_it_exited_is_gone_and_holds_nothing() -> None:
         for proc in procs:
             read_process(proc.pid, mappings=True)
             read_process(proc.pid)
-        held = [_held_pid(target) for target in _own_fd_targets() if target.startswith("/proc/")]
+        held = [int(found.group(1)) for target in _own_fd_targets() if (found := re.match(r"/proc/(\d+)", target))]
         assert procs[-1].pid in held and procs[0].pid not in held and procs[1].pid not in held
         assert len(held) <= 4 * 8, f"{len(held)} fds held on /proc"
         last = procs[-1]
@@ -222,10 +223,6 @@ def _own_fd_targets() -> list[str]:
         except FileNotFoundError:
             continue  # the listing's own fd, closed by now
     return targets
-
-
-def _held_pid(target: str) -> int:
-    return int(target.split("/")[2])
 
 
 def test_pid_that_never_existed_is_gone() -> None:
