@@ -22,11 +22,13 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -305,6 +307,34 @@ def export_ref(ref: str, into: Path) -> str:
     return commit
 
 
+def speed() -> dict[str, float]:
+    """How fast this machine is right now, at two kinds of work the check does: plain Python and small file reads.
+
+    Medians of 7, in ms. The machine is shared and its speed moves (by about 2x within an hour on the reference
+    machine, system calls more than Python): runs whose probes differ measured different machines.
+    """
+    path = "/proc/self/stat" if os.path.exists("/proc/self/stat") else __file__
+
+    def python_work() -> None:
+        sum(i * i for i in range(20_000))
+
+    def file_reads() -> None:
+        for _ in range(500):
+            fd = os.open(path, os.O_RDONLY)
+            os.read(fd, 4096)
+            os.close(fd)
+
+    def ms(work: Callable[[], None]) -> float:
+        times = []
+        for _ in range(7):
+            begun = time.perf_counter()
+            work()
+            times.append((time.perf_counter() - begun) * 1000)
+        return statistics.median(times)
+
+    return {"python_ms": ms(python_work), "file_reads_ms": ms(file_reads)}
+
+
 def run(plan: Plan, keep: bool, ref: str | None, only: frozenset[str] = frozenset()) -> dict[str, Any]:
     """One benchmark run; ``only`` (size keys) times those sizes alone and skips the other sessions."""
     started = time.monotonic()
@@ -314,6 +344,7 @@ def run(plan: Plan, keep: bool, ref: str | None, only: frozenset[str] = frozense
         "machine": machine(),
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "load_before": os.getloadavg(),
+        "speed_before": speed(),
     }
     print(f"pytest-goleak benchmark ({plan.mode}); sessions in {workdir}", flush=True)
     runner: Runner | None = None
@@ -413,10 +444,23 @@ def run(plan: Plan, keep: bool, ref: str | None, only: frozenset[str] = frozense
             shutil.rmtree(workdir, ignore_errors=True)
     results["elapsed_s"] = time.monotonic() - started
     results["load_after"] = os.getloadavg()
+    results["speed_after"] = speed()
     return results
 
 
 # ---------------------------------------------------------------- markdown
+
+
+def _speed_line(results: Mapping[str, Any]) -> str:
+    """The machine's speed probes (see speed()) before and after the run; '' for a run from before they existed."""
+    before, after = results.get("speed_before"), results.get("speed_after")
+    if not before or not after:
+        return "- this machine's speed: not probed"
+    return (
+        "- this machine's speed before / after, in ms (lower is faster; absolute figures compare only between runs "
+        f"whose probes agree): a fixed Python loop {before['python_ms']:.2f} / {after['python_ms']:.2f}, "
+        f"500 small file reads {before['file_reads_ms']:.2f} / {after['file_reads_ms']:.2f}"
+    )
 
 
 def _hit(ok: bool | None) -> str:
@@ -596,6 +640,7 @@ def markdown(results: dict[str, Any]) -> str:
             " ".join(f"{x:.2f}" for x in results.get("load_before", ())),
             " ".join(f"{x:.2f}" for x in results.get("load_after", ())),
         ),
+        _speed_line(results),
         "",
         "## Targets",
         "",
