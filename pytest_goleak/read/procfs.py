@@ -158,12 +158,16 @@ class _Stat:
     start_time: int
 
 
+# What one read of a small /proc file takes: all of stat, status and io, the start of cmdline.
+_SMALL_FILE = 4096
+
+
 def _read(path: str) -> bytes:
     """The first 4 KiB of a /proc file: all of the small ones (stat, status, cmdline's start)."""
     # os.open/os.read skip the io stack: this runs hundreds of times per test.
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        return os.read(fd, 4096)
+        return os.read(fd, _SMALL_FILE)
     finally:
         os.close(fd)
 
@@ -196,21 +200,22 @@ class _Held:
 
     def __init__(self, pid: int) -> None:
         self._dir = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        self._files: dict[str, int] = {}
-        self._fd_dir: int | None = None
+        self._files: dict[str, int] = {}  # opened on first use, by name relative to /proc/PID
 
-    def readlink_fd(self, name: str) -> str:
-        """Where the process's fd ``name`` points (``/proc/PID/fd/name``)."""
-        if self._fd_dir is None:
-            self._fd_dir = os.open("fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self._dir)
-        return os.readlink(name, dir_fd=self._fd_dir)
-
-    def read(self, name: str, limit: int = 4096) -> bytes:
-        """The file ``name`` (relative to ``/proc/PID``), its first ``limit`` bytes."""
+    def _opened(self, name: str) -> int:
         fd = self._files.get(name)
         if fd is None:
             fd = self._files[name] = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._dir)
-        return os.pread(fd, limit, 0) if limit <= 4096 else _pread_whole(fd, limit)
+        return fd
+
+    def readlink_fd(self, name: str) -> str:
+        """Where the process's fd ``name`` points (``/proc/PID/fd/name``)."""
+        return os.readlink(name, dir_fd=self._opened("fd"))
+
+    def read(self, name: str, limit: int = _SMALL_FILE) -> bytes:
+        """The file ``name`` (relative to ``/proc/PID``), its first ``limit`` bytes."""
+        fd = self._opened(name)
+        return os.pread(fd, limit, 0) if limit <= _SMALL_FILE else _pread_whole(fd, limit)
 
     def keep_threads(self, tids: Collection[str]) -> None:
         """Close the files of threads that are no longer among ``tids``."""
@@ -219,10 +224,9 @@ class _Held:
                 os.close(self._files.pop(name))
 
     def close(self) -> None:
-        for fd in [*self._files.values(), *([] if self._fd_dir is None else [self._fd_dir])]:
+        for fd in self._files.values():
             os.close(fd)
         self._files.clear()
-        self._fd_dir = None
         os.close(self._dir)
 
 
@@ -251,7 +255,7 @@ def _release(pid: int) -> None:
         held.close()
 
 
-def _read_own(pid: int, name: str, limit: int = 4096) -> bytes:
+def _read_own(pid: int, name: str, limit: int = _SMALL_FILE) -> bytes:
     """``/proc/PID/name``, its first ``limit`` bytes, read through the held directory.
 
     Raises ProcessGone once no process has ``pid``.
