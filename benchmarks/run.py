@@ -335,6 +335,40 @@ def speed() -> dict[str, float]:
     return {"python_ms": ms(python_work), "file_reads_ms": ms(file_reads)}
 
 
+def profile_sessions(runner: Runner, plan: Plan, workdir: Path) -> list[dict[str, Any]]:
+    """The cProfile sessions: where the time of a clean check and of a leak's report goes, per profiled size."""
+    profiles = []
+    for size in SIZES:
+        count = plan.profile.get(size.key)
+        if not count:
+            continue
+        name = f"profile-{size.key}"
+        env = {
+            "GOLEAK_BENCH_GOROUTINES": str(size.goroutines),
+            "GOLEAK_BENCH_HEAP_MB": str(size.heap_mb),
+            "GOLEAK_BENCH_PROFILE": str(workdir / name / "check.prof"),
+        }
+        out = runner.session(name, suites.profile_suite(count, 1, plan.settle), env, 240)
+        if out is None:
+            continue
+        _, items = report.load(out)
+        checks = report.of_kind(items, "test_check_row_")
+        leak_items = report.of_kind(items, "test_leak_")
+        entry: dict[str, Any] = {"label": size.label, "tests": len(checks)}
+        prof = workdir / name / "check.prof"
+        if prof.exists() and checks:
+            wall = sum(item["wall_ms"] for item in checks) / len(checks)
+            entry["check"] = report.check_breakdown(prof, len(checks), wall)
+            entry["check_top"] = report.Stats(prof).top()
+        leak_prof = Path(str(prof) + ".leak")
+        if leak_prof.exists() and leak_items:
+            wall = sum(item["wall_ms"] for item in leak_items) / len(leak_items)
+            entry["leak"] = report.leak_breakdown(leak_prof, len(leak_items), wall)
+            entry["leak_top"] = report.Stats(leak_prof).top()
+        profiles.append(entry)
+    return profiles
+
+
 def run(plan: Plan, keep: bool, ref: str | None, only: frozenset[str] = frozenset()) -> dict[str, Any]:
     """One benchmark run; ``only`` (size keys) times those sizes alone and skips the other sessions."""
     started = time.monotonic()
@@ -402,36 +436,7 @@ def run(plan: Plan, keep: bool, ref: str | None, only: frozenset[str] = frozense
             out = runner.session("clean-unchecked", suites.clean_suite(plan.clean, checked=False), {}, 120)
             results["plain"] = report.clean_result(report.load(out)[1], "test_plain_") if out else None
 
-            profiles = []
-            for size in SIZES:
-                count = plan.profile.get(size.key)
-                if not count:
-                    continue
-                name = f"profile-{size.key}"
-                env = {
-                    "GOLEAK_BENCH_GOROUTINES": str(size.goroutines),
-                    "GOLEAK_BENCH_HEAP_MB": str(size.heap_mb),
-                    "GOLEAK_BENCH_PROFILE": str(workdir / name / "check.prof"),
-                }
-                out = runner.session(name, suites.profile_suite(count, 1, plan.settle), env, 240)
-                if out is None:
-                    continue
-                _, items = report.load(out)
-                checks = report.of_kind(items, "test_check_row_")
-                leak_items = report.of_kind(items, "test_leak_")
-                entry: dict[str, Any] = {"label": size.label, "tests": len(checks)}
-                prof = workdir / name / "check.prof"
-                if prof.exists() and checks:
-                    wall = sum(item["wall_ms"] for item in checks) / len(checks)
-                    entry["check"] = report.check_breakdown(prof, len(checks), wall)
-                    entry["check_top"] = report.Stats(prof).top()
-                leak_prof = Path(str(prof) + ".leak")
-                if leak_prof.exists() and leak_items:
-                    wall = sum(item["wall_ms"] for item in leak_items) / len(leak_items)
-                    entry["leak"] = report.leak_breakdown(leak_prof, len(leak_items), wall)
-                    entry["leak_top"] = report.Stats(leak_prof).top()
-                profiles.append(entry)
-            results["profiles"] = profiles
+            results["profiles"] = profile_sessions(runner, plan, workdir)
             results["skipped"] = runner.skipped
     finally:
         if runner is not None:
