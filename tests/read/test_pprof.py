@@ -309,7 +309,11 @@ def test_the_same_goroutine_text_is_parsed_once(goleak_service: GoService) -> No
         assert again is first  # the same text: nothing parsed again
         held = httpx.get(goleak_service.url + "/leaky/chan-send", trust_env=False)  # one goroutine more, for good
         assert held.status_code == 200
-        grown = client.goroutines()
+        for _ in range(40):  # until the server side of that request's connection has wound down too
+            grown = client.goroutines()
+            if grown.total == first.total + 1:
+                break
+            time.sleep(0.05)
         assert grown is not first and grown.total == first.total + 1
     finally:
         client.close()
