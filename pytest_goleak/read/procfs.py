@@ -58,6 +58,7 @@ _STATUSES: Mapping[str, str] = {
     "P": "parked",
 }
 _GONE_STATES = frozenset("ZXx")
+_GONE_STATE_LETTERS = frozenset(state.encode() for state in _GONE_STATES)
 _CMDLINE_MAX = 200
 
 
@@ -208,9 +209,20 @@ class _Held:
             fd = self._files[name] = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._dir)
         return fd
 
-    def readlink_fd(self, name: str) -> str:
-        """Where the process's fd ``name`` points (``/proc/PID/fd/name``)."""
-        return os.readlink(name, dir_fd=self._opened("fd"))
+    def fds(self) -> dict[int, str]:
+        """Where each of the process's fds points (``/proc/PID/fd``), listed and read through the held directory."""
+        fd_dir = self._opened("fd")
+        fds: dict[int, str] = {}
+        for name in os.listdir(fd_dir):  # a listing of an fd rewinds it after (CPython's listdir)
+            try:
+                fds[int(name)] = os.readlink(name, dir_fd=fd_dir)
+            except FileNotFoundError:
+                continue  # closed between listdir and readlink: not an error
+        return fds
+
+    def names(self, name: str) -> list[str]:
+        """The entries of the directory ``name`` (relative to ``/proc/PID``), e.g. ``task``."""
+        return os.listdir(self._opened(name))
 
     def read(self, name: str, limit: int = _SMALL_FILE) -> bytes:
         """The file ``name`` (relative to ``/proc/PID``), its first ``limit`` bytes."""
@@ -292,26 +304,6 @@ def _read_target_stat(pid: int) -> _Stat:
     return stat
 
 
-def _read_fds(pid: int) -> dict[int, str]:
-    fd_dir = f"/proc/{pid}/fd"
-    try:
-        names = os.listdir(fd_dir)
-    except (FileNotFoundError, ProcessLookupError):
-        raise ProcessGone(f"process {pid} no longer exists") from None
-    except PermissionError:
-        raise GoleakError(
-            f"cannot read {fd_dir}: permission denied (run the tests as the user that owns the process)"
-        ) from None
-    held = _HELD.get(pid)
-    fds: dict[int, str] = {}
-    for name in names:
-        try:
-            fds[int(name)] = held.readlink_fd(name) if held is not None else os.readlink(f"{fd_dir}/{name}")
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # closed between listdir and readlink: not an error
-    return fds
-
-
 def _read_cmdline(pid: int) -> str:
     try:
         raw = _read(f"/proc/{pid}/cmdline")
@@ -340,11 +332,11 @@ def _children_by_parent(pid: int) -> Callable[[int], list[tuple[int, bytes | Non
     if _CHILDREN_FILES:
         # Cheap: only the service's own threads and descendants are read.
         def direct(parent: int) -> list[tuple[int, bytes | None]]:
+            held = _HELD.get(parent) if parent == pid else None  # the process read_process holds: not its children
             try:
-                tids = os.listdir(f"/proc/{parent}/task")
+                tids = held.names("task") if held is not None else os.listdir(f"/proc/{parent}/task")
             except OSError:
                 return []
-            held = _HELD.get(parent) if parent == pid else None  # the process read_process holds: not its children
             found: list[tuple[int, bytes | None]] = []
             for tid in tids:
                 name = f"task/{tid}/children"
@@ -411,19 +403,31 @@ def _read_descendants(pid: int) -> tuple[ChildInfo, ...]:
 _RSS_FIELDS = (b"\nRssAnon:", b"\nRssShmem:")
 
 
-def _status_kb(status: bytes, field: bytes) -> int:
-    """A ``... kB`` field of /proc/PID/status, found by search (every reading reads it; a regex scan cost more)."""
-    start = status.find(field)
+def _field(text: bytes, field: bytes) -> bytes:
+    """What follows ``field`` on its line of /proc/PID/status, stripped.
+
+    Found by search: every reading reads status, and a regex scan cost more.
+    """
+    start = text.find(field)
     if start < 0:
-        return 0
-    value = status[start + len(field) : status.find(b"\n", start + 1)].split()
+        return b""
+    end = text.find(b"\n", start + 1)
+    return text[start + len(field) : end if end >= 0 else len(text)].strip()
+
+
+def _status_kb(status: bytes, field: bytes) -> int:
+    """A ``... kB`` field of /proc/PID/status."""
+    value = _field(status, field).split()
     return int(value[0]) if value and value[0].isdigit() and len(value[0]) <= 20 else 0
+
+
+def _resident_of(status: bytes) -> int:
+    return sum(_status_kb(status, field) for field in _RSS_FIELDS) * 1024
 
 
 def resident_anon(pid: int) -> int:
     """Resident anonymous and shared-memory bytes of ``pid`` now (``RssAnon + RssShmem``)."""
-    status = _read_own(pid, "status")
-    return sum(_status_kb(status, field) for field in _RSS_FIELDS) * 1024
+    return _resident_of(_read_own(pid, "status"))
 
 
 _RCHAR = re.compile(rb"^rchar: (\d{1,20})$", re.MULTILINE)
@@ -518,25 +522,34 @@ def read_process(pid: int, describe_sockets: bool = False, mappings: bool = Fals
     exits (or is replaced by a new process with the same pid) mid-read, and
     :class:`GoleakError` if its fds are not readable by this user.
     """
-    first = _read_target_stat(pid)
-    fds = _read_fds(pid)
-    sockets = _described_sockets(pid, fds) if describe_sockets else None
-    children = _read_descendants(pid)
-    resident = resident_anon(pid)
-    maps = _read_maps(pid, "maps") if mappings else None
-    # Checked again at the end: a process exiting mid-read would otherwise
-    # yield an empty or partial fd table that looks like real closes.
-    last = _read_target_stat(pid)
-    if last.start_time != first.start_time:
-        raise ProcessGone(f"process {pid} exited and its pid was reused")
+    stat = _read_target_stat(pid)  # through the held /proc/PID, a stale one replaced: the process read from here on
+    held = _HELD[pid]
+    try:
+        fds = held.fds()
+        sockets = _described_sockets(pid, fds) if describe_sockets else None
+        children = _read_descendants(pid)
+        maps = held.read("maps", _MAPS_BYTES).decode("utf-8", "replace") if mappings else None
+        # Read last, through the held directory: a process that exited mid-read fails it (ESRCH), however soon its
+        # PID is reused, and one that exited but is not yet reaped says so in its state. Either would otherwise
+        # yield an empty or partial fd table that looks like real closes.
+        status = held.read("status")
+    except (FileNotFoundError, ProcessLookupError):
+        _release(pid)
+        raise ProcessGone(f"process {pid} exited while it was read") from None
+    except PermissionError:
+        raise GoleakError(
+            f"cannot read /proc/{pid}/fd: permission denied (run the tests as the user that owns the process)"
+        ) from None
+    if _field(status, b"\nState:")[:1] in _GONE_STATE_LETTERS:
+        raise ProcessGone(f"process {pid} has exited (zombie, not yet reaped)")
     return ProcessState(
         pid=pid,
-        start_time=first.start_time,
+        start_time=stat.start_time,
         fds=MappingProxyType(fds),
         children=children,
-        threads=first.threads,
+        threads=stat.threads,
         sockets=None if sockets is None else MappingProxyType(sockets),
-        resident_anon=resident,
+        resident_anon=_resident_of(status),
         maps=maps,
     )
 
