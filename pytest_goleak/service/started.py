@@ -9,16 +9,18 @@ wait here has a deadline.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
+import select
 import shlex
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 from pytest_goleak.errors import (
@@ -45,9 +47,8 @@ from pytest_goleak.service.readiness import NotReady, Probe, accepts, probes, wa
 from pytest_goleak.service.toolchain import binary_go_version, running_go_binary
 from pytest_goleak.text import block
 
-_PR_SET_PDEATHSIG = 1
-_PR_SET_CHILD_SUBREAPER = 36
-
+# Starts a service through the Linux process attributes it needs (see prctl_exec.py).
+_PRCTL_EXEC = Path(__file__).with_name("prctl_exec.py")
 
 MAX_UNIX_PATH = 107  # sun_path holds 108 bytes, the last one a NUL
 
@@ -62,14 +63,26 @@ def describe_exit(returncode: int) -> str:
     return f"exited with code {returncode}"
 
 
-def _in_the_child() -> None:
-    """Runs in the child between fork and exec (both attributes outlive the exec)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    # If pytest dies, so does the service.
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    # A process it spawned whose parent exits (sh -c 'cmd &') is reparented to the service, not to init:
-    # it stays the service's descendant, counted as its child and stopped with it.
-    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+def _with_prctl(command: list[str], errors: int) -> list[str]:
+    """``command`` as prctl_exec.py runs it: a failed exec's errno is written to the pipe ``errors``."""
+    return [sys.executable, "-S", "-I", str(_PRCTL_EXEC), str(errors), str(os.getpid()), *command]
+
+
+def _exec_failure(errors: int, timeout: float) -> OSError | None:
+    """The exec prctl_exec.py failed, as ``subprocess`` raises it; None once the exec closed the pipe ``errors``.
+
+    Also None if neither came within ``timeout``: waiting for the service to be ready then decides.
+    """
+    deadline, told = time.monotonic() + timeout, b""
+    while (left := deadline - time.monotonic()) > 0 and select.select([errors], [], [], left)[0]:
+        chunk = os.read(errors, 32)
+        if not chunk:
+            break
+        told += chunk
+    if not told.isdigit():
+        return None
+    code = int(told)
+    return OSError(code, os.strerror(code))
 
 
 @dataclass
@@ -219,16 +232,7 @@ class GoService:
             log.write(f"--- pytest-goleak: starting {shlex.join(command)}\n".encode())
             log.flush()
             try:
-                proc = subprocess.Popen(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=tmp,
-                    start_new_session=True,  # its own process group, stopped as one
-                    preexec_fn=_in_the_child if self.linux_calls else None,
-                )
+                proc = self._spawn(command, log, env, tmp)
             except OSError as exc:
                 if tmpdir is not None:
                     remove_tmpdir(tmpdir)
@@ -247,6 +251,42 @@ class GoService:
         self._was_ready = True
         if self.ran is None and self._wrapper:
             self.ran = running_go_binary(proc.pid)
+
+    def _spawn(self, command: list[str], log: IO[bytes], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+        """Start ``command`` in a process group of its own; OSError, as ``subprocess`` raises it, if it cannot run.
+
+        Never with a ``preexec_fn``, which would fork pytest and run Python in the child (see prctl_exec.py).
+        """
+
+        def popen(args: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,  # its own process group, stopped as one
+                pass_fds=pass_fds,
+            )
+
+        if not self.linux_calls:
+            return popen(command)
+        errors, told = os.pipe()
+        try:
+            proc = popen(_with_prctl(command, told), pass_fds=(told,))
+        finally:
+            os.close(told)
+        try:
+            failure = _exec_failure(errors, self.config.start_timeout)
+        finally:
+            os.close(errors)
+        if failure is not None:
+            signal_group(proc.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(self.config.stop_timeout)
+            raise failure
+        return proc
 
     def _environment(self, placeholders: Placeholders) -> tuple[dict[str, str], Path | None]:
         """The service's environment, and the private TMPDIR in it whose contents are counted (if any)."""

@@ -202,13 +202,13 @@ def _default_sigint() -> None:
 
 # The portable lifecycle must hold without Linux's prctl: in its nested run, a call would end the service's start.
 NO_PRCTL = """
-import os
+import sys
 import pytest_goleak.service.started as started
 
-def _no_prctl() -> None:
-    os._exit(97)
+def _no_prctl(command, errors):
+    return [sys.executable, "-c", "import os; os._exit(97)"]
 
-started._in_the_child = _no_prctl
+started._with_prctl = _no_prctl
 """
 
 

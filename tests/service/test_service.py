@@ -52,6 +52,21 @@ def test_start_serves_and_stop_leaves_nothing(run_service, example_binary: Path)
     assert all(_gone(child.pid) for child in children)
 
 
+# Python fork handlers run only where a start forks pytest and runs Python in the child (a preexec_fn). The fork
+# copies every thread's locks and runs other libraries' fork handlers in the child: grpcio's abort it when a test's
+# gRPC channel has its pollers running, and a lock another thread held at the fork is never released there.
+_FORKS_WITH_PYTHON: list[int] = []
+os.register_at_fork(before=lambda: _FORKS_WITH_PYTHON.append(os.getpid()))
+
+
+def test_a_start_runs_no_python_in_a_forked_child(run_service, example_binary: Path) -> None:  # type: ignore[no-untyped-def]
+    forks = len(_FORKS_WITH_PYTHON)
+    service = run_service(example_binary, args="-addr {addr} -data-dir {tmp}")
+    service.restart()
+    assert httpx.get(service.url + "/healthz", trust_env=False).text.strip() == "ok"
+    assert len(_FORKS_WITH_PYTHON) == forks
+
+
 def test_restart_gives_a_fresh_process(run_service, example_binary: Path) -> None:  # type: ignore[no-untyped-def]
     service = run_service(example_binary, args="-addr {addr} -data-dir {tmp}")
     first = service.pid
