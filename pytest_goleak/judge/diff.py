@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pytest_goleak.judge.budget import Budget, Known
 from pytest_goleak.judge.identity import count_by_identity, counted, is_own
 from pytest_goleak.judge.measures import GOROUTINES, MEASURES, Ignores, Measure
+from pytest_goleak.read.backend import Lack
 from pytest_goleak.read.pprof import GoroutineProfile, HeapProfile, Stack
 from pytest_goleak.read.procfs import ChildInfo, new_children, new_fds
 from pytest_goleak.read.snapshot import Snapshot
@@ -80,7 +81,7 @@ class Delta:
     def with_goroutines(self, goroutines: Iterable[GoroutineGrowth]) -> Delta:
         """This delta with ``goroutines`` as its goroutine growth, and the goroutines measure they add up to."""
         kept = tuple(goroutines)
-        return replace(self, grew={**self.grew, GOROUTINES.name: sum(g.leaked for g in kept)}, goroutines=kept)
+        return replace(self, grew=_with_leaked(self.grew, kept), goroutines=kept)
 
     def excess(self, budget: Budget) -> list[tuple[Measure, int]]:
         """Each measure whose growth, beyond the budget's known growth, exceeds the budget, with that growth."""
@@ -144,9 +145,20 @@ def heap_growth(before: HeapProfile, after: HeapProfile, limit: int = 10) -> lis
     return grown[:limit]
 
 
+def _with_leaked(grew: Mapping[str, int | None], goroutines: tuple[GoroutineGrowth, ...]) -> dict[str, int | None]:
+    """``grew`` with the goroutines measure: what ``goroutines`` add up to."""
+    return {**grew, GOROUTINES.name: sum(g.leaked for g in goroutines)}
+
+
 def growth(measure: Measure, before: Snapshot, after: Snapshot, ignores: Ignores) -> int | None:
     """How much ``measure`` grew from ``before`` to ``after``; None if either reading lacks it."""
-    if not measure.measured(before.lacks | after.lacks):
+    return _growth(measure, before, after, ignores, before.lacks | after.lacks)
+
+
+def _growth(
+    measure: Measure, before: Snapshot, after: Snapshot, ignores: Ignores, lacks: frozenset[Lack]
+) -> int | None:
+    if not measure.measured(lacks):
         return None  # not measured on this platform: never a zero
     if measure.grew is not None:
         return measure.grew(before, after, ignores)
@@ -159,17 +171,20 @@ _ALL = Budget()  # no ignore patterns
 
 def diff(before: Snapshot, after: Snapshot, budget: Budget = _ALL) -> Delta:
     """What grew from ``before`` to ``after``, leaving out what the budget's ignore patterns match."""
-    # Goroutines grow by identity (with_goroutines below), not by the difference of their counts.
-    grew = {m.name: growth(m, before, after, budget) for m in MEASURES if m is not GOROUTINES}
+    # Goroutines grow by identity (goroutine_growth), not by the difference of their counts.
+    lacks = before.lacks | after.lacks
+    grew = {m.name: _growth(m, before, after, budget, lacks) for m in MEASURES if m is not GOROUTINES}
     fds: tuple[tuple[int, str], ...] = ()
     children: tuple[ChildInfo, ...] = ()
     if before.process is not None and after.process is not None:
         fds = tuple(sorted(new_fds(before.process, after.process, budget.ignore_fds).items()))
         children = tuple(new_children(before.process, after.process))
+    goroutines = tuple(goroutine_growth(before.goroutines, after.goroutines, budget.ignore))
     return Delta(
-        grew=grew,
+        grew=_with_leaked(grew, goroutines),
+        goroutines=goroutines,
         goroutine_total=after.goroutines.total - before.goroutines.total,
         new_fds=fds,
         new_children=children,
         new_tmpfiles=new_entries(before.tmpfiles or {}, after.tmpfiles or {}),
-    ).with_goroutines(goroutine_growth(before.goroutines, after.goroutines, budget.ignore))
+    )

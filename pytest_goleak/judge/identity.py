@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from fnmatch import fnmatchcase
 
 from pytest_goleak.judge import grpcgo
@@ -161,8 +161,12 @@ def counted(profile: GoroutineProfile, ignore: Sequence[str] = ()) -> Iterator[t
         yield name, count, stack
 
 
-def count_by_identity(profile: GoroutineProfile, ignore: Sequence[str] = ()) -> Counter[str]:
-    """How many goroutines of each identity a reading counts (kept on the profile: it is asked several times)."""
+def count_by_identity(profile: GoroutineProfile, ignore: Sequence[str] = ()) -> Mapping[str, int]:
+    """How many goroutines of each identity a reading counts.
+
+    Kept on the profile and given as it is kept, not copied: a kept reading is counted again by every test
+    that adopts it, as its before-reading.
+    """
     key = tuple(ignore)
     known = profile.counts.get(key)
     if known is None:
@@ -170,4 +174,4 @@ def count_by_identity(profile: GoroutineProfile, ignore: Sequence[str] = ()) -> 
         for name, count, _ in counted(profile, ignore):
             counts[name] += count
         known = profile.counts[key] = counts
-    return Counter(known)
+    return known
