@@ -29,7 +29,8 @@ import io
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from types import TracebackType
 from typing import IO, TYPE_CHECKING, NoReturn
 from urllib.parse import urlencode, urlsplit
 
@@ -240,33 +241,13 @@ class Connection:
         if closing:
             self._drop()
 
-    @contextlib.contextmanager
-    def failing_as_unanswered(self, url: str, deadline: float | None = None) -> Iterator[None]:
+    def failing_as_unanswered(self, url: str, deadline: float | None = None) -> _Unanswered:
         """Turn a timeout or a broken connection into :class:`ServiceUnresponsive`; close on any failure.
 
         With ``deadline`` (``time.monotonic()``), every read of the socket meanwhile ends by then.
         A half-read answer would otherwise be read as the next request's.
         """
-        self.deadline = deadline
-        try:
-            yield
-        except TimeoutError:
-            self.close()
-            why = f"no answer within {self.timeout:g}s (status, headers and body together)"
-            raise ServiceUnresponsive(f"service did not answer {url} within {self.timeout:g}s", why) from None
-        except http.client.IncompleteRead as exc:
-            self.close()
-            why = f"the answer ended early ({exc})"
-            raise ServiceUnresponsive(f"service ended its answer to {url} early: {exc}", why) from None
-        except (OSError, http.client.HTTPException) as exc:
-            self.close()
-            why = str(exc) or type(exc).__name__
-            raise ServiceUnresponsive(f"service did not answer {url}: {why}", why) from None
-        except BaseException:
-            self.close()
-            raise
-        finally:
-            self.deadline = None
+        return _Unanswered(self, url, deadline)
 
     def _drop(self) -> None:
         if self._file is not None:
@@ -280,6 +261,35 @@ class Connection:
         """Close the connection; an answer still unread on it can no longer be read."""
         self._drop()
         self._pending.clear()
+
+
+class _Unanswered:
+    """What :meth:`Connection.failing_as_unanswered` returns: a class, not a generator, as it guards every request
+    and every answer of every reading."""
+
+    __slots__ = ("_connection", "_deadline", "_url")
+
+    def __init__(self, connection: Connection, url: str, deadline: float | None) -> None:
+        self._connection, self._url, self._deadline = connection, url, deadline
+
+    def __enter__(self) -> None:
+        self._connection.deadline = self._deadline
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _: TracebackType | None) -> None:
+        connection, url, timeout = self._connection, self._url, self._connection.timeout
+        connection.deadline = None
+        if error is None:
+            return
+        connection.close()
+        if isinstance(error, TimeoutError):
+            why = f"no answer within {timeout:g}s (status, headers and body together)"
+            raise ServiceUnresponsive(f"service did not answer {url} within {timeout:g}s", why) from None
+        if isinstance(error, http.client.IncompleteRead):
+            why = f"the answer ended early ({error})"
+            raise ServiceUnresponsive(f"service ended its answer to {url} early: {error}", why) from None
+        if isinstance(error, (OSError, http.client.HTTPException)):
+            why = str(error) or type(error).__name__
+            raise ServiceUnresponsive(f"service did not answer {url}: {why}", why) from None
 
 
 @functools.lru_cache(maxsize=64)
