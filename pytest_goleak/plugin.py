@@ -237,10 +237,18 @@ def goleak_service_factory_fixture(
     return start
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.config.stash[STATE].setting_up = item
+
+
 @pytest.fixture(name="pytest_goleak")
-def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> Iterator[GoleakHandle]:
+def goleak_fixture(pytestconfig: pytest.Config, goleak_service: Service) -> Iterator[GoleakHandle]:
     """Snapshot the service before the test and fail the test if it leaked past its budget."""
-    state = request.config.stash[STATE]
+    # Not ``request``: pytest 9 builds a fixture definition for it, signature and all, at every test that asks.
+    state = pytestconfig.stash[STATE]
+    item = state.setting_up
+    assert item is not None, "pytest_runtest_setup names the test whose fixtures are set up"
     problem = None
     if not goleak_service.alive():
         ended = goleak_service.unreported_exit()
@@ -256,8 +264,8 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> I
     from pytest_goleak.judge.watch import problem_of
     from pytest_goleak.report.failure import render_problem
 
-    budget = request.node.stash.get(BUDGET, state.defaults)
-    handle = GoleakHandle(goleak_service, budget, state.enabled and budget.check, state.runs, _listeners(request.node))
+    budget = item.stash.get(BUDGET, state.defaults)
+    handle = GoleakHandle(goleak_service, budget, state.enabled and budget.check, state.runs, _listeners(item))
     try:
         handle.begin()
     except GoleakError as exc:
@@ -265,7 +273,6 @@ def goleak_fixture(request: pytest.FixtureRequest, goleak_service: Service) -> I
     if problem is not None:
         handle.close()
         _fail(problem)
-    item = request.node
     item.stash[HANDLE] = handle
     item.stash[BODY_RAN] = False  # a rerun (pytest-rerunfailures) sets the fixture up again: judge that run alone
     text = None

@@ -50,6 +50,7 @@ class GoleakState:
         self._services: list[GoService] = []
         self._main: Service | None = None
         self._lifeline: Lifeline | None = None
+        self.setting_up: pytest.Item | None = None  # the test whose fixtures are being set up (plugin.py)
 
     @property
     def runs(self) -> ServiceRuns:
