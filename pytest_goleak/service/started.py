@@ -279,13 +279,15 @@ class GoService:
             os.close(told)
         try:
             failure = _exec_failure(errors, self.config.start_timeout)
-        finally:
-            os.close(errors)
-        if failure is not None:
-            signal_group(proc.pid)
+            if failure is not None:
+                raise failure
+        except BaseException:
+            signal_group(proc.pid)  # a failed exec, or Ctrl-C before the service is anyone's to stop
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(self.config.stop_timeout)
-            raise failure
+            raise
+        finally:
+            os.close(errors)
         return proc
 
     def _environment(self, placeholders: Placeholders) -> tuple[dict[str, str], Path | None]:
