@@ -150,15 +150,14 @@ def _with_leaked(grew: Mapping[str, int | None], goroutines: tuple[GoroutineGrow
     return {**grew, GOROUTINES.name: sum(g.leaked for g in goroutines)}
 
 
-def growth(measure: Measure, before: Snapshot, after: Snapshot, ignores: Ignores) -> int | None:
-    """How much ``measure`` grew from ``before`` to ``after``; None if either reading lacks it."""
-    return _growth(measure, before, after, ignores, before.lacks | after.lacks)
-
-
-def _growth(
-    measure: Measure, before: Snapshot, after: Snapshot, ignores: Ignores, lacks: frozenset[Lack]
+def growth(
+    measure: Measure, before: Snapshot, after: Snapshot, ignores: Ignores, lacks: frozenset[Lack] | None = None
 ) -> int | None:
-    if not measure.measured(lacks):
+    """How much ``measure`` grew from ``before`` to ``after``; None if either reading lacks it.
+
+    ``lacks``: what the two readings lack together, when the caller has it already.
+    """
+    if not measure.measured(before.lacks | after.lacks if lacks is None else lacks):
         return None  # not measured on this platform: never a zero
     if measure.grew is not None:
         return measure.grew(before, after, ignores)
@@ -173,7 +172,7 @@ def diff(before: Snapshot, after: Snapshot, budget: Budget = _ALL) -> Delta:
     """What grew from ``before`` to ``after``, leaving out what the budget's ignore patterns match."""
     # Goroutines grow by identity (goroutine_growth), not by the difference of their counts.
     lacks = before.lacks | after.lacks
-    grew = {m.name: _growth(m, before, after, budget, lacks) for m in MEASURES if m is not GOROUTINES}
+    grew = {m.name: growth(m, before, after, budget, lacks) for m in MEASURES if m is not GOROUTINES}
     fds: tuple[tuple[int, str], ...] = ()
     children: tuple[ChildInfo, ...] = ()
     if before.process is not None and after.process is not None:

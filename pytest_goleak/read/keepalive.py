@@ -264,8 +264,10 @@ class Connection:
 
 
 class _Unanswered:
-    """What :meth:`Connection.failing_as_unanswered` returns: a class, not a generator, as it guards every request
-    and every answer of every reading."""
+    """The guard :meth:`Connection.failing_as_unanswered` returns.
+
+    A class, not a generator context manager: it wraps every request and every answer of every reading.
+    """
 
     __slots__ = ("_connection", "_deadline", "_url")
 
