@@ -44,6 +44,20 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else math.nan
 
 
+# A reading counts as slow above this many times the first quartile of its kind in the session. On two shared
+# vCPUs the service's forced GC answers in one of two modes, ~1.3 or ~4.8 ms at ~10 goroutines (docs/cost.md);
+# a median follows whichever mode holds most of its readings, so the share says which way a ratio may swing.
+SLOW_FACTOR = 1.8
+
+
+def slow_share(values: Sequence[float], factor: float = SLOW_FACTOR) -> float:
+    """The share of ``values`` above ``factor`` times their first quartile; NaN for none."""
+    if not values:
+        return math.nan
+    threshold = factor * percentile(values, 25)
+    return sum(value > threshold for value in values) / len(values)
+
+
 def of_kind(items: Iterable[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
     return [item for item in items if item["name"].startswith(prefix)]
 
@@ -132,6 +146,7 @@ class Checked:
     after_per_test: float  # after and settle readings, per test
     gc_per_test: float  # readings whose heap was read after a forced GC, per test
     python: PythonSide = field(default_factory=PythonSide)  # the plugin's Python side per test, waits left out
+    after_slow: float = math.nan  # the share of after-test readings that were slow (slow_share)
 
 
 def checked_result(items: list[dict[str, Any]], base_median: float, floor_median: float) -> Checked:
@@ -155,6 +170,7 @@ def checked_result(items: list[dict[str, Any]], base_median: float, floor_median
         after_per_test=sum(r.startswith(("after:", "settle:")) for r in readings) * per,
         gc_per_test=sum(r.endswith(":gc") for r in readings) * per,
         python=python_side(items),
+        after_slow=slow_share(after),
     )
 
 
@@ -178,6 +194,7 @@ class SizeResult:
     leaks: list[dict[str, Any]] = field(default_factory=list)
     timed_missing: list[str] = field(default_factory=list)  # TIMED functions the plugin under test lacks
     call_wrappers_adjacent: bool | None = None  # the timing plugin's call wrappers sat next to the plugin's
+    floor_heap_slow: float = math.nan  # the share of the floor's heap answers that were slow (slow_share)
 
     @property
     def leak_report_median(self) -> float:
@@ -246,6 +263,7 @@ def size_result(label: str, session: dict[str, Any], items: list[dict[str, Any]]
         leaks=[leak_record(item) for item in of_kind(items, "test_leak_")],
         timed_missing=list(session.get("timed_missing", [])),
         call_wrappers_adjacent=session.get("call_wrappers_adjacent"),
+        floor_heap_slow=slow_share(floor_h),
     )
 
 

@@ -625,6 +625,32 @@ def python_side(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def slow_readings(results: dict[str, Any]) -> list[str]:
+    """How many readings of each kind took the service's slow mode: what the medians above swing with."""
+    lines = [
+        "",
+        "## Slow readings",
+        "",
+        f"The share of readings over {report.SLOW_FACTOR:g}x the first quartile of their kind in the session. On "
+        "two shared vCPUs the service's forced GC answers in one of two modes (~1.3 or ~4.8 ms at ~10 "
+        "goroutines; see docs/cost.md), and a median follows whichever mode holds most of its readings: where "
+        "the checked tests' share nears half while the floor's does not, overhead / floor swings up. The plugin's "
+        "after-test readings come right after the test's connection closes; the floor's heap answer, 2 ms after "
+        "its touch.",
+        "",
+    ]
+    rows = [
+        [size.label, _share(size.row.after_slow), _share(size.gap.after_slow), _share(size.floor_heap_slow)]
+        for size in results.get("sizes", [])
+    ]
+    header = ["size", "after-test readings, in a row", "after a touched gap", "the floor's heap answers"]
+    return lines + table(header, rows)
+
+
+def _share(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.0%}"
+
+
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     plan = results["plan"]
@@ -704,6 +730,7 @@ def markdown(results: dict[str, Any]) -> str:
         rows,
     )
     lines += python_side(results)
+    lines += slow_readings(results)
     lines += ["", "## Time to report a 10,000-goroutine leak", ""]
     rows = []
     for size in results.get("sizes", []):

@@ -21,23 +21,12 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from benchreport import load_report
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_report() -> ModuleType:
-    name = "goleak_benchmark_report"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "report.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-report = _load_report()
+report = load_report()
 PROFILED: dict[str, tuple[str, str]] = report.PROFILED
 TIMED: dict[str, tuple[str, str, str, str]] = report.TIMED
 PLUGIN = {what: entry for what, entry in PROFILED.items() if entry[0].startswith("pytest_goleak/")}
