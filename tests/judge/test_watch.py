@@ -72,12 +72,20 @@ def test_a_clean_test_then_one_in_a_row_adopts_the_after_reading(service: GoServ
     # A settle retake may wait out the server side of the client's connection, closing.
     assert heard[:2] == [("reading", "before"), ("reading", "after")] and heard[-1] == ("verdict", False)
     assert set(heard[2:-1]) <= {("reading", "settle")}
-    heard.clear()
-    second = _run(service, runs, lambda: None, heard)  # nothing touches the service between the two
+    # Nothing touches the service between the tests. Under load its start-up may not have gone quiet, and its own
+    # work then touches a gap: the next test rightly reads afresh. So a few tests in a row may pass before one adopts.
+    previous = first
+    for _ in range(5):
+        heard.clear()
+        second = _run(service, runs, lambda: None, heard)
+        if ("reading", "before") not in heard:
+            break
+        previous = second
     assert second.startup is None
     assert ("reading", "before") not in heard  # the kept reading stood as the before-reading
     assert heard[0] == ("reading", "after") and heard[-1] == ("verdict", False)
-    assert second.verdict is not None and second.verdict.before is first.verdict.after
+    assert second.verdict is not None and previous.verdict is not None
+    assert second.verdict.before is previous.verdict.after
 
 
 def test_a_leak_fails_with_its_evidence_and_its_reading_is_not_kept(service: GoService) -> None:
