@@ -58,7 +58,6 @@ _STATUSES: Mapping[str, str] = {
     "P": "parked",
 }
 _GONE_STATES = frozenset("ZXx")
-_GONE_STATE_LETTERS = frozenset(state.encode() for state in _GONE_STATES)
 _CMDLINE_MAX = 200
 
 
@@ -523,7 +522,7 @@ def read_process(pid: int, describe_sockets: bool = False, mappings: bool = Fals
     :class:`GoleakError` if its fds are not readable by this user.
     """
     stat = _read_target_stat(pid)  # through the held /proc/PID, a stale one replaced: the process read from here on
-    held = _HELD[pid]
+    held = _held(pid)
     try:
         fds = held.fds()
         sockets = _described_sockets(pid, fds) if describe_sockets else None
@@ -540,7 +539,7 @@ def read_process(pid: int, describe_sockets: bool = False, mappings: bool = Fals
         raise GoleakError(
             f"cannot read /proc/{pid}/fd: permission denied (run the tests as the user that owns the process)"
         ) from None
-    if _field(status, b"\nState:")[:1] in _GONE_STATE_LETTERS:
+    if _field(status, b"\nState:")[:1].decode() in _GONE_STATES:
         raise ProcessGone(f"process {pid} has exited (zombie, not yet reaped)")
     return ProcessState(
         pid=pid,

@@ -27,7 +27,7 @@ import sys
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
-_SIGKILL = 9
+_SIGKILL = 9  # not signal.SIGKILL: importing signal imports enum, ~5 ms more per start
 FAILED = 127  # the exit code of a command that could not be run, as the shells give it
 
 
