@@ -22,7 +22,6 @@ import os
 import platform
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tarfile
@@ -330,7 +329,7 @@ def speed() -> dict[str, float]:
             begun = time.perf_counter()
             work()
             times.append((time.perf_counter() - begun) * 1000)
-        return statistics.median(times)
+        return report.median(times)
 
     return {"python_ms": ms(python_work), "file_reads_ms": ms(file_reads)}
 
