@@ -23,7 +23,7 @@ TIMEOUT = 10.0
 # The helper opens one fd of every kind, starts children and threads, prints
 # one JSON line describing them and then obeys one-word commands on stdin.
 HELPER = r"""
-import json, os, socket, sys, threading
+import ctypes, json, mmap, os, socket, sys, threading
 
 tmp = sys.argv[1]
 # ") Z 1 (" in comm trips parsers that split /proc/PID/stat at the first ")".
@@ -64,6 +64,12 @@ for _ in range(3):
     start_thread()
 
 keep = []
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+# 4 MiB reserved, not accessible (PROT_NONE, 0), as an allocator reserves an arena; "protect" makes its start writable.
+reserved = libc.mmap(None, 4 << 20, 0, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
 def reply(obj):
     print(json.dumps(obj), flush=True)
 
@@ -106,6 +112,13 @@ for line in sys.stdin:
     elif cmd == "thread":
         start_thread()
         reply({})
+    elif cmd == "map":
+        m = mmap.mmap(-1, 1 << 20)
+        keep.append(m)
+        reply({"start": ctypes.addressof(ctypes.c_char.from_buffer(m))})
+    elif cmd == "protect":
+        assert libc.mprotect(reserved, 1 << 20, mmap.PROT_READ | mmap.PROT_WRITE) == 0
+        reply({"start": reserved})
     elif cmd == "spawn":
         reply({"pid": os.posix_spawnp("sleep", ["sleep", "30"], os.environ)})
 """

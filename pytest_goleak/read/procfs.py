@@ -201,6 +201,7 @@ class _Held:
     def __init__(self, pid: int) -> None:
         self._dir = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._files: dict[str, int] = {}  # opened on first use, by name relative to /proc/PID
+        self._maps: tuple[bytes, str] | None = None  # the maps text last read, and the counts it was read at
 
     def _opened(self, name: str) -> int:
         fd = self._files.get(name)
@@ -227,6 +228,19 @@ class _Held:
         """The file ``name`` (relative to ``/proc/PID``), its first ``limit`` bytes."""
         fd = self._opened(name)
         return os.pread(fd, limit, 0) if limit <= _SMALL_FILE else _pread_whole(fd, limit)
+
+    def maps(self, status: bytes) -> str:
+        """The ``maps`` text, read again only when ``status`` counts the mapped memory differently.
+
+        The maps are kept only for a failure's evidence, and reading them is the dearest read of a clean
+        test's reading. Every mapping made, unmapped, grown or made writable moves one of the kernel's
+        counts in ``status``; moving a mapping without changing any count (an unmap and a map of the same
+        size) is the one change missed, and it can only mislabel a mapping in a failure's evidence.
+        """
+        counts = b" ".join(_field(status, field) for field in _MAPPED_COUNTS)
+        if self._maps is None or self._maps[0] != counts:
+            self._maps = (counts, self.read("maps", _MAPS_BYTES).decode("utf-8", "replace"))
+        return self._maps[1]
 
     def keep_threads(self, tids: Collection[str]) -> None:
         """Close the files of threads that are no longer among ``tids``."""
@@ -400,6 +414,8 @@ def _read_descendants(pid: int) -> tuple[ChildInfo, ...]:
 
 
 _RSS_FIELDS = (b"\nRssAnon:", b"\nRssShmem:")
+# The kernel's counts of mapped memory (total, private writable, stack, executable, libraries): see _Held.maps.
+_MAPPED_COUNTS = (b"\nVmSize:", b"\nVmData:", b"\nVmStk:", b"\nVmExe:", b"\nVmLib:")
 
 
 def _field(text: bytes, field: bytes) -> bytes:
@@ -527,11 +543,11 @@ def read_process(pid: int, describe_sockets: bool = False, mappings: bool = Fals
         fds = held.fds()
         sockets = _described_sockets(pid, fds) if describe_sockets else None
         children = _read_descendants(pid)
-        maps = held.read("maps", _MAPS_BYTES).decode("utf-8", "replace") if mappings else None
-        # Read last, through the held directory: a process that exited mid-read fails it (ESRCH), however soon its
-        # PID is reused, and one that exited but is not yet reaped says so in its state. Either would otherwise
-        # yield an empty or partial fd table that looks like real closes.
+        # Read after the fds and children, through the held directory: a process that exited mid-read fails it
+        # (ESRCH), however soon its PID is reused, and one that exited but is not yet reaped says so in its
+        # state. Either would otherwise yield an empty or partial fd table that looks like real closes.
         status = held.read("status")
+        maps = held.maps(status) if mappings else None  # its counts say whether they changed
     except (FileNotFoundError, ProcessLookupError):
         _release(pid)
         raise ProcessGone(f"process {pid} exited while it was read") from None

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from prochelper import TIMEOUT, Helper, wait_for
 
 from pytest_goleak.errors import GoleakError, ProcessGone
+from pytest_goleak.read import procfs
 from pytest_goleak.read.procfs import (
     ChildInfo,
     ProcessState,
@@ -159,6 +160,33 @@ def test_new_children_finds_the_spawned_child(helper: Helper) -> None:
 
     assert [c.pid for c in new_children(before, after)] == [pid]
     assert new_children(after, before) == ()
+
+
+def test_the_maps_are_read_again_when_a_mapping_is_made_or_made_writable(
+    helper: Helper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    read = procfs._Held.read
+
+    def counted(held: procfs._Held, name: str, limit: int = 4096) -> bytes:
+        reads.append(name)
+        return read(held, name, limit)
+
+    monkeypatch.setattr(procfs._Held, "read", counted)
+
+    def starts() -> dict[int, str]:
+        mappings = read_process(helper.pid, mappings=True).mappings
+        assert mappings is not None
+        return {m.start: m.perms for m in mappings}
+
+    first = starts()
+    assert starts() == first and reads.count("maps") == 1  # nothing mapped since: the text read before stands
+    mapped = helper.command("map")["start"]
+    assert mapped not in first and starts()[mapped].startswith("rw")
+    # Made writable in place (an arena grown): the total mapped is the same, the private writable count is not.
+    reserved = helper.command("protect")["start"]
+    assert first[reserved].startswith("---") and starts()[reserved].startswith("rw")
+    assert reads.count("maps") == 3
 
 
 def _child(pid: int, start_time: int, status: str = "sleeping") -> ChildInfo:
