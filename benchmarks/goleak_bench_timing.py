@@ -44,7 +44,7 @@ to their implementations). The originals are put back at unconfigure. If one
 is missing, none is replaced and the session record says which
 (``timed_missing``).
 
-Per test, three regions are timed, each with the sums read at its start and
+Per test, four regions are timed, each with the sums read at its start and
 end:
 
 * ``setup``: the ``pytest_goleak`` fixture's setup (``pytest_fixture_setup``);
@@ -52,25 +52,33 @@ end:
   plugin (so it runs just outside the plugin's own call wrapper);
 * ``inner``: this module's ``pytest_runtest_call`` wrapper, registered right
   before the plugin (run.py passes ``-p goleak_bench_timing -p goleak``), so
-  it runs just inside it: the test body as the plugin's wrapper sees it.
+  it runs just inside it: the test body as the plugin's wrapper sees it;
+* ``teardown``: the ``pytest_goleak`` fixture's teardown, where the plugin
+  judges the test, the test's other fixtures torn down before it. It starts
+  in a finalizer added to the fixture right after its setup (pytest runs a
+  fixture's finalizers last added first, so it runs just before the
+  fixture's own) and ends in ``pytest_fixture_post_finalizer``. The rest of
+  pytest's teardown phase (capture, logging, the other fixtures' teardowns)
+  is left out: a test without the plugin pays it too.
 
-* ``teardown``: the teardown phase, where the plugin's fixture judges the test
-  after the test's own fixtures are torn down (the benchmark's tests have no
-  other function-scoped fixture).
+Besides, the plugin's other per-test pytest hooks (``pytest_runtest_setup``,
+``pytest_runtest_makereport``, ``pytest_runtest_logreport``) are timed by
+wrapping their implementations (:func:`time_own_hooks`), each call counted in
+before when it is about the setup phase, in after otherwise.
 
-before = setup wall - its waits, verdict and hooks; after = (outer - inner)
-wall + teardown wall - the waits, verdict and hooks in them; verdict, hooks
-and waits = their sums over setup, (outer - inner) and teardown. ``py_cpu_ms`` is this
-thread's CPU time (``time.thread_time``) over the same regions: the
-same Python work, all four phases and the reading of the answers together,
-without the time spent waiting for a CPU on a busy machine. Whether the two call
+before = setup wall - its waits, verdict and hooks + the setup phase's own
+hooks; after = (outer - inner) wall + teardown wall - the waits, verdict and
+hooks in them + the other phases' own hooks; verdict, hooks and waits = their
+sums over setup, (outer - inner) and teardown. ``py_cpu_ms`` is this thread's
+CPU time (``time.thread_time``) over the same regions and hooks: the same
+Python work, all four phases and the reading of the answers together, without
+the time spent waiting for a CPU on a busy machine. Whether the two call
 wrappers really sit next to the plugin's is checked at configure and written
 to the session record (``call_wrappers``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import cProfile
 import functools
 import importlib
@@ -78,7 +86,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -100,19 +108,12 @@ _SUMS = [0.0, 0.0, 0.0]
 _WAIT, _VERDICT, _HOOKS = range(3)
 # The current test's timed regions: name -> (wall seconds, CPU seconds of this thread, the sums' growth).
 _REGIONS: dict[str, tuple[float, float, list[float]]] = {}
-# Wall and CPU seconds of the test's other fixtures' teardowns in the teardown phase (see not_the_plugin).
-_OTHER_TEARDOWN = [0.0, 0.0]
-
-
-@contextlib.contextmanager
-def not_the_plugin() -> Iterator[None]:
-    """Time a fixture's own teardown, so that the teardown phase's figures leave it out of the plugin's."""
-    wall, cpu = time.perf_counter(), time.thread_time()
-    try:
-        yield
-    finally:
-        _OTHER_TEARDOWN[0] += time.perf_counter() - wall
-        _OTHER_TEARDOWN[1] += time.thread_time() - cpu
+# The current test's time in the plugin's other per-test hooks (time_own_hooks): wall seconds in its setup
+# phase, wall seconds in the others, CPU seconds in all.
+_OWN = [0.0, 0.0, 0.0]
+_OWN_BEFORE, _OWN_AFTER, _OWN_CPU = range(3)
+# The plugin's per-test hooks besides its call wrapper (timed by the outer and inner regions).
+OWN_HOOKS = ("pytest_runtest_setup", "pytest_runtest_makereport", "pytest_runtest_logreport")
 
 
 def timed(function: Callable[..., Any], slot: int) -> Callable[..., Any]:
@@ -164,6 +165,74 @@ def uninstall(installed: list[tuple[Any, str, Any]]) -> None:
         setattr(owner, attribute, original)
 
 
+def _own_slot(args: tuple[Any, ...]) -> int:
+    """Before or after: the setup hook, and a report or call of the setup phase, count in before."""
+    when = next((arg.when for arg in args if hasattr(arg, "when")), "setup")
+    return _OWN_BEFORE if when == "setup" else _OWN_AFTER
+
+
+def _add_own(slot: int, wall: float, cpu: float) -> None:
+    _OWN[slot] += time.perf_counter() - wall
+    _OWN[_OWN_CPU] += time.thread_time() - cpu
+
+
+def timed_hook(function: Callable[..., Any], wrapper: bool) -> Callable[..., Any]:
+    """A hook implementation's ``function``, its time added to ``_OWN``; a wrapper's two halves timed apart."""
+    if not wrapper:
+
+        @functools.wraps(function)
+        def plain(*args: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return function(*args)
+            finally:
+                _add_own(_own_slot(args), wall, cpu)
+
+        return plain
+
+    @functools.wraps(function)
+    def halves(*args: Any) -> Generator[Any, Any, Any]:
+        slot = _own_slot(args)
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            inner = function(*args)
+            first = next(inner)
+        finally:
+            _add_own(slot, wall, cpu)
+        try:
+            sent = yield first  # the other implementations run here, untimed
+        except BaseException as exc:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                inner.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                _add_own(slot, wall, cpu)
+            raise RuntimeError(f"{function.__name__} yielded twice") from None
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            inner.send(sent)
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            _add_own(slot, wall, cpu)
+        raise RuntimeError(f"{function.__name__} yielded twice")
+
+    return halves
+
+
+def time_own_hooks(config: pytest.Config) -> list[tuple[Any, Any]]:
+    """Wrap the plugin's implementations of OWN_HOOKS (see :func:`timed_hook`); returns what to put back."""
+    replaced = []
+    for name in OWN_HOOKS:
+        for impl in getattr(config.pluginmanager.hook, name).get_hookimpls():
+            if getattr(impl.function, "__module__", "").startswith("pytest_goleak."):
+                replaced.append((impl, impl.function))
+                impl.function = timed_hook(impl.function, impl.wrapper or impl.hookwrapper)
+    return replaced
+
+
 class _Region:
     """Times one region of a test: its wall time, this thread's CPU time, and how much each of ``_SUMS`` grew."""
 
@@ -189,20 +258,19 @@ def phases() -> dict[str, float]:
     outer_wall, outer_cpu, outer = _REGIONS["outer"]
     inner_wall, inner_cpu, inner = _REGIONS["inner"]
     # The plugin judges a test in its fixture's teardown, after the test's own fixtures (a steady-state test
-    # in its call wrapper): the teardown phase, less what the test's other fixtures' teardowns took there.
+    # in its call wrapper).
     down_wall, down_cpu, down = _REGIONS.get("teardown", (0.0, 0.0, [0.0] * len(setup)))
-    down_wall, down_cpu = down_wall - _OTHER_TEARDOWN[0], down_cpu - _OTHER_TEARDOWN[1]
     around = [o - i for o, i in zip(outer, inner, strict=True)]  # in the plugin's call wrapper, not in the body
     after = [a + d for a, d in zip(around, down, strict=True)]
     return {
-        "py_before_ms": (setup_wall - sum(setup)) * 1000,
-        "py_after_ms": (outer_wall - inner_wall + down_wall - sum(after)) * 1000,
+        "py_before_ms": (setup_wall - sum(setup) + _OWN[_OWN_BEFORE]) * 1000,
+        "py_after_ms": (outer_wall - inner_wall + down_wall - sum(after) + _OWN[_OWN_AFTER]) * 1000,
         "py_verdict_ms": (setup[_VERDICT] + after[_VERDICT]) * 1000,
         "py_hooks_ms": (setup[_HOOKS] + after[_HOOKS]) * 1000,
         "wait_ms": (setup[_WAIT] + after[_WAIT]) * 1000,
         # The plugin's CPU time in the same regions, waits, verdict and hooks included: unlike the wall
         # figures above, not stretched when the machine is busy and this process waits for a CPU.
-        "py_cpu_ms": (setup_cpu + outer_cpu - inner_cpu + down_cpu) * 1000,
+        "py_cpu_ms": (setup_cpu + outer_cpu - inner_cpu + down_cpu + _OWN[_OWN_CPU]) * 1000,
     }
 
 
@@ -212,6 +280,7 @@ class _Recorder:
         self.profiles: dict[str, cProfile.Profile] = {}
         self.file = open(_OUT, "a", encoding="utf-8") if _OUT else None
         self.installed: list[tuple[Any, str, Any]] = []
+        self.hooks: list[tuple[Any, Any]] = []  # the plugin's hook implementations wrapped, and their functions
         self.timing = False  # whether the TIMED functions are wrapped: the phase figures are written only then
 
     def profile_for(self, name: str) -> cProfile.Profile | None:
@@ -232,6 +301,9 @@ class _Recorder:
     def close(self) -> None:
         uninstall(self.installed)
         self.installed = []
+        for impl, function in self.hooks:
+            impl.function = function
+        self.hooks = []
         for kind, profile in self.profiles.items():
             profile.dump_stats(_PROFILE if kind == "check" else _PROFILE + ".leak")
         if self.file is not None:
@@ -275,6 +347,8 @@ def pytest_configure(config: pytest.Config) -> None:
     recorder = config.stash[_REC] = _Recorder()
     recorder.installed, missing = install(TIMED)
     recorder.timing = not missing
+    if recorder.timing:
+        recorder.hooks = time_own_hooks(config)
     wrappers = _call_wrappers(config)
     goleak = next(
         (
@@ -309,6 +383,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     profile = recorder.profile_for(item.name)
     _REPORTS.pop(item.nodeid, None)
     _REGIONS.clear()
+    _OWN[:] = [0.0, 0.0, 0.0]
     if profile is not None:
         profile.enable()
     start = time.perf_counter()
@@ -344,16 +419,20 @@ def pytest_fixture_setup(
         return (yield)
     finally:
         region.end()
+        # Finalizers run last added first: this one runs just before the fixture's own teardown.
+        fixturedef.addfinalizer(_start_teardown)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
-    _OTHER_TEARDOWN[:] = [0.0, 0.0]
-    region = _Region("teardown")
-    try:
-        return (yield)
-    finally:
-        region.end()
+_TEARDOWN: list[_Region] = []  # the region of the plugin fixture's teardown, once it has started
+
+
+def _start_teardown() -> None:
+    _TEARDOWN[:] = [_Region("teardown")]
+
+
+def pytest_fixture_post_finalizer(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> None:
+    if fixturedef.argname == _FIXTURE and _TEARDOWN:
+        _TEARDOWN.pop().end()
 
 
 @pytest.hookimpl(wrapper=True)

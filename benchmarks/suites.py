@@ -44,7 +44,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from goleak_bench_timing import not_the_plugin
 
 GOROUTINES = int(os.environ.get("GOLEAK_BENCH_GOROUTINES", "0"))
 HEAP_MB = int(os.environ.get("GOLEAK_BENCH_HEAP_MB", "0"))
@@ -97,17 +96,13 @@ def service_address(goleak_service):
 
 @pytest.fixture
 def watch(goleak_service):
-    """A watch made before the test and deleted after it, over a client of the fixture's own.
-
-    Its teardown is timed apart (not_the_plugin), so that the teardown phase's figures are the plugin's alone.
-    """
+    """A watch made before the test and deleted after it, over a client of the fixture's own."""
     client = httpx.Client(base_url=goleak_service.url, timeout=60, trust_env=False)
     created = client.post("/api/watches")
     assert created.status_code == 201
     yield created.text
-    with not_the_plugin():
-        deleted = client.delete(f"/api/watches/{created.text}")
-        client.close()
+    deleted = client.delete(f"/api/watches/{created.text}")
+    client.close()
     assert deleted.status_code < 300
 
 
