@@ -81,8 +81,9 @@ def drop_warmup(items: Sequence[dict[str, Any]], warmup: int) -> list[dict[str, 
 
 
 # The plugin's Python side per test, in ms, as the timing plugin records it (see goleak_bench_timing.py):
-# the fixture's setup, the plugin's call wrapper around the test body, judging and rendering, and the
-# dispatch of its own hooks, each without the waits on the service in it; then the waits themselves.
+# the fixture's setup, the plugin's call wrapper around the test body and its fixture's teardown (each with
+# the plugin's pytest hooks of its phases), judging and rendering, and the dispatch of its own hooks, each
+# without the waits on the service in it; then the waits themselves.
 PHASES = ("py_before_ms", "py_after_ms", "py_verdict_ms", "py_hooks_ms")
 
 

@@ -561,7 +561,9 @@ def python_side(results: dict[str, Any]) -> list[str]:
         "",
         "Per test, median / p95 (nearest rank) in ms: the plugin's own Python time, every wait on the service "
         "(`keepalive.Answer.read`: the status and body of a pprof answer) left out. **before**: the "
-        "`pytest_goleak` fixture's setup; **after**: the plugin's call wrapper around the test body; "
+        "`pytest_goleak` fixture's setup and the plugin's hooks of the setup phase; **after**: the plugin's "
+        "call wrapper around the test body, the fixture's teardown (where a clean test is read and judged) and "
+        "the plugin's hooks of the other phases; "
         "**verdict**: judging and rendering; **hooks**: the dispatch of `pytest_goleak_reading` / "
         "`pytest_goleak_verdict` to their implementations. Python total: median / p95 of the per-test sums. "
         "Python CPU: this thread's CPU time over the same regions (the four phases and reading the answers), "

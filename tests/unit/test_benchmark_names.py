@@ -236,7 +236,12 @@ def test_timed_wrapper_adds_to_its_sum(monkeypatch: pytest.MonkeyPatch) -> None:
     timing = _load_timing(monkeypatch)
     slot = timing.SLOTS.index("verdict")
     before = timing._SUMS[slot]
-    assert timing.timed(lambda x: time.sleep(0.002) or x + 1, slot)(1) == 2
+
+    def slow_increment(x: int) -> int:
+        time.sleep(0.002)
+        return x + 1
+
+    assert timing.timed(slow_increment, slot)(1) == 2
     assert timing._SUMS[slot] - before >= 0.002
 
 
