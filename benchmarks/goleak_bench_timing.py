@@ -72,7 +72,9 @@ hooks in them + the other phases' own hooks; verdict, hooks and waits = their
 sums over setup, (outer - inner) and teardown. ``py_cpu_ms`` is this thread's
 CPU time (``time.thread_time``) over the same regions and hooks: the same
 Python work, all four phases and the reading of the answers together, without
-the time spent waiting for a CPU on a busy machine. Whether the two call
+the time spent waiting for a CPU on a busy machine; ``py_cpu_own_ms`` is the
+same less the CPU time spent in the waits (receiving and reading the answers):
+the plugin's own work, which neither a busy machine nor the service stretches. Whether the two call
 wrappers really sit next to the plugin's is checked at configure and written
 to the session record (``call_wrappers``).
 """
@@ -108,6 +110,8 @@ _SUMS = [0.0, 0.0, 0.0]
 _WAIT, _VERDICT, _HOOKS = range(3)
 # The current test's timed regions: name -> (wall seconds, CPU seconds of this thread, the sums' growth).
 _REGIONS: dict[str, tuple[float, float, list[float]]] = {}
+# The current test's CPU seconds in its waits: receiving and reading the answers (see timed).
+_WAIT_CPU = [0.0]
 # The current test's time in the plugin's other per-test hooks (time_own_hooks): wall seconds in its setup
 # phase, wall seconds in the others, CPU seconds in all.
 _OWN = [0.0, 0.0, 0.0]
@@ -117,8 +121,25 @@ OWN_HOOKS = ("pytest_runtest_setup", "pytest_runtest_makereport", "pytest_runtes
 
 
 def timed(function: Callable[..., Any], slot: int) -> Callable[..., Any]:
-    """``function``, adding its wall time to ``_SUMS[slot]``: two ``perf_counter`` calls."""
+    """``function``, adding its wall time to ``_SUMS[slot]``: two ``perf_counter`` calls.
+
+    A wait adds its CPU time to ``_WAIT_CPU`` too (two ``thread_time`` calls more): the plugin's own CPU
+    time is the rest.
+    """
     clock = time.perf_counter
+    if slot == _WAIT:
+        cpu_clock = time.thread_time
+
+        @functools.wraps(function)
+        def waiting(*args: Any, **kwargs: Any) -> Any:
+            start, cpu = clock(), cpu_clock()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                _SUMS[slot] += clock() - start
+                _WAIT_CPU[0] += cpu_clock() - cpu
+
+        return waiting
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -271,6 +292,8 @@ def phases() -> dict[str, float]:
         # The plugin's CPU time in the same regions, waits, verdict and hooks included: unlike the wall
         # figures above, not stretched when the machine is busy and this process waits for a CPU.
         "py_cpu_ms": (setup_cpu + outer_cpu - inner_cpu + down_cpu + _OWN[_OWN_CPU]) * 1000,
+        # The same less the waits' own CPU time: the plugin's own work alone, before, after, verdict and hooks.
+        "py_cpu_own_ms": (setup_cpu + outer_cpu - inner_cpu + down_cpu + _OWN[_OWN_CPU] - _WAIT_CPU[0]) * 1000,
     }
 
 
@@ -384,6 +407,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     _REPORTS.pop(item.nodeid, None)
     _REGIONS.clear()
     _OWN[:] = [0.0, 0.0, 0.0]
+    _WAIT_CPU[0] = 0.0
     if profile is not None:
         profile.enable()
     start = time.perf_counter()

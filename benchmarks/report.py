@@ -111,6 +111,7 @@ class PythonSide:
     total: Spread = field(default_factory=Spread)  # of the per-test sums of the four
     waits: Spread = field(default_factory=Spread)  # time blocked on the service's pprof answers (Answer.read)
     cpu: Spread = field(default_factory=Spread)  # this thread's CPU time over the same regions (waits' CPU too)
+    own_cpu: Spread = field(default_factory=Spread)  # the same less the waits' CPU: the plugin's own work
 
 
 def python_side(items: Sequence[dict[str, Any]]) -> PythonSide:
@@ -127,6 +128,7 @@ def python_side(items: Sequence[dict[str, Any]]) -> PythonSide:
         total=Spread.of([sum(item[phase] for phase in PHASES) for item in timed]),
         waits=Spread.of([item["wait_ms"] for item in timed if "wait_ms" in item]),
         cpu=Spread.of([item["py_cpu_ms"] for item in timed if "py_cpu_ms" in item]),
+        own_cpu=Spread.of([item["py_cpu_own_ms"] for item in timed if "py_cpu_own_ms" in item]),
     )
 
 

@@ -567,7 +567,8 @@ def python_side(results: dict[str, Any]) -> list[str]:
         "**verdict**: judging and rendering; **hooks**: the dispatch of `pytest_goleak_reading` / "
         "`pytest_goleak_verdict` to their implementations. Python total: median / p95 of the per-test sums. "
         "Python CPU: this thread's CPU time over the same regions (the four phases and reading the answers), "
-        "which a busy machine does not stretch. "
+        "which a busy machine does not stretch; less the waits': the same without the CPU time spent receiving "
+        "and reading the answers, the plugin's own work alone. "
         "The floor is one reading after a touch of the test's path (`floor.py --touch`); overhead / floor "
         "is the in-a-row figure the targets are about.",
         "",
@@ -588,6 +589,7 @@ def python_side(results: dict[str, Any]) -> list[str]:
                     _spread(py.hooks),
                     f"**{ms(py.total.median, 2)}** / {ms(py.total.p95, 2)}",
                     _spread(py.cpu),
+                    _spread(py.own_cpu),
                     _spread(py.waits),
                     f"{ms(checked.overhead_median)} / {ms(checked.overhead_p95)}",
                     f"{ms(size.floor_median)} / {ms(size.floor_p95)}" if first else "",
@@ -613,6 +615,7 @@ def python_side(results: dict[str, Any]) -> list[str]:
             "hooks ms",
             "Python total ms",
             "Python CPU ms",
+            "Python CPU less the waits' ms",
             "waits on the service ms",
             "overhead ms (median / p95)",
             "floor (touched) ms (median / p95)",
