@@ -223,17 +223,12 @@ def timed_hook(function: Callable[..., Any], wrapper: bool) -> Callable[..., Any
         try:
             sent = yield first  # the other implementations run here, untimed
         except BaseException as exc:
-            wall, cpu = time.perf_counter(), time.thread_time()
-            try:
-                inner.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-            finally:
-                _add_own(slot, wall, cpu)
-            raise RuntimeError(f"{function.__name__} yielded twice") from None
+            resume: Callable[[], Any] = functools.partial(inner.throw, exc)
+        else:
+            resume = functools.partial(inner.send, sent)
         wall, cpu = time.perf_counter(), time.thread_time()
         try:
-            inner.send(sent)
+            resume()
         except StopIteration as stop:
             return stop.value
         finally:
