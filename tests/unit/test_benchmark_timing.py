@@ -7,7 +7,6 @@ import os
 import sys
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from test_benchmark_names import _load_timing
@@ -57,7 +56,7 @@ def test_a_timed_hook_wrapper_lets_the_wrapped_one_handle_an_error(monkeypatch: 
 
 
 def test_the_after_phase_is_the_plugin_fixtures_teardown_not_the_others(
-    pytester: pytest.Pytester, tmp_path: Path
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A stand-in for the plugin's fixture, and another fixture whose slow teardown pytest runs first: only the
     # first's teardown is the plugin's after phase.
@@ -81,12 +80,10 @@ def test_the_after_phase_is_the_plugin_fixtures_teardown_not_the_others(
     pytester.makepyfile("def test_one(other, pytest_goleak):\n    pass\n")
     pytester.makeini(f"[pytest]\ngoleak_binary = {sys.executable}\n")  # found, never started: nothing asks for it
     out = tmp_path / "out.jsonl"
-    env: dict[str, Any] = {
-        "GOLEAK_BENCH_OUT": str(out),
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    for name, value in env.items():
-        pytester._monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GOLEAK_BENCH_OUT", str(out))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
     result = pytester.runpytest_subprocess("-p", "goleak_bench_timing", "-p", "goleak", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     records = [json.loads(line) for line in out.read_text().splitlines()]
