@@ -74,9 +74,9 @@ CPU time (``time.thread_time``) over the same regions and hooks: the same
 Python work, all four phases and the reading of the answers together, without
 the time spent waiting for a CPU on a busy machine; ``py_cpu_own_ms`` is the
 same less the CPU time spent in the waits (receiving and reading the answers):
-the plugin's own work, which neither a busy machine nor the service stretches. Whether the two call
-wrappers really sit next to the plugin's is checked at configure and written
-to the session record (``call_wrappers``).
+the plugin's own work, which neither a busy machine nor the service stretches.
+Whether the two call wrappers really sit next to the plugin's is checked at
+configure and written to the session record (``call_wrappers``).
 """
 
 from __future__ import annotations
@@ -278,6 +278,7 @@ def phases() -> dict[str, float]:
     down_wall, down_cpu, down = _REGIONS.get("teardown", (0.0, 0.0, [0.0] * len(setup)))
     around = [o - i for o, i in zip(outer, inner, strict=True)]  # in the plugin's call wrapper, not in the body
     after = [a + d for a, d in zip(around, down, strict=True)]
+    cpu = setup_cpu + outer_cpu - inner_cpu + down_cpu + _OWN[_OWN_CPU]
     return {
         "py_before_ms": (setup_wall - sum(setup) + _OWN[_OWN_BEFORE]) * 1000,
         "py_after_ms": (outer_wall - inner_wall + down_wall - sum(after) + _OWN[_OWN_AFTER]) * 1000,
@@ -286,9 +287,9 @@ def phases() -> dict[str, float]:
         "wait_ms": (setup[_WAIT] + after[_WAIT]) * 1000,
         # The plugin's CPU time in the same regions, waits, verdict and hooks included: unlike the wall
         # figures above, not stretched when the machine is busy and this process waits for a CPU.
-        "py_cpu_ms": (setup_cpu + outer_cpu - inner_cpu + down_cpu + _OWN[_OWN_CPU]) * 1000,
+        "py_cpu_ms": cpu * 1000,
         # The same less the waits' own CPU time: the plugin's own work alone, before, after, verdict and hooks.
-        "py_cpu_own_ms": (setup_cpu + outer_cpu - inner_cpu + down_cpu + _OWN[_OWN_CPU] - _WAIT_CPU[0]) * 1000,
+        "py_cpu_own_ms": (cpu - _WAIT_CPU[0]) * 1000,
     }
 
 
