@@ -15,13 +15,11 @@ import importlib.util
 import math
 import pstats
 import socket
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from benchreport import load_report
+from benchreport import load_report, load_timing
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,17 +182,6 @@ def test_timed_covers_waits_and_verdict() -> None:
     assert TIMED["pprof answer"][:2] == ("pytest_goleak.read.keepalive", "Answer.read")
 
 
-def _load_timing(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.setitem(sys.modules, "report", report)  # the timing plugin imports TIMED from report
-    spec = importlib.util.spec_from_file_location(
-        "goleak_bench_timing_under_test", ROOT / "benchmarks" / "goleak_bench_timing.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _resolve(module: str, name: str) -> tuple[object, str]:
     owner: object = importlib.import_module(module)
     *path, attribute = name.split(".")
@@ -204,7 +191,7 @@ def _resolve(module: str, name: str) -> tuple[object, str]:
 
 
 def test_timing_plugin_wraps_every_timed_function_and_puts_it_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    timing = _load_timing(monkeypatch)
+    timing = load_timing(monkeypatch)
     originals = {what: getattr(*_resolve(module, name)) for what, (module, name, _, _) in TIMED.items()}
     installed, missing = timing.install(TIMED)
     try:
@@ -220,7 +207,7 @@ def test_timing_plugin_wraps_every_timed_function_and_puts_it_back(monkeypatch: 
 
 def test_timing_plugin_wraps_nothing_when_one_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     """An older plugin (--ref) lacking one function: no phase figure at all, rather than one that reads zero."""
-    timing = _load_timing(monkeypatch)
+    timing = load_timing(monkeypatch)
     table = {
         **TIMED,
         "gone": ("pytest_goleak.judge.settle", "no_such_function", "pytest_goleak.judge.settle", "verdict"),
@@ -233,7 +220,7 @@ def test_timing_plugin_wraps_nothing_when_one_is_missing(monkeypatch: pytest.Mon
 
 
 def test_timed_wrapper_adds_to_its_sum(monkeypatch: pytest.MonkeyPatch) -> None:
-    timing = _load_timing(monkeypatch)
+    timing = load_timing(monkeypatch)
     slot = timing.SLOTS.index("verdict")
     before = timing._SUMS[slot]
 

@@ -9,7 +9,7 @@ from collections.abc import Generator
 from pathlib import Path
 
 import pytest
-from test_benchmark_names import _load_timing
+from benchreport import load_timing
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_timed_hook_wrapper_passes_the_result_through_and_times_both_halves(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    timing = _load_timing(monkeypatch)
+    timing = load_timing(monkeypatch)
     seen: list[object] = []
 
     def wrapper(item: object) -> Generator[None, object, object]:
@@ -38,7 +38,7 @@ def test_a_timed_hook_wrapper_passes_the_result_through_and_times_both_halves(
 
 
 def test_a_timed_hook_wrapper_lets_the_wrapped_one_handle_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    timing = _load_timing(monkeypatch)
+    timing = load_timing(monkeypatch)
 
     def wrapper() -> Generator[None, object, object]:
         try:
