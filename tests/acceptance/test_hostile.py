@@ -151,14 +151,23 @@ def test_an_orphaned_grandchild_is_counted_as_the_tests_child(hostile: Callable[
 
 
 @pytest.fixture
-def no_sleepers_left() -> Iterator[Callable[[], list[psutil.Process]]]:
-    """The processes still running `sleep 600` with a hostile service's mark; killed after the test anyway."""
+def no_sleepers_left(pytester: pytest.Pytester) -> Iterator[Callable[[], list[psutil.Process]]]:
+    """The processes still running `sleep 600` with a hostile service's mark; killed after the test anyway.
+
+    Only this test's: a daemon keeps its service's working directory, under the nested run's basetemp in
+    ``pytester.path``. Another test's daemon, alive on another xdist worker meanwhile, is not this test's survivor.
+    """
+    ours = str(pytester.path)
 
     def survivors() -> list[psutil.Process]:
         found = []
         for process in psutil.process_iter(["cmdline"]):
             try:
-                if process.info["cmdline"] == ["sleep", "600"] and "PYTEST_GOLEAK_RUN" in process.environ():
+                if (
+                    process.info["cmdline"] == ["sleep", "600"]
+                    and "PYTEST_GOLEAK_RUN" in process.environ()
+                    and process.cwd().startswith(ours)
+                ):
                     found.append(process)
             except psutil.Error:
                 continue
@@ -205,7 +214,8 @@ def test_a_daemon_does_not_outlive_a_killed_pytest(
         "    time.sleep(60)\n"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
+        # Its basetemp in pytester.path, as pytester's own runs have it: the daemon's directory says it is ours.
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--basetemp={pytester.path / 'basetemp'}"],
         cwd=pytester.path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
