@@ -154,7 +154,6 @@ class _Stat:
     ppid: int
     comm: str
     state: str
-    threads: int
     start_time: int
 
 
@@ -199,9 +198,21 @@ class _Held:
     """
 
     def __init__(self, pid: int) -> None:
+        self._pid = pid
         self._dir = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._files: dict[str, int] = {}  # opened on first use, by name relative to /proc/PID
         self._maps: tuple[bytes, str] | None = None  # the maps text last read, and the counts it was read at
+        self._start_time: int | None = None
+
+    def start_time(self) -> int:
+        """When the held process started: read from its ``stat`` once, as it never changes.
+
+        ``stat`` is the dearest of the small files (the kernel sums every thread's times for it), and the
+        held directory already tells this process from a later one with the same PID.
+        """
+        if self._start_time is None:
+            self._start_time = _parse_stat(self._pid, self.read("stat")).start_time
+        return self._start_time
 
     def _opened(self, name: str) -> int:
         fd = self._files.get(name)
@@ -305,16 +316,8 @@ def _parse_stat(pid: int, data: bytes) -> _Stat:
         ppid=int(fields[1]),
         comm=comm,
         state=fields[0].decode(),
-        threads=int(fields[17]),
         start_time=int(fields[19]),
     )
-
-
-def _read_target_stat(pid: int) -> _Stat:
-    stat = _parse_stat(pid, _read_own(pid, "stat"))
-    if stat.state in _GONE_STATES:
-        raise ProcessGone(f"process {pid} has exited (zombie, not yet reaped)")
-    return stat
 
 
 def _read_cmdline(pid: int) -> str:
@@ -527,6 +530,20 @@ def grown_mappings(before: Sequence[MemoryMapping], after: Sequence[MemoryMappin
     return sorted(grown, key=lambda g: -g.mapping.rss)
 
 
+def _held_fds(pid: int) -> tuple[_Held, int, dict[int, str]]:
+    """The process with ``pid`` held, its start time and its fds; a held one that has exited is replaced once.
+
+    Raises ProcessGone once no process has ``pid``.
+    """
+    for _ in range(2):
+        held = _held(pid)
+        try:
+            return held, held.start_time(), held.fds()
+        except (FileNotFoundError, ProcessLookupError):
+            _release(pid)  # the process it held has exited: read whichever has the PID now, if any
+    raise ProcessGone(f"process {pid} no longer exists")
+
+
 def read_process(pid: int, describe_sockets: bool = False, mappings: bool = False) -> ProcessState:
     """Take one cheap reading of *pid*'s fds, descendants and threads.
 
@@ -537,10 +554,8 @@ def read_process(pid: int, describe_sockets: bool = False, mappings: bool = Fals
     exits (or is replaced by a new process with the same pid) mid-read, and
     :class:`GoleakError` if its fds are not readable by this user.
     """
-    stat = _read_target_stat(pid)  # through the held /proc/PID, a stale one replaced: the process read from here on
-    held = _held(pid)
     try:
-        fds = held.fds()
+        held, start_time, fds = _held_fds(pid)  # the process read from here on
         sockets = _described_sockets(pid, fds) if describe_sockets else None
         children = _read_descendants(pid)
         # Read after the fds and children, through the held directory: a process that exited mid-read fails it
@@ -557,12 +572,13 @@ def read_process(pid: int, describe_sockets: bool = False, mappings: bool = Fals
         ) from None
     if _field(status, b"\nState:")[:1].decode() in _GONE_STATES:
         raise ProcessGone(f"process {pid} has exited (zombie, not yet reaped)")
+    threads = _field(status, b"\nThreads:")
     return ProcessState(
         pid=pid,
-        start_time=stat.start_time,
+        start_time=start_time,
         fds=MappingProxyType(fds),
         children=children,
-        threads=stat.threads,
+        threads=int(threads) if threads.isdigit() else 0,
         sockets=None if sockets is None else MappingProxyType(sockets),
         resident_anon=_resident_of(status),
         maps=maps,

@@ -162,18 +162,21 @@ def test_new_children_finds_the_spawned_child(helper: Helper) -> None:
     assert new_children(after, before) == ()
 
 
-def test_the_maps_are_read_again_when_a_mapping_is_made_or_made_writable(
-    helper: Helper, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reads: list[str] = []
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files read through a held /proc/PID from now on, in order."""
+    names: list[str] = []
     read = procfs._Held.read
 
     def counted(held: procfs._Held, name: str, limit: int = 4096) -> bytes:
-        reads.append(name)
+        names.append(name)
         return read(held, name, limit)
 
     monkeypatch.setattr(procfs._Held, "read", counted)
+    return names
 
+
+def test_the_maps_are_read_again_when_a_mapping_is_made_or_made_writable(helper: Helper, reads: list[str]) -> None:
     def starts() -> dict[int, str]:
         mappings = read_process(helper.pid, mappings=True).mappings
         assert mappings is not None
@@ -187,6 +190,16 @@ def test_the_maps_are_read_again_when_a_mapping_is_made_or_made_writable(
     reserved = helper.command("protect")["start"]
     assert first[reserved].startswith("---") and starts()[reserved].startswith("rw")
     assert reads.count("maps") == 3
+
+
+def test_stat_is_read_once_per_process_and_the_thread_count_still_follows(helper: Helper, reads: list[str]) -> None:
+    # stat is the dearest small file (the kernel sums every thread's times for it), and the start time it gives
+    # never changes: the threads are counted from status, which every reading reads anyway.
+    first = read_process(helper.pid)
+    helper.command("thread")
+    second = read_process(helper.pid)
+    assert second.threads == first.threads + 1 and second.start_time == first.start_time
+    assert reads.count("status") == 2 and reads.count("stat") <= 1
 
 
 def _child(pid: int, start_time: int, status: str = "sleeping") -> ChildInfo:
