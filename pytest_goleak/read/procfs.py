@@ -192,9 +192,10 @@ class _Held:
     """``/proc/PID`` of one process, held open, with the files of it that every reading reads.
 
     A file is read again in place (``pread``) rather than opened, read and closed each time: a clean test
-    reads the service's ``stat``, ``status``, ``io`` and each of its threads' ``children`` about twenty times.
-    A read through it fails once the process has exited (``ESRCH``), even if its PID names another process
-    by then: the callers' start-time checks then see the new one, read afresh.
+    reads the service's ``status``, ``io`` and each of its threads' ``children`` about twenty times (its
+    ``stat`` only once per process: see :meth:`start_time`). A read through it fails once the process has
+    exited (``ESRCH``), even if its PID names another process by then: the callers' start-time checks then see
+    the new one, read afresh.
     """
 
     def __init__(self, pid: int) -> None:
