@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import psutil
 
@@ -292,18 +292,26 @@ def _release(pid: int) -> None:
         held.close()
 
 
-def _read_own(pid: int, name: str, limit: int = _SMALL_FILE) -> bytes:
-    """``/proc/PID/name``, its first ``limit`` bytes, read through the held directory.
+_T = TypeVar("_T")
+
+
+def _through_held(pid: int, read: Callable[[_Held], _T]) -> _T:
+    """``read`` of the process with ``pid``, held; a held one that has exited is replaced once.
 
     Raises ProcessGone once no process has ``pid``.
     """
     for _ in range(2):
         held = _held(pid)
         try:
-            return held.read(name, limit)
+            return read(held)
         except (FileNotFoundError, ProcessLookupError):
             _release(pid)  # the process it held has exited: read whichever has the PID now, if any
     raise ProcessGone(f"process {pid} no longer exists")
+
+
+def _read_own(pid: int, name: str, limit: int = _SMALL_FILE) -> bytes:
+    """``/proc/PID/name``, its first ``limit`` bytes, read through the held directory (see _through_held)."""
+    return _through_held(pid, lambda held: held.read(name, limit))
 
 
 def _parse_stat(pid: int, data: bytes) -> _Stat:
@@ -531,20 +539,6 @@ def grown_mappings(before: Sequence[MemoryMapping], after: Sequence[MemoryMappin
     return sorted(grown, key=lambda g: -g.mapping.rss)
 
 
-def _held_fds(pid: int) -> tuple[_Held, int, dict[int, str]]:
-    """The process with ``pid`` held, its start time and its fds; a held one that has exited is replaced once.
-
-    Raises ProcessGone once no process has ``pid``.
-    """
-    for _ in range(2):
-        held = _held(pid)
-        try:
-            return held, held.start_time(), held.fds()
-        except (FileNotFoundError, ProcessLookupError):
-            _release(pid)  # the process it held has exited: read whichever has the PID now, if any
-    raise ProcessGone(f"process {pid} no longer exists")
-
-
 def read_process(pid: int, describe_sockets: bool = False, mappings: bool = False) -> ProcessState:
     """Take one cheap reading of *pid*'s fds, descendants and threads.
 
@@ -556,7 +550,8 @@ def read_process(pid: int, describe_sockets: bool = False, mappings: bool = Fals
     :class:`GoleakError` if its fds are not readable by this user.
     """
     try:
-        held, start_time, fds = _held_fds(pid)  # the process read from here on
+        # The process read from here on: its start time and fds, through _through_held like every other read.
+        held, start_time, fds = _through_held(pid, lambda held: (held, held.start_time(), held.fds()))
         sockets = _described_sockets(pid, fds) if describe_sockets else None
         children = _read_descendants(pid)
         # Read after the fds and children, through the held directory: a process that exited mid-read fails it
