@@ -57,7 +57,7 @@ _STATUSES: Mapping[str, str] = {
     "I": "idle",
     "P": "parked",
 }
-_GONE_STATES = frozenset("ZXx")
+_GONE_STATES = frozenset((b"Z", b"X", b"x"))  # status's State letters of a process that has exited
 _CMDLINE_MAX = 200
 
 
@@ -566,7 +566,7 @@ def read_process(pid: int, describe_sockets: bool = False, mappings: bool = Fals
         raise GoleakError(
             f"cannot read /proc/{pid}/fd: permission denied (run the tests as the user that owns the process)"
         ) from None
-    if _field(status, b"\nState:")[:1].decode() in _GONE_STATES:
+    if _field(status, b"\nState:")[:1] in _GONE_STATES:
         raise ProcessGone(f"process {pid} has exited (zombie, not yet reaped)")
     threads = _field(status, b"\nThreads:")
     return ProcessState(
