@@ -50,7 +50,7 @@ func crash(mode string, code int) {
 	panic("demo crash requested")
 }
 
-// ---- GET /admin/grow?goroutines=N&heap_mb=M, GET /admin/release ----
+// ---- GET /admin/grow?goroutines=N&heap_mb=M[&after_ms=T], GET /admin/release ----
 
 // grown is what /admin/grow holds until /admin/release.
 var grown = struct {
@@ -81,6 +81,22 @@ func handleGrow(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	afterMS, err := intParam(r, "after_ms", 0, 0, 60000)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if afterMS > 0 {
+		// The service grows later on its own clock, as a scheduled job does: no request, no goroutine until then.
+		time.AfterFunc(time.Duration(afterMS)*time.Millisecond, func() { grow(goroutines, heapMB) })
+		writeJSON(w, http.StatusAccepted, map[string]int{"after_ms": afterMS})
+		return
+	}
+	writeJSON(w, http.StatusOK, grow(goroutines, heapMB))
+}
+
+// grow starts goroutines idle goroutines and retains heapMB MiB, and says what is held in all.
+func grow(goroutines, heapMB int) map[string]int {
 	grown.Lock()
 	defer grown.Unlock()
 	var started sync.WaitGroup
@@ -98,10 +114,10 @@ func handleGrow(w http.ResponseWriter, r *http.Request) {
 		}
 		grown.heap = append(grown.heap, chunk)
 	}
-	writeJSON(w, http.StatusOK, map[string]int{
+	return map[string]int{
 		"goroutines": grown.goroutines,
 		"heap_mb":    len(grown.heap) * growChunk >> 20,
-	})
+	}
 }
 
 func handleRelease(w http.ResponseWriter, r *http.Request) {

@@ -185,7 +185,7 @@ func handleIndex(w http.ResponseWriter, r *http.Request) {
 	for _, name := range names {
 		fmt.Fprintf(&b, "GET  %-22s GET  %s\n", "/leaky/"+name, "/fixed/"+name)
 	}
-	b.WriteString("\nGET  /admin/crash?mode=panic|exit&code=N\nGET  /admin/grow?goroutines=N&heap_mb=M\nGET  /admin/release\nGET  /admin/garbage?mb=M\nGET  /admin/init-once\nGET  /admin/pool-warm\nGET  /debug/pprof/\n")
+	b.WriteString("\nGET  /admin/crash?mode=panic|exit&code=N\nGET  /admin/grow?goroutines=N&heap_mb=M&after_ms=T\nGET  /admin/release\nGET  /admin/garbage?mb=M\nGET  /admin/init-once\nGET  /admin/pool-warm\nGET  /debug/pprof/\n")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprint(w, b.String())
 }

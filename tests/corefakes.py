@@ -129,6 +129,21 @@ class FakePprof:
     def proving_dump(self) -> tuple[str, bool]:
         return self.goroutine_dump(), self.proving
 
+    # The pprof index, as the check of a kept reading asks it: its answer is the scripted count.
+    index_count: int | None = None
+    indexes_asked: int = 0
+
+    def send(self, profile: str) -> str:
+        assert profile == "", f"only the index is asked this way here, not {profile!r}"
+        self.indexes_asked += 1
+        return profile
+
+    def goroutine_count(self, index: str) -> int | None:
+        return self.index_count
+
+    def close(self) -> None:
+        pass
+
 
 @dataclass
 class FakeSnapshotter:

@@ -14,11 +14,20 @@ checks cheaply that nothing has happened to the service since:
 2. its fds (number and target) and child processes are the same, and its
    thread count too where threads are checked;
 3. its TMPDIR holds the same entries (when temp files are checked);
-4. its goroutine count, from the pprof index page (which counts without
-   walking a single stack), equals the kept reading's, net/http's background
-   reader of the request counted once on both sides (a pipelined reading may
-   not have it; the index always does: see identity.background_readers). A
-   service whose pprof is not served by net/http then reads afresh each test.
+4. after a long gap (over 10 ms since the reading was kept: a slow fixture, tests
+   without the check in between), its goroutine count, from the pprof index
+   page (which counts without walking a single stack), equals the kept
+   reading's, net/http's background reader of the request counted once on
+   both sides (a pipelined reading may not have it; the index always does: see
+   identity.background_readers). A service whose pprof is not served by
+   net/http then reads afresh after each long gap.
+
+   A short gap is the one pytest alone fills between two tests in a row
+   (0.6-1.2 ms on the third-party soaks). The service is not asked there:
+   without a byte read, only its own clock could change its goroutines, and
+   it is as likely to strike during the test and its reading, which are
+   longer. The request cost 0.2-0.3 ms of a clean test's 3.5-4 ms check at
+   ~10 goroutines.
 
 The gap is then *untouched*, and the kept reading is adopted. Anything else takes a fresh reading, as
 every test did before: a failed test (its evidence fetches touched the
@@ -28,16 +37,20 @@ are read fresh), a backend that cannot read bytes read (the portable one: psutil
 ``io_counters`` on macOS), or ``goleak_fresh_readings``.
 
 What the rule cannot see: a service that changes on its own between two
-tests without reading a byte and without changing its goroutine count, fds,
-children or threads, such as a timer that grows a cache or swaps one
-goroutine for another. That change is then charged to the next test, as it
+tests without reading a byte and without changing its fds, children or
+threads, nor, after a long gap, its goroutine count: a timer that grows a
+cache or swaps one goroutine for another, or in a short gap one that starts
+or ends a goroutine. That change is then charged to the next test, as it
 would be had it happened during the test.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
 
 from pytest_goleak.judge.budget import Budget
 from pytest_goleak.judge.identity import background_readers
@@ -52,6 +65,7 @@ from pytest_goleak.read.tmpdir import read_tmpdir
 # read; a request never reads as little as two of them (the shortest HTTP request is 18 bytes).
 _WAKEUP = 8
 _WAKEUPS = 2
+_SHORT_GAP = 0.010  # seconds since the reading was kept: a gap without time for the service to change on its own
 _TOUCHED_GAPS = 2  # gaps in a row that were touched, before after-readings bound the heap instead
 
 
@@ -61,21 +75,23 @@ class KeptReadings:
     Keyed by a run of a service (its pprof URL and PID: a restart starts afresh).
     """
 
-    def __init__(self, fresh: bool = False) -> None:
+    def __init__(self, fresh: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
         self.fresh = fresh  # goleak_fresh_readings: never keep one
-        self._last: dict[str, Snapshot] = {}
+        self._clock = clock
+        self._last: dict[str, tuple[Snapshot, float]] = {}  # the kept reading, and when it was kept
         self._touched: dict[str, int] = {}  # how many gaps between tests in a row were touched
 
     def recall(self, key: str, budget: Budget, snapshotter: Snapshotter) -> Snapshot | None:
         """The previous test's after-reading, if the gap since was untouched (the rule above); else None."""
-        kept = self._last.pop(key, None)  # never kept with goleak_fresh_readings (see remember)
+        kept, kept_at = self._last.pop(key, (None, 0.0))  # never kept with goleak_fresh_readings (see remember)
         if kept is None:
             return None
+        count = self._clock() - kept_at > _SHORT_GAP
         if not sees_gaps(snapshotter):
             return None  # no PID, or no bytes read (the portable backend): the gap cannot be seen, read afresh
         if budget.describes_sockets and kept.process is not None and kept.process.sockets is None:
             return None  # its sockets were not described, so fd patterns cannot match them
-        why = changed(kept, read_now(snapshotter, kept), threads=THREADS in budget.checked)
+        why = changed(kept, read_now(snapshotter, kept, count), threads=THREADS in budget.checked)
         self._touched[key] = 0 if why is None else self._touched.get(key, 0) + 1
         return kept if why is None else None
 
@@ -96,12 +112,19 @@ class KeptReadings:
     def remember(self, key: str, verdict: Verdict) -> None:
         """Keep a passing test's after-reading for the next test; a failure's evidence fetches touched the service."""
         if not self.fresh and not verdict.failed:
-            self._last[key] = verdict.after
+            self._last[key] = verdict.after, self._clock()
 
 
 def sees_gaps(snapshotter: Snapshotter) -> bool:
     """Whether the gap between two tests can be seen untouched at all: it takes a PID and its bytes read."""
     return snapshotter.pid is not None and Lack.BYTES_READ not in snapshotter.backend.lacks
+
+
+class _Uncounted(Enum):
+    UNCOUNTED = "the gap was short: the index was not asked"
+
+
+UNCOUNTED = _Uncounted.UNCOUNTED
 
 
 @dataclass(frozen=True)
@@ -111,23 +134,49 @@ class Now:
     read_bytes: int | None
     process: ProcessState | None
     tmpfiles: Mapping[str, int] | None
-    goroutines: int | None  # the pprof index's count; None where the index is not served
+    # The pprof index's count; None where the index is not served, UNCOUNTED where it was not asked.
+    goroutines: int | Literal[_Uncounted.UNCOUNTED] | None
 
 
-def read_now(snapshotter: Snapshotter, kept: Snapshot) -> Now:
-    """The service now, read as cheaply as it can be: /proc first, then one small pprof page."""
+def read_now(snapshotter: Snapshotter, kept: Snapshot, count: bool = True) -> Now:
+    """The service now, read as cheaply as it can be: its bytes read, then /proc, and one small pprof page if ``count``.
+
+    Once the bytes read say the gap was touched, nothing more is read: the next reading is fresh anyway.
+    """
     pid, pprof, backend = snapshotter.pid, snapshotter.pprof, snapshotter.backend
     # Bytes read first: the index request is itself read by the service. /proc is read while it answers.
     read = backend.bytes_read(pid) if pid is not None else None
+    if _requested(kept.read_bytes, read) is not None:
+        return Now(read, None, None, UNCOUNTED)
+    if not count:
+        return Now(read, _process_now(snapshotter, kept), _tmpfiles_now(snapshotter, kept), UNCOUNTED)
     index = pprof.send("")
     try:
-        process = backend.read_process(pid) if pid is not None and kept.process is not None else None
-        tmpdir = snapshotter.tmpdir
-        tmpfiles = read_tmpdir(tmpdir) if tmpdir is not None and kept.tmpfiles is not None else None
+        process, tmpfiles = _process_now(snapshotter, kept), _tmpfiles_now(snapshotter, kept)
     except BaseException:
         pprof.close()  # the index's answer must not be read as the next request's
         raise
     return Now(read, process, tmpfiles, pprof.goroutine_count(index))
+
+
+def _process_now(snapshotter: Snapshotter, kept: Snapshot) -> ProcessState | None:
+    pid = snapshotter.pid
+    return snapshotter.backend.read_process(pid) if pid is not None and kept.process is not None else None
+
+
+def _tmpfiles_now(snapshotter: Snapshotter, kept: Snapshot) -> Mapping[str, int] | None:
+    tmpdir = snapshotter.tmpdir
+    return read_tmpdir(tmpdir) if tmpdir is not None and kept.tmpfiles is not None else None
+
+
+def _requested(kept: int | None, now: int | None) -> str | None:
+    """Why the bytes the service read since ``kept`` say the gap was touched, or None when they do not."""
+    if kept is None or now is None:
+        return "what the service has read is not readable (/proc/PID/io)"
+    read = now - kept
+    if read and not (read % _WAKEUP == 0 and read <= _WAKEUPS * _WAKEUP):
+        return f"the service read {read} bytes since"
+    return None
 
 
 def changed(kept: Snapshot, now: Now, threads: bool = False) -> str | None:
@@ -136,18 +185,17 @@ def changed(kept: Snapshot, now: Now, threads: bool = False) -> str | None:
     The thread count is compared only where ``threads`` are checked: the Go
     runtime starts a thread of its own whenever one blocks in a system call.
     """
-    if kept.read_bytes is None or now.read_bytes is None:
-        return "what the service has read is not readable (/proc/PID/io)"
-    read = now.read_bytes - kept.read_bytes
-    if read and not (read % _WAKEUP == 0 and read <= _WAKEUPS * _WAKEUP):
-        return f"the service read {read} bytes since"
+    requested = _requested(kept.read_bytes, now.read_bytes)
+    if requested is not None:
+        return requested
     if now.goroutines is None:
         return "the pprof index gives no goroutine count"
-    # The index, asked alone, always counts net/http's background reader beside its own request; the kept reading
-    # counts it only if its heap request had not arrived yet (see identity.background_readers).
-    expected = kept.goroutines.total - background_readers(kept.goroutines) + 1
-    if now.goroutines != expected:
-        return f"its goroutines went from {expected} to {now.goroutines} (the index's count)"
+    if now.goroutines is not UNCOUNTED:
+        # The index, asked alone, always counts net/http's background reader beside its own request; the kept
+        # reading counts it only if its heap request had not arrived yet (see identity.background_readers).
+        expected = kept.goroutines.total - background_readers(kept.goroutines) + 1
+        if now.goroutines != expected:
+            return f"its goroutines went from {expected} to {now.goroutines} (the index's count)"
     old, new = kept.process, now.process
     if (old is None) != (new is None):
         return "the process can no longer be read"

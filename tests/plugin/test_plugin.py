@@ -266,6 +266,36 @@ def test_a_fixture_that_calls_the_service_between_tests_gets_a_fresh_reading(
     result.stdout.fnmatch_lines(["*FRESH test_first TestClass"])
 
 
+GROWN_ON_ITS_OWN = """
+import time
+from conftest import FRESH
+
+def test_schedules(pytest_goleak):
+    # The service grows 0.25 s from now, on its own clock: after this test's reading, before the next test's.
+    assert pytest_goleak.client.get("/admin/grow", params={"goroutines": 1, "after_ms": 250}).status_code == 202
+
+def test_without_the_check():
+    time.sleep(1)  # a long gap, in which the service reads no byte
+
+def test_next(pytest_goleak):
+    pytest_goleak.client.get("/healthz")
+
+def test_count(pytest_goleak):
+    print("FRESH", " ".join(name.split("::")[1] for name in FRESH))
+"""
+
+
+def test_a_goroutine_the_service_starts_on_its_own_in_a_long_gap_is_not_the_next_tests(
+    suite: Callable[..., pytest.Pytester],
+) -> None:
+    # No byte read, no fd or child: only the pprof index's goroutine count, asked after a long gap, sees it.
+    pytester = suite(GROWN_ON_ITS_OWN)
+    pytester.makeconftest(COUNT_READINGS)
+    result = pytester.runpytest("-s")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*FRESH test_schedules test_next"])
+
+
 TOUCHING_FIXTURE = """
 import httpx
 import pytest

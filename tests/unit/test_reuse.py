@@ -5,10 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from corefakes import IDLE, child, goroutine, process, profile, snapshot
+from corefakes import IDLE, PID, FakePprof, FakeSnapshotter, FakeTime, child, goroutine, process, profile, snapshot
 
-from pytest_goleak.judge.reuse import Now, changed
+from pytest_goleak.judge.budget import Budget
+from pytest_goleak.judge.diff import diff
+from pytest_goleak.judge.reuse import UNCOUNTED, KeptReadings, Now, changed
+from pytest_goleak.judge.verdict import judged
+from pytest_goleak.read.backend import PROC
 from pytest_goleak.read.pprof import Stack
+from pytest_goleak.read.procfs import ProcessState
 from pytest_goleak.read.snapshot import Snapshot
 
 KEPT = replace(snapshot(IDLE, process=process(children=[child(301)]), tmpfiles={"a.tmp": 4}), read_bytes=5000)
@@ -88,3 +93,51 @@ def test_a_kept_reading_that_caught_the_background_reader_expects_the_index_to_c
     # Its heap request had not reached the service when the goroutines were read: the reader was still there.
     kept = replace(KEPT, goroutines=profile(*((g.count, g.stack) for g in IDLE.groups), (1, reader)))
     assert changed(kept, QUIET) is None
+
+
+class _Gap:
+    """A kept reading and the service after a gap: a fake clock, a scripted index and /proc, what was asked."""
+
+    def __init__(self, read_bytes: int = 5000, index: int | None = IDLE.total + 1) -> None:
+        self.time = FakeTime()
+        self.kept = KeptReadings(clock=self.time.clock)
+        self.processes_read = 0
+
+        def read_process(pid: int, **_: object) -> ProcessState:
+            self.processes_read += 1
+            return process(children=[child(301)])
+
+        backend = replace(PROC, bytes_read=lambda pid: read_bytes, read_process=read_process)
+        self.fake = FakeSnapshotter([], FakePprof(index_count=index), pid=PID, backend=backend)
+        reading = replace(KEPT, tmpfiles=None)
+        self.kept.remember("svc", judged(reading, reading, diff(reading, reading), Budget()))
+
+    def recall_after(self, seconds: float) -> Snapshot | None:
+        self.time.now += seconds
+        return self.kept.recall("svc", Budget(), self.fake.as_snapshotter())
+
+
+def test_a_short_gap_is_checked_without_asking_the_service() -> None:
+    gap = _Gap(index=None)  # an index would say "no count": it must not be asked
+    assert gap.recall_after(0.001) is not None
+    assert (gap.fake.pprof.indexes_asked, gap.processes_read) == (0, 1)
+
+
+@pytest.mark.parametrize(("index", "kept"), [(IDLE.total + 1, True), (IDLE.total + 2, False), (None, False)])
+def test_a_long_gap_asks_the_index_for_the_goroutine_count(index: int | None, kept: bool) -> None:
+    # The service's own clock had time to start or end a goroutine: only the count can tell.
+    gap = _Gap(index=index)
+    assert (gap.recall_after(0.05) is not None) is kept
+    assert gap.fake.pprof.indexes_asked == 1
+
+
+@pytest.mark.parametrize("seconds", [0.001, 0.05])
+def test_a_gap_whose_bytes_read_moved_is_read_no_further(seconds: float) -> None:
+    gap = _Gap(read_bytes=5120)
+    assert gap.recall_after(seconds) is None
+    assert (gap.fake.pprof.indexes_asked, gap.processes_read) == (0, 0)
+
+
+def test_an_uncounted_gap_is_judged_on_the_rest() -> None:
+    assert changed(KEPT, replace(QUIET, goroutines=UNCOUNTED)) is None
+    assert changed(KEPT, replace(QUIET, goroutines=UNCOUNTED, process=process())) == "its child processes changed"
