@@ -458,7 +458,8 @@ def check_breakdown(path: Path, tests: int, wall_per_test: float) -> list[tuple[
         ),
         ("diff", s.of("diff")[2] * per, ""),
         (
-            "checking the kept reading: /proc/PID/io and the pprof index (reuse.read_now, less its /proc read)",
+            "checking the kept reading: /proc/PID/io, the pprof index after a long gap"
+            " (reuse.read_now, less its /proc read)",
             (kept[2] - s.of_from("/proc read", "kept reading check")) * per,
             f"{kept[0] / max(tests, 1):.2f} checks/test",
         ),
