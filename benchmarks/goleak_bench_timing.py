@@ -18,7 +18,8 @@ It only observes. For each test it appends one JSON line to the file named by
   long the after-test reading(s) took, settle retakes included;
 * ``readings``: the readings the plugin took for the test, in order, each as
   ``phase:heap`` (phase ``before``/``after``/``settle``/``steady``; heap ``gc``
-  after a forced GC, ``bound`` read without one, ``none`` not read). A
+  after a forced GC, ``bound`` read without one, ``kept`` the reading before's,
+  a settle retake that waited on goroutines or fds alone, ``none`` not read). A
   before-reading the plugin adopted from the previous test is not told, so a
   test that took none has no ``before`` entry.
 
@@ -394,6 +395,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # nodeid -> what its reports said, filled by pytest_runtest_logreport and
 # taken by the protocol wrapper once the item is done (logreport gets no item).
 _REPORTS: dict[str, dict[str, object]] = {}
+_LAST_HEAP: dict[str, object] = {}  # per test, the heap of its last reading told (see pytest_goleak_reading)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -414,6 +416,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         if profile is not None:
             profile.disable()
         info = _REPORTS.pop(item.nodeid, {})
+        _LAST_HEAP.pop(item.nodeid, None)
         recorder.write(
             {
                 "type": "item",
@@ -493,6 +496,9 @@ def pytest_goleak_reading(
         _SUMS[_HOOKS] += time.perf_counter() - start
         heap = reading.heap
         kind = "none" if heap is None else ("gc" if getattr(heap, "collected", True) else "bound")
+        if heap is not None and heap is _LAST_HEAP.get(item.nodeid):
+            kind = "kept"  # a settle retake carries the reading before's heap on: no GC was forced for it
+        _LAST_HEAP[item.nodeid] = heap
         info = _REPORTS.setdefault(item.nodeid, {"outcome": "passed"})
         readings = info.setdefault("readings", [])
         assert isinstance(readings, list)
