@@ -86,12 +86,12 @@ class KeptReadings:
         kept, kept_at = self._last.pop(key, (None, 0.0))  # never kept with goleak_fresh_readings (see remember)
         if kept is None:
             return None
-        count = self._clock() - kept_at > _SHORT_GAP
         if not sees_gaps(snapshotter):
             return None  # no PID, or no bytes read (the portable backend): the gap cannot be seen, read afresh
         if budget.describes_sockets and kept.process is not None and kept.process.sockets is None:
             return None  # its sockets were not described, so fd patterns cannot match them
-        why = changed(kept, read_now(snapshotter, kept, count), threads=THREADS in budget.checked)
+        long_gap = self._clock() - kept_at > _SHORT_GAP  # the service's own clock had time to act: ask the count
+        why = changed(kept, read_now(snapshotter, kept, count=long_gap), threads=THREADS in budget.checked)
         self._touched[key] = 0 if why is None else self._touched.get(key, 0) + 1
         return kept if why is None else None
 
