@@ -148,25 +148,16 @@ def read_now(snapshotter: Snapshotter, kept: Snapshot, count: bool = True) -> No
     read = backend.bytes_read(pid) if pid is not None else None
     if _requested(kept.read_bytes, read) is not None:
         return Now(read, None, None, UNCOUNTED)
-    if not count:
-        return Now(read, _process_now(snapshotter, kept), _tmpfiles_now(snapshotter, kept), UNCOUNTED)
-    index = pprof.send("")
+    index = pprof.send("") if count else None
     try:
-        process, tmpfiles = _process_now(snapshotter, kept), _tmpfiles_now(snapshotter, kept)
+        process = backend.read_process(pid) if pid is not None and kept.process is not None else None
+        tmpdir = snapshotter.tmpdir
+        tmpfiles = read_tmpdir(tmpdir) if tmpdir is not None and kept.tmpfiles is not None else None
     except BaseException:
-        pprof.close()  # the index's answer must not be read as the next request's
+        if index is not None:
+            pprof.close()  # the index's answer must not be read as the next request's
         raise
-    return Now(read, process, tmpfiles, pprof.goroutine_count(index))
-
-
-def _process_now(snapshotter: Snapshotter, kept: Snapshot) -> ProcessState | None:
-    pid = snapshotter.pid
-    return snapshotter.backend.read_process(pid) if pid is not None and kept.process is not None else None
-
-
-def _tmpfiles_now(snapshotter: Snapshotter, kept: Snapshot) -> Mapping[str, int] | None:
-    tmpdir = snapshotter.tmpdir
-    return read_tmpdir(tmpdir) if tmpdir is not None and kept.tmpfiles is not None else None
+    return Now(read, process, tmpfiles, UNCOUNTED if index is None else pprof.goroutine_count(index))
 
 
 def _requested(kept: int | None, now: int | None) -> str | None:
